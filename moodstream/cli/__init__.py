@@ -1,0 +1,1 @@
+"""The `moodstream` command line: one module per command area, registered in app.py."""

@@ -1,0 +1,9 @@
+"""`moodstream` commands: analyze (not yet written; its owner fills register())."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to app."""
