@@ -1,9 +1,247 @@
-"""`moodstream` commands: pipeline (not yet written; its owner fills register())."""
+"""`moodstream run` (the whole pipeline, embedded servers by default) and `moodstream ingest|detect|
+classify|aggregate` (one stage alone against the servers named by MOODSTREAM_REDIS_URL / _DATABASE_URL).
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console, Group
+from rich.live import Live
+
+from moodstream.redaction import redact_text
+from moodstream.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 130)
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="stores.yaml camera registry.")]
+FpsWidth = Annotated[
+    int | None, typer.Option("--max-input-width", help="Downscale wider frames before face detection.")
+]
+Model = Annotated[str, typer.Option("--model", help="FER model: default, a shipped name or a path.")]
+MetricsPort = Annotated[int, typer.Option("--metrics-port", help="Serve Prometheus metrics on this port.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, max=1024, help="Entries per XREADGROUP.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {redact_text(message)}")
+    return typer.Exit(code=1)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _load(path: Path) -> Any:
+    from schemas.registry import RegistryError, load_registry
+
+    try:
+        return load_registry(path)
+    except RegistryError as exc:
+        raise _fail(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise _fail(f"cannot read registry {path}: {exc.strerror or exc}") from None
+
+
+def _base_options(
+    settings: Settings, redis_url: str, database_url: str | None, registry_path: Path | None, **knobs: Any
+) -> Any:
+    from moodstream.runtime import RunOptions
+    from moodstream.stages import AnalysisConfig
+    from moodstream.worker import WorkerConfig
+
+    analysis = AnalysisConfig(
+        model=knobs.get("model", "default"), max_input_width=knobs.get("max_input_width")
+    )
+    return RunOptions(
+        redis_url=redis_url,
+        database_url=database_url,
+        prefix=settings.stream_prefix,
+        registry=registry_path.resolve() if registry_path else None,
+        analysis=analysis,
+        worker=WorkerConfig(batch_size=knobs.get("batch_size", 16)),
+        metrics_port=knobs.get("metrics_port", 0),
+        log_level=settings.log_level,
+    )
+
+
+# ------------------------------------------------------------------------------------------- run
+
+
+def run(
+    config: ConfigOption = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Run on a generated demo clip (no file needed).")
+    ] = False,
+    detectors: Annotated[int, typer.Option("--detectors", min=1, max=32, help="Detector processes.")] = 1,
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="Keep running after every (non-looping) file has ended.")
+    ] = False,
+    max_input_width: FpsWidth = None,
+    model: Model = "default",
+    metrics_port: MetricsPort = 0,
+) -> None:
+    """Run ingest, detector, classifier and aggregator as separate processes with a live view; Ctrl-C stops.
+
+    Starts embedded Redis/PostgreSQL when MOODSTREAM_REDIS_URL / MOODSTREAM_DATABASE_URL are unset,
+    migrates the database and syncs the registry first. With --metrics-port P the aggregator serves
+    Prometheus metrics on P, the classifier on P+1 and detector i on P+1+i.
+    """
+    from moodstream.demo import write_demo_registry
+    from moodstream.embedded import EmbeddedServerError, embedded_servers
+    from moodstream.runtime import options_from_registry, setup_logging
+
+    settings = _settings()
+    if demo == (config is not None):
+        raise _fail("give either -c stores.yaml or --demo")
+    path = write_demo_registry(settings.data_dir) if demo else config
+    assert path is not None
+    registry = _load(path)
+    setup_logging("WARNING", tuple(registry.secrets))
+    try:
+        with embedded_servers(settings) as urls:
+            base = _base_options(
+                settings, urls.redis_url, urls.database_url, path,
+                model=model, max_input_width=max_input_width, metrics_port=metrics_port,
+            )  # fmt: skip
+            all_files = all(c.source_kind == "file" and not c.loop for _, c in registry.cameras())
+            quiet = "WARNING" if not os.environ.get("MOODSTREAM_LOG_LEVEL") else settings.log_level
+            options = options_from_registry(registry, base).model_copy(
+                update={"exit_when_done": all_files and not keep_running, "log_level": quiet}
+            )
+            _prepare_database(urls.database_url, registry, settings)
+            _run_processes(options, registry, detectors)
+    except EmbeddedServerError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _prepare_database(database_url: str, registry: Any, settings: Settings) -> None:
+    from moodstream.database import DatabaseError, create_database_engine, migrate, sync_registry
+
+    try:
+        engine = create_database_engine(database_url, settings.connect_timeout)
+        migrate(engine, settings.reader_role)
+        sync_registry(engine, registry)
+        engine.dispose()
+    except DatabaseError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _run_processes(options: Any, registry: Any, detectors: int) -> None:
+    from moodstream.progress import camera_progress, drained, progress_table, store_table, store_totals
+    from moodstream.runtime import GROUPS, spawn_stage, stop_processes
+    from moodstream.streams import StreamNames, connect_redis
+
+    names = StreamNames(options.prefix)
+    client = connect_redis(options.redis_url)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    workers = [
+        *spawn_stage("aggregator", options),
+        *spawn_stage("classifier", options, port_offset=1),
+        *spawn_stage("detector", options, detectors, port_offset=2),
+    ]
+    ingest = spawn_stage("ingest", options)[0]
+    console.print(f"moodstream: {len(list(registry.cameras()))} cameras; Ctrl-C stops")
+    try:
+        with Live(console=console, refresh_per_second=2) as live:
+            while not stop.wait(1.0):
+                live.update(progress_table(camera_progress(client, names)))
+                if [p for p in workers if not p.is_alive()]:
+                    console.print("[red]a stage process exited unexpectedly; stopping[/red]")
+                    break
+                finished = not ingest.is_alive()
+                if finished and options.exit_when_done and drained(client, names, GROUPS):
+                    break
+            live.update(progress_table(camera_progress(client, names)))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        stop_processes([ingest, *workers])
+    from moodstream.database import create_database_engine
+
+    engine = create_database_engine(options.database_url, check=False)
+    console.print(Group(store_table(store_totals(engine, [s.id for s in registry.stores]))))
+    engine.dispose()
+
+
+# ------------------------------------------------------------------------------------------- stages alone
+
+
+def _run_alone(stage: str, options: Any) -> None:
+    from moodstream.runtime import STAGE_RUNNERS, install_stop_signals, setup_logging
+
+    setup_logging(options.log_level, options.secrets)
+    stop = threading.Event()
+    install_stop_signals(stop)
+    STAGE_RUNNERS[stage](options, stop)
+
+
+def _external(settings: Settings, need_database: bool) -> tuple[str, str | None]:
+    if settings.redis_url is None:
+        raise _fail("set MOODSTREAM_REDIS_URL (a single stage runs against external servers; see `run`)")
+    if need_database and settings.database_url is None:
+        raise _fail("set MOODSTREAM_DATABASE_URL (the aggregator writes to PostgreSQL)")
+    return settings.redis_url, settings.database_url
+
+
+def _stage_options(config: Path | None, need_database: bool, **knobs: Any) -> Any:
+    from moodstream.runtime import options_from_registry
+
+    settings = _settings()
+    redis_url, database_url = _external(settings, need_database)
+    options = _base_options(settings, redis_url, database_url, config, **knobs)
+    return options_from_registry(_load(config), options) if config else options
+
+
+def ingest_command(config: Annotated[Path, typer.Option("--config", "-c", help="stores.yaml")]) -> None:
+    """Read every enabled camera of the registry into the frames stream; follows edits of the file."""
+    _run_alone("ingest", _stage_options(config, False))
+
+
+def detect_command(
+    config: ConfigOption = None,
+    max_input_width: FpsWidth = None,
+    batch_size: BatchSize = 16,
+    metrics_port: MetricsPort = 0,
+) -> None:
+    """One detector worker: frames -> faces (run as many as needed)."""
+    options = _stage_options(
+        config, False, max_input_width=max_input_width, batch_size=batch_size, metrics_port=metrics_port
+    )
+    _run_alone("detector", options)
+
+
+def classify_command(
+    config: ConfigOption = None,
+    model: Model = "default",
+    batch_size: BatchSize = 16,
+    metrics_port: MetricsPort = 0,
+) -> None:
+    """One classifier worker: faces -> emotions."""
+    options = _stage_options(config, False, model=model, batch_size=batch_size, metrics_port=metrics_port)
+    _run_alone("classifier", options)
+
+
+def aggregate_command(config: ConfigOption = None, metrics_port: MetricsPort = 0) -> None:
+    """One aggregator: emotions -> PostgreSQL counts (bucket width from -c stores.yaml, else 60 s)."""
+    _run_alone("aggregator", _stage_options(config, True, metrics_port=metrics_port))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to app."""
+    """Add run, ingest, detect, classify and aggregate."""
+    app.command("run")(run)
+    app.command("ingest")(ingest_command)
+    app.command("detect")(detect_command)
+    app.command("classify")(classify_command)
+    app.command("aggregate")(aggregate_command)

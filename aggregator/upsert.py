@@ -1,0 +1,132 @@
+"""Idempotent writes of a batch into PostgreSQL, in one transaction per batch.
+
+``apply_emotions`` first records each frame's identity in ``applied_frames`` (INSERT ... ON CONFLICT DO
+NOTHING RETURNING): only frames not seen before are then folded into ``emotion_counts`` with INSERT ...
+ON CONFLICT DO UPDATE (adding to the row). Both statements run in the caller's transaction, so a batch
+delivered twice, or a frame that went both through the pipeline and to ``dead``, is counted once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, func, tuple_
+from sqlalchemy.dialects.postgresql import insert
+
+from aggregator.buckets import fold_emotions, fold_losses
+from schemas import tables
+from schemas.labels import EMOTIONS
+from schemas.messages import DeadLetter, EmotionsMessage, FrameKey
+
+M = TypeVar("M", EmotionsMessage, DeadLetter)
+
+
+def _first_of_each(messages: Sequence[M], allowed: set[FrameKey]) -> list[M]:
+    """The first message of each frame identity in ``allowed`` (in order); others dropped."""
+    seen: set[FrameKey] = set()
+    out: list[M] = []
+    for message in messages:
+        if message.key is not None and message.key in allowed and message.key not in seen:
+            seen.add(message.key)
+            out.append(message)
+    return out
+
+
+def claim_new_frames(conn: Connection, keys: Sequence[FrameKey]) -> set[FrameKey]:
+    """Record frame identities as applied; return those that were not recorded before."""
+    unique = list(dict.fromkeys(keys))
+    if not unique:
+        return set()
+    table = tables.applied_frames
+    statement = (
+        insert(table)
+        .values(
+            [
+                {
+                    "store_id": k.store_id,
+                    "camera_id": k.camera_id,
+                    "stream_epoch": k.stream_epoch,
+                    "seq": k.seq,
+                }
+                for k in unique
+            ]
+        )
+        .on_conflict_do_nothing()
+        .returning(table.c.store_id, table.c.camera_id, table.c.stream_epoch, table.c.seq)
+    )
+    return {FrameKey(*row) for row in conn.execute(statement)}
+
+
+def apply_emotions(conn: Connection, messages: Sequence[EmotionsMessage], bucket_seconds: int) -> int:
+    """Count the frames of ``messages`` not counted before; return how many frames were new."""
+    new = claim_new_frames(conn, [m.key for m in messages])
+    unique = _first_of_each(messages, new)
+    rows = fold_emotions(unique, bucket_seconds)
+    if rows:
+        table = tables.emotion_counts
+        values: list[dict[str, Any]] = [
+            {
+                "bucket_start": start,
+                "store_id": store,
+                "camera_id": camera,
+                "bucket_seconds": bucket_seconds,
+                "frames": counts.frames,
+                "faces": counts.faces,
+                **counts.emotions,
+                "last_frame_at": datetime.fromtimestamp(counts.last_ms / 1000, tz=UTC),
+            }
+            for (start, store, camera), counts in sorted(rows.items())
+        ]
+        statement = insert(table).values(values)
+        added = {
+            c: getattr(table.c, c) + getattr(statement.excluded, c) for c in ("frames", "faces", *EMOTIONS)
+        }
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c.bucket_start, table.c.store_id, table.c.camera_id],
+                set_={
+                    **added,
+                    "last_frame_at": func.greatest(table.c.last_frame_at, statement.excluded.last_frame_at),
+                    "updated_at": func.now(),
+                },
+            )
+        )
+    return len(unique)
+
+
+def apply_losses(conn: Connection, letters: Sequence[DeadLetter], bucket_seconds: int) -> int:
+    """Count dead/shed frames (those naming their frame, not counted before); return how many were new."""
+    new = claim_new_frames(conn, [letter.key for letter in letters if letter.key is not None])
+    fresh = _first_of_each(letters, new)
+    rows = fold_losses(fresh, bucket_seconds)
+    if rows:
+        table = tables.frame_losses
+        statement = insert(table).values(
+            [
+                {"bucket_start": s, "store_id": st, "camera_id": c, "shed": n.shed, "dead": n.dead}
+                for (s, st, c), n in sorted(rows.items())
+            ]
+        )
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c.bucket_start, table.c.store_id, table.c.camera_id],
+                set_={
+                    "shed": table.c.shed + statement.excluded.shed,
+                    "dead": table.c.dead + statement.excluded.dead,
+                    "updated_at": func.now(),
+                },
+            )
+        )
+    return len(fresh)
+
+
+def applied_count(conn: Connection, keys: Sequence[FrameKey]) -> int:
+    """How many of ``keys`` are recorded as applied (for checks and tests)."""
+    if not keys:
+        return 0
+    table = tables.applied_frames
+    ident = tuple_(table.c.store_id, table.c.camera_id, table.c.stream_epoch, table.c.seq)
+    wanted = [(k.store_id, k.camera_id, k.stream_epoch, k.seq) for k in keys]
+    return int(conn.scalar(func.count().select().where(ident.in_(wanted))) or 0)

@@ -1,0 +1,224 @@
+"""Benchmark of the whole streaming pipeline on the embedded servers (a benchmark, not a test).
+
+For each camera count N, N cameras loop over the shared 480x270 videos (../shared/data/video/*.gif)
+at ``--fps`` each, through ingest -> detector -> classifier -> aggregator processes on an embedded
+Redis and PostgreSQL. After a warm-up, it measures over ``--duration`` seconds:
+
+* end-to-end frames/s and faces/s committed to PostgreSQL,
+* capture -> commit latency p50/p95 (from the aggregator's per-frame latencies),
+* frames shed by the stream cap, peak RSS of the stage processes plus the servers.
+
+It also times the detector + classifier alone (one process, the same models and threads) on the same
+frames (sampled at ``--fps``, JPEG round trip), the reference for the "pipeline >= 80%" target; a
+``--saturate`` run offers more frames than the models can take, so its frames/s is the pipeline's
+capacity.
+
+    python bench/bench_pipeline.py --cameras 1 4 8 --fps 2 --duration 30 --saturate
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from moodstream.cli.analyze import BATCH_FRAMES
+from moodstream.database import create_database_engine, migrate, sync_registry
+from moodstream.embedded import EmbeddedPostgres, EmbeddedRedis
+from moodstream.frame_analysis import jpeg_round_trip
+from moodstream.progress import drained
+from moodstream.runtime import GROUPS, RunOptions, options_from_registry, spawn_stage, stop_processes
+from moodstream.stages import AnalysisConfig, build_analyzer
+from moodstream.streams import StreamNames, connect_redis
+from moodstream.worker import WorkerConfig
+from schemas.registry import load_registry
+
+VIDEOS = (
+    "face-demographics-walking.gif",
+    "face-demographics-walking-and-pause.gif",
+    "head-pose-face-detection-female.gif",
+    "head-pose-face-detection-male.gif",
+)
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "video"
+
+
+def write_registry(path: Path, cameras: int, fps: float, maxlen: int) -> Path:
+    lines = ["version: 1", "pipeline:", "  bucket: 10s", f"  stream_maxlen: {maxlen}", "stores:"]
+    for store in range((cameras + 1) // 2):
+        lines += [f"  - id: store-{store}", "    branch: bench", "    timezone: UTC", "    cameras:"]
+        for cam in range(2):
+            index = store * 2 + cam
+            if index < cameras:
+                video = SHARED / VIDEOS[index % len(VIDEOS)]
+                lines += [
+                    f"      - id: cam-{cam}",
+                    f"        source: {video}",
+                    f"        fps: {fps}",
+                    "        loop: true",
+                ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _stage_sum(client: Any, names: StreamNames, stage: str, counter: str) -> int:
+    raw = client.hgetall(names.stats(stage))
+    return sum(int(v) for k, v in raw.items() if k.decode().endswith(f":{counter}"))
+
+
+def _rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            total += proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+        except psutil.Error:
+            continue
+    return total / 2**20
+
+
+def _server_pids(redis_server: EmbeddedRedis, pgdata: Path) -> list[int]:
+    pids = []
+    for path in (redis_server.pidfile, pgdata / "postmaster.pid"):
+        try:
+            pids.append(int(path.read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+def run_pipeline(
+    cameras: int,
+    fps: float,
+    args: argparse.Namespace,
+    data_dir: Path,
+    redis_server: EmbeddedRedis,
+    postgres: EmbeddedPostgres,
+) -> dict[str, Any]:
+    """One measured run of the whole pipeline with ``cameras`` cameras at ``fps`` each."""
+    redis_url = redis_server.start()
+    database_url = postgres.start()
+    registry_path = write_registry(data_dir / f"stores-{cameras}.yaml", cameras, fps, args.maxlen)
+    registry = load_registry(registry_path)
+    engine = create_database_engine(database_url)
+    migrate(engine)
+    sync_registry(engine, registry)
+    prefix = f"bench-{cameras}-{int(fps)}-{int(time.time())}:"
+    analysis = AnalysisConfig(intra_op_threads=args.threads)
+    base = RunOptions(
+        redis_url=redis_url, database_url=database_url, prefix=prefix, registry=registry_path,
+        analysis=analysis, worker=WorkerConfig(batch_size=args.batch), log_level="WARNING",
+    )  # fmt: skip
+    options = options_from_registry(registry, base)
+    names = StreamNames(prefix)
+    client = connect_redis(redis_url)
+    procs = [
+        *spawn_stage("aggregator", options),
+        *spawn_stage("classifier", options),
+        *spawn_stage("detector", options, args.detectors),
+        *spawn_stage("ingest", options),
+    ]
+    peak = 0.0
+    try:
+        time.sleep(args.warmup)
+        client.delete(names.latency)
+        frames0 = _stage_sum(client, names, "aggregator", "frames_in")
+        faces0 = _stage_sum(client, names, "aggregator", "faces")
+        shed0 = _stage_sum(client, names, "ingest", "shed")
+        read0 = _stage_sum(client, names, "ingest", "frames_out")
+        started = time.monotonic()
+        while time.monotonic() - started < args.duration:
+            pids = [p.pid for p in procs if p.pid] + _server_pids(redis_server, postgres.pgdata)
+            peak = max(peak, _rss_mb(pids))
+            time.sleep(1.0)
+        elapsed = time.monotonic() - started
+        frames = _stage_sum(client, names, "aggregator", "frames_in") - frames0
+        faces = _stage_sum(client, names, "aggregator", "faces") - faces0
+        shed = _stage_sum(client, names, "ingest", "shed") - shed0
+        read = _stage_sum(client, names, "ingest", "frames_out") - read0
+        latencies = np.array([float(v) for v in client.lrange(names.latency, 0, -1)])
+    finally:
+        stop_processes(procs)
+        drained(client, names, GROUPS)
+        client.close()
+        engine.dispose()
+    return {
+        "cameras": cameras,
+        "fps_per_camera": fps,
+        "offered_fps": round(read / elapsed, 2),
+        "frames_per_s": round(frames / elapsed, 2),
+        "faces_per_s": round(faces / elapsed, 2),
+        "latency_p50_ms": round(float(np.percentile(latencies, 50)), 0) if latencies.size else None,
+        "latency_p95_ms": round(float(np.percentile(latencies, 95)), 0) if latencies.size else None,
+        "shed": shed,
+        "peak_rss_mb": round(peak, 0),
+    }
+
+
+def models_alone(fps: float, args: argparse.Namespace) -> dict[str, Any]:
+    """Detector + classifier in one process on the same frames (sampled at fps, JPEG round trip)."""
+    from ingest.sampling import sample_file
+
+    frames = [jpeg_round_trip(f, 85) for v in VIDEOS for _, f in sample_file(SHARED / v, fps)]
+    analyzer = build_analyzer(AnalysisConfig(intra_op_threads=args.threads))
+    analyzer.analyze(frames[:BATCH_FRAMES])  # warm-up
+    started = time.perf_counter()
+    faces = 0
+    rounds = 0
+    while time.perf_counter() - started < 15 or rounds < 2:
+        for i in range(0, len(frames), args.batch):
+            faces += sum(len(f) for f in analyzer.analyze(frames[i : i + args.batch]))
+        rounds += 1
+    elapsed = time.perf_counter() - started
+    return {
+        "frames": len(frames) * rounds,
+        "frames_per_s": round(len(frames) * rounds / elapsed, 2),
+        "faces_per_s": round(faces / elapsed, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cameras", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--fps", type=float, default=2.0, help="Sampling rate of each camera.")
+    parser.add_argument("--duration", type=float, default=30.0, help="Measured seconds per run.")
+    parser.add_argument("--warmup", type=float, default=12.0, help="Seconds before measuring.")
+    parser.add_argument("--detectors", type=int, default=1, help="Detector processes.")
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: auto).")
+    parser.add_argument("--batch", type=int, default=16, help="Worker batch size (XREADGROUP COUNT).")
+    parser.add_argument("--maxlen", type=int, default=2000, help="Stream cap (approximate MAXLEN).")
+    parser.add_argument("--saturate", action="store_true", help="Add an 8-camera run at 8 fps each.")
+    parser.add_argument("--json", type=Path, help="Also write the results as JSON here.")
+    args = parser.parse_args()
+    if not SHARED.is_dir():
+        raise SystemExit(f"shared videos not found at {SHARED}")
+    print(f"machine: {platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, no GPU")
+    results: dict[str, Any] = {"alone": models_alone(args.fps, args), "pipeline": []}
+    print("detector + classifier alone:", json.dumps(results["alone"]))
+    runs = [(n, args.fps) for n in args.cameras] + ([(8, 8.0)] if args.saturate else [])
+    for cameras, fps in runs:
+        with tempfile.TemporaryDirectory(prefix="moodstream-bench-") as tmp:
+            data_dir = Path(tmp)
+            redis_server, postgres = EmbeddedRedis(data_dir), EmbeddedPostgres(data_dir)
+            try:
+                result = run_pipeline(cameras, fps, args, data_dir, redis_server, postgres)
+            finally:
+                redis_server.stop()
+                postgres.stop()
+        result["ratio_to_alone"] = round(result["frames_per_s"] / results["alone"]["frames_per_s"], 2)
+        results["pipeline"].append(result)
+        print("pipeline:", json.dumps(result), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""VGG-Face FER training on FER-2013 (PyTorch, ``train`` extra); see ``python -m classifier.training -h``."""

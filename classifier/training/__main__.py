@@ -1,0 +1,60 @@
+"""Command line of VGG-FER training: ``python -m classifier.training train|export ...``.
+
+train:  every TrainConfig field is a flag (``--data``, ``--out-dir``, ``--width``, ``--epochs``, ...), plus
+        ``--resume`` to continue from ``OUT_DIR/last.pt``.
+export: ``python -m classifier.training export OUT_DIR/best.pt classifier/models --name vgg-fer``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import typing
+from pathlib import Path
+
+from classifier.training.config import TrainConfig
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    for name, field in TrainConfig.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        annotation = field.annotation
+        if annotation is bool:
+            parser.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, help=field.description
+            )
+        elif typing.get_origin(annotation) is typing.Literal:
+            parser.add_argument(flag, dest=name, choices=typing.get_args(annotation), help=field.description)
+        else:
+            parser.add_argument(flag, dest=name, type=annotation, help=field.description)  # type: ignore[arg-type]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and run training or export; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m classifier.training", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train (or resume) a VGG-FER model")
+    _add_config_flags(train)
+    train.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt when it exists")
+    export = commands.add_parser("export", help="export a checkpoint to ONNX + manifest")
+    export.add_argument("checkpoint", type=Path, help="best.pt written by train")
+    export.add_argument("out_dir", type=Path, help="folder for NAME.onnx and NAME.json")
+    export.add_argument("--name", default="vgg-fer", help="model name (file stem)")
+    args = vars(parser.parse_args(argv))
+    command = args.pop("command")
+    if command == "export":
+        from classifier.training.export import export_checkpoint
+
+        manifest = export_checkpoint(args["checkpoint"], args["out_dir"], args["name"])
+        print(f"wrote {args['out_dir'] / manifest.file} sha256={manifest.sha256}")
+        return 0
+    from classifier.training.trainer import Trainer
+
+    resume = args.pop("resume")
+    config = TrainConfig(**{k: v for k, v in args.items() if v is not None})
+    Trainer(config, resume=resume).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""VGG-Face / VGG16 topology (13 conv + 3 FC) adapted to 48x48 gray FER-2013 faces, width-reduced for CPU.
+
+Layout as VGG16: five blocks of 2, 2, 3, 3, 3 3x3 convolutions (each followed by batch norm and ReLU,
+which VGG16 lacks but which lets it train from scratch), a 2x2 max pool after each block (48 -> 1), then
+three fully connected layers (two hidden of ``fc_width`` with dropout, one to the 7 classes).
+Channel widths are VGG16's 64, 128, 256, 512, 512 scaled by ``width / 64``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+BLOCKS: tuple[tuple[int, int], ...] = ((1, 2), (2, 2), (4, 3), (8, 3), (8, 3))
+"""(width multiplier, number of 3x3 convolutions) for each of VGG16's five blocks."""
+
+
+class VggFer(nn.Module):
+    """(N, 1, 48, 48) float32 normalised faces -> (N, classes) logits."""
+
+    def __init__(self, width: int = 16, fc_width: int = 256, dropout: float = 0.5, classes: int = 7) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 1
+        for multiplier, convs in BLOCKS:
+            out = width * multiplier
+            for _ in range(convs):
+                layers += [
+                    nn.Conv2d(channels, out, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(out),
+                    nn.ReLU(inplace=True),
+                ]
+                channels = out
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(channels, fc_width),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(fc_width, fc_width),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(fc_width, classes),
+        )
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 48, 48) -> (N, classes) logits."""
+        return self.classifier(self.features(x))
+
+
+class Probabilities(nn.Module):
+    """Export wrapper: logits -> softmax, optionally averaged with the horizontally flipped face (TTA)."""
+
+    def __init__(self, net: nn.Module, flip_tta: bool) -> None:
+        super().__init__()
+        self.net = net
+        self.flip_tta = flip_tta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) normalised faces -> (N, classes) probabilities."""
+        probs = torch.softmax(self.net(x), dim=1)
+        if self.flip_tta:
+            probs = (probs + torch.softmax(self.net(torch.flip(x, dims=[3])), dim=1)) / 2
+        return probs

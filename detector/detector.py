@@ -1,0 +1,101 @@
+"""`FaceDetector`: MTCNN face detection over batches of frames on ONNX Runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from detector.config import DetectorConfig
+from detector.errors import DetectorError
+from detector.face import Face
+from detector.frames import to_bgr
+from detector.models import MTCNNSessions
+from detector.providers import resolve_providers
+from detector.stages import Candidates, FrameBatch, finish, propose, refine
+
+
+class FaceDetector:
+    """MTCNN face detector. Loads the three networks once (in the constructor); `detect` does the work.
+
+    Thread-safety: one detector may be shared by threads (ONNX Runtime sessions are thread-safe and
+    `detect` keeps no state between calls).
+    """
+
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        self.config = config or DetectorConfig()
+        self.providers = resolve_providers(self.config.providers)
+        self._sessions: MTCNNSessions | None = MTCNNSessions.load(
+            self.config.model_dir, self.providers, self.config.intra_op_threads
+        )
+
+    def close(self) -> None:
+        """Release the network sessions; `detect` raises afterwards."""
+        self._sessions = None
+
+    def __enter__(self) -> FaceDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[list[Face]]:
+        """Faces in each frame: one list per frame (in input order), each list highest score first.
+
+        frames: BGR (H, W, 3), BGRA (H, W, 4) or grayscale (H, W) / (H, W, 1) uint8 arrays; sizes
+        may differ. Raises `DetectorError` naming the first bad frame (nothing is detected then).
+        """
+        if self._sessions is None:
+            raise DetectorError("detector is closed; create a new FaceDetector")
+        if isinstance(frames, np.ndarray):
+            raise DetectorError("frames: got one array; expected a sequence of frames (e.g. [frame])")
+        images = [to_bgr(frame, f"frame {index}") for index, frame in enumerate(frames)]
+        if not images:
+            return []
+        images, scales = self._downscale(images)
+        found = self._run_stages(self._sessions, images)
+        return self._to_faces(found, len(images), scales)
+
+    def _downscale(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
+        """Frames wider than max_input_width shrunk to it (area interpolation); per frame (sx, sy) used."""
+        limit = self.config.max_input_width
+        out, scales = [], []
+        for image in images:
+            height, width = image.shape[:2]
+            if limit is None or width <= limit:
+                out.append(image)
+                scales.append((1.0, 1.0))
+                continue
+            new_height = max(1, round(height * limit / width))
+            out.append(cv2.resize(image, (limit, new_height), interpolation=cv2.INTER_AREA))
+            scales.append((limit / width, new_height / height))
+        return out, scales
+
+    def _run_stages(self, sessions: MTCNNSessions, images: list[np.ndarray]) -> Candidates:
+        """All three stages; frames of equal size share P-Net runs, all frames share R-Net/O-Net runs."""
+        cfg = self.config
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for index, image in enumerate(images):
+            by_size.setdefault(image.shape[:2], []).append(index)
+        batches, proposals, order = [], [], []
+        for indices in by_size.values():
+            batch = FrameBatch.from_frames(np.stack([images[i] for i in indices]), first=len(order))
+            order.extend(indices)
+            batches.append(batch)
+            proposals.append(propose(sessions, batch, cfg.min_face_size, cfg.scale_factor, cfg.thresholds[0]))
+        found = refine(sessions, batches, Candidates.concat(proposals), cfg.thresholds[1], cfg.max_batch_crops)
+        found = finish(sessions, batches, found, cfg.thresholds[2], cfg.max_batch_crops)
+        found.frames = np.asarray(order, dtype=np.int64)[found.frames]  # batch numbering -> input order
+        return found
+
+    @staticmethod
+    def _to_faces(found: Candidates, count: int, scales: list[tuple[float, float]]) -> list[list[Face]]:
+        """Split candidates into per-frame `Face` lists, mapping coordinates back to the input frames."""
+        faces: list[list[Face]] = [[] for _ in range(count)]
+        for box, score, frame, points in zip(found.boxes, found.scores, found.frames, found.extra, strict=True):
+            sx, sy = scales[frame]
+            x1, y1, x2, y2 = (float(v) for v in box / np.array([sx, sy, sx, sy], dtype=np.float32))
+            landmarks = (points / np.array([sx, sy], dtype=np.float32)).astype(np.float32)
+            faces[frame].append(Face(box=(x1, y1, x2, y2), score=float(score), landmarks=landmarks))
+        return faces

@@ -1,0 +1,185 @@
+"""The three MTCNN stages over a batch of frames, vectorised with numpy.
+
+The algorithm follows the reference MTCNN of facenet-pytorch (same weights, parameters, box rounding,
+area resampling and suppression order) so that both find the same faces:
+
+1. P-Net on an image pyramid (scales 12/min_face * factor**k while the short side stays >= 12 px),
+   one 12x12 proposal per output cell at stride 2, NMS 0.5 per scale, NMS 0.7 across scales,
+   box regression, squaring.
+2. R-Net on 24x24 crops of every proposal, threshold, NMS 0.7, regression, squaring.
+3. O-Net on 48x48 crops: threshold, 5 landmarks, regression, NMS 0.7 over the smaller area.
+
+Crops are the part of the box inside the frame, stretched to the network input. All frames of a
+call share each R-Net and O-Net run; frames of the same size share each P-Net run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from detector.boxes import apply_regression, crop_windows_in_frame, nms, square_boxes
+from detector.models import MTCNNSessions
+from detector.resample import crop_windows, integral_images, pyramid_level
+
+PNET_STRIDE = 2
+PNET_CELL = 12
+RNET_SIZE = 24
+ONET_SIZE = 48
+
+
+@dataclass
+class FrameBatch:
+    """Frames of one size: integral images (B, H + 1, W + 1, 3) and the index of the first frame."""
+
+    integral: np.ndarray
+    first: int
+
+    @classmethod
+    def from_frames(cls, frames: np.ndarray, first: int) -> FrameBatch:
+        """(B, H, W, 3) uint8 BGR frames -> batch whose frames are numbered first .. first + B - 1."""
+        return cls(integral_images(frames), first)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the frames."""
+        return self.integral.shape[1] - 1, self.integral.shape[2] - 1
+
+    def holds(self, frame_ids: np.ndarray) -> np.ndarray:
+        """(K,) bool: which global frame ids belong to this batch."""
+        return (frame_ids >= self.first) & (frame_ids < self.first + self.integral.shape[0])
+
+
+@dataclass
+class Candidates:
+    """Face candidates of several frames: boxes (K, 4) float32, scores (K,) float32, frame ids (K,) int64,
+    and per-candidate extras (K, ...) such as regression offsets or landmarks."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    frames: np.ndarray
+    extra: np.ndarray
+
+    @classmethod
+    def empty(cls, extra_width: int = 4) -> Candidates:
+        """No candidates."""
+        return cls(
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int64),
+            np.zeros((0, extra_width), np.float32),
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[Candidates]) -> Candidates:
+        """All candidates of ``parts``, in order."""
+        if not parts:
+            return cls.empty()
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("boxes", "scores", "frames", "extra")))
+
+    def take(self, index: np.ndarray) -> Candidates:
+        """The candidates at ``index`` (int indices or a bool mask)."""
+        return Candidates(self.boxes[index], self.scores[index], self.frames[index], self.extra[index])
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+def pyramid_scales(height: int, width: int, min_face_size: int, factor: float) -> list[float]:
+    """Scales at which P-Net's 12 px window sees faces from ``min_face_size`` px up to the frame's short side."""
+    scale = 12.0 / min_face_size
+    short_side = min(height, width) * scale
+    scales = []
+    while short_side >= 12:
+        scales.append(scale)
+        scale *= factor
+        short_side *= factor
+    return scales
+
+
+def proposals_at_scale(
+    regression: np.ndarray, face_prob: np.ndarray, scale: float, threshold: float, first: int
+) -> Candidates:
+    """P-Net output cells with face_prob >= threshold as boxes in frame coordinates.
+
+    regression (B, 4, H', W'), face_prob (B, H', W'); cell (y, x) covers the window
+    [(2x + 1) / scale, (2x + 12) / scale] (floored; MTCNN's 1-based convention). extra = regression (K, 4).
+    """
+    frame, row, col = np.nonzero(face_prob >= threshold)
+    cells = np.stack([col, row], axis=1).astype(np.float32)
+    scale32 = np.float32(scale)
+    top_left = np.floor((PNET_STRIDE * cells + 1) / scale32)
+    bottom_right = np.floor((PNET_STRIDE * cells + PNET_CELL) / scale32)
+    boxes = np.concatenate([top_left, bottom_right], axis=1).astype(np.float32)
+    offsets = regression[frame, :, row, col]
+    return Candidates(boxes, face_prob[frame, row, col], frame.astype(np.int64) + first, offsets)
+
+
+def propose(sessions: MTCNNSessions, batch: FrameBatch, min_face_size: int, factor: float, threshold: float) -> Candidates:
+    """Stage 1 on one batch of same-size frames: squared, regressed proposals (extra unused)."""
+    height, width = batch.size
+    per_scale = []
+    for scale in pyramid_scales(height, width, min_face_size, factor):
+        level = pyramid_level(batch.integral, int(height * scale + 1), int(width * scale + 1))
+        regression, face_prob = sessions.run_pnet(level)
+        found = proposals_at_scale(regression, face_prob, scale, threshold, batch.first)
+        per_scale.append(found.take(nms(found.boxes, found.scores, found.frames, 0.5)))
+    found = Candidates.concat(per_scale)
+    found = found.take(nms(found.boxes, found.scores, found.frames, 0.7))
+    found.boxes = square_boxes(apply_regression(found.boxes, found.extra, inclusive=False))
+    return found
+
+
+def crop_candidates(batches: Sequence[FrameBatch], found: Candidates, size: int) -> tuple[Candidates, np.ndarray]:
+    """Crops (K', size, size, 3) float32 of the candidates that overlap their frame, and those candidates."""
+    index_parts, crop_parts = [], []
+    for batch in batches:
+        members = np.flatnonzero(batch.holds(found.frames))
+        windows, valid = crop_windows_in_frame(found.boxes[members], *batch.size)
+        members = members[valid]
+        index_parts.append(members)
+        crop_parts.append(crop_windows(batch.integral, found.frames[members] - batch.first, windows, size))
+    index = np.concatenate(index_parts) if index_parts else np.zeros(0, np.int64)
+    crops = np.concatenate(crop_parts) if crop_parts else np.zeros((0, size, size, 3), np.float32)
+    return found.take(index), crops
+
+
+def run_chunked(run: Callable[[np.ndarray], tuple[np.ndarray, ...]], crops: np.ndarray, chunk: int) -> list[np.ndarray]:
+    """Run a network on crops in chunks of at most ``chunk``; outputs concatenated along the batch axis."""
+    outputs = [run(crops[start : start + chunk]) for start in range(0, len(crops), chunk)]
+    return [np.concatenate(parts) for parts in zip(*outputs, strict=True)]
+
+
+def refine(
+    sessions: MTCNNSessions, batches: Sequence[FrameBatch], found: Candidates, threshold: float, chunk: int
+) -> Candidates:
+    """Stage 2: R-Net scores and regresses every proposal of every frame; squared boxes (extra unused)."""
+    found, crops = crop_candidates(batches, found, RNET_SIZE)
+    if len(found) == 0:
+        return found
+    regression, face_prob = run_chunked(sessions.run_rnet, crops, chunk)
+    passed = face_prob > threshold
+    found = Candidates(found.boxes[passed], face_prob[passed], found.frames[passed], regression[passed])
+    found = found.take(nms(found.boxes, found.scores, found.frames, 0.7))
+    found.boxes = square_boxes(apply_regression(found.boxes, found.extra, inclusive=True))
+    return found
+
+
+def finish(
+    sessions: MTCNNSessions, batches: Sequence[FrameBatch], found: Candidates, threshold: float, chunk: int
+) -> Candidates:
+    """Stage 3: O-Net scores, regresses and places landmarks; extra = landmarks (K, 5, 2) float32."""
+    found, crops = crop_candidates(batches, found, ONET_SIZE)
+    if len(found) == 0:
+        return Candidates(found.boxes, found.scores, found.frames, np.zeros((0, 5, 2), np.float32))
+    regression, landmarks, face_prob = run_chunked(sessions.run_onet, crops, chunk)
+    passed = face_prob > threshold
+    boxes = found.boxes[passed]
+    size = np.stack([boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1], axis=1)[:, None, :]
+    relative = landmarks[passed].reshape(-1, 2, 5).transpose(0, 2, 1)  # (K, 5, [x, y])
+    points = (relative * size + boxes[:, None, :2] - 1).astype(np.float32)
+    boxes = apply_regression(boxes, regression[passed], inclusive=True)
+    found = Candidates(boxes, face_prob[passed], found.frames[passed], points)
+    return found.take(nms(found.boxes, found.scores, found.frames, 0.7, mode="min", inclusive=True))

@@ -1,0 +1,162 @@
+"""One camera's reader: open the source, sample frames at its fps, JPEG-encode, publish; reconnect on failure.
+
+``CameraReader.run(stop)`` is a thread body. A source that cannot be opened, stalls past its read
+timeout or ends unexpectedly is reopened after a capped exponential backoff with jitter; a file
+without ``loop`` ends the reader when it is read to its end. Each reader has its own ``stream_epoch``
+(start time in ms) and a sequence number that keeps counting across reconnects and loops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ingest.backoff import BackoffPolicy
+from ingest.jpeg import encode_jpeg
+from ingest.sampling import sample_capture
+from ingest.sources import CameraSpec, SourceError, open_capture
+from moodstream.redaction import redact_text
+from schemas.messages import FrameKey, FrameMessage
+
+log = logging.getLogger(__name__)
+
+
+class IngestConfig(BaseModel):
+    """Tuning of camera readers and the frames publisher."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    jpeg_quality: int = Field(default=90, ge=10, le=100, description="JPEG quality of published frames.")
+    open_timeout_ms: int = Field(default=10_000, ge=100, le=600_000, description="Source open timeout, ms.")
+    read_timeout_ms: int = Field(default=10_000, ge=100, le=600_000, description="Source read timeout, ms.")
+    backoff: BackoffPolicy = Field(default_factory=BackoffPolicy, description="Reconnect delays.")
+    frames_maxlen: int = Field(
+        default=1000, ge=10, le=10_000_000, description="Approximate MAXLEN of the frames stream."
+    )
+    reload_interval_s: float = Field(
+        default=2.0, gt=0, le=3600, description="Seconds between checks of the registry file for edits."
+    )
+    realtime: bool = Field(
+        default=True, description="Pace file sources at their own speed (False: as fast as they decode)."
+    )
+
+
+@dataclass
+class CameraStatus:
+    """What a reader is doing, for the live view and ``moodstream status``."""
+
+    state: str = "starting"
+    frames: int = 0
+    errors: int = 0
+    reconnects: int = 0
+    last_error: str = ""
+    last_frame_ms: int = 0
+    epoch: int = 0
+    updated: float = field(default_factory=time.time)
+
+
+Publish = Callable[[FrameMessage], None]
+"""Writes one frame message (to the ``frames`` stream); may raise on a Redis outage."""
+
+
+class CameraReader:
+    """Reads one camera until stopped (or, for a non-looping file, until its end)."""
+
+    def __init__(self, spec: CameraSpec, config: IngestConfig, publish: Publish) -> None:
+        self.spec = spec
+        self.config = config
+        self.publish = publish
+        self.epoch = int(time.time() * 1000)
+        self.seq = 0
+        self.status = CameraStatus(epoch=self.epoch)
+
+    def run(self, stop: threading.Event) -> None:
+        """Thread body: sample, publish, reconnect with backoff; returns when stopped or finished."""
+        attempt = 0
+        while not stop.is_set():
+            try:
+                finished = self._read_once(stop)
+                attempt = 0
+                if finished:
+                    self._set_state("finished")
+                    log.info("camera %s: source ended after %d frames", self.spec.label, self.status.frames)
+                    return
+            except (SourceError, cv2.error, OSError) as exc:
+                self._failed(exc, attempt, stop)
+                attempt += 1
+        self._set_state("stopped")
+
+    def _failed(self, exc: BaseException, attempt: int, stop: threading.Event) -> None:
+        delay = self.config.backoff.delay(attempt)
+        message = redact_text(str(exc) or type(exc).__name__, [self.spec.source])
+        self.status.errors += 1
+        self.status.reconnects += 1
+        self.status.last_error = message
+        self._set_state("reconnecting")
+        log.warning("camera %s: %s; reconnecting in %.1fs", self.spec.label, message, delay)
+        stop.wait(delay)
+
+    def _read_once(self, stop: threading.Event) -> bool:
+        """Open the source and publish its samples; True when a non-looping file ended."""
+        self._set_state("connecting")
+        capture = open_capture(self.spec.source, self.config.open_timeout_ms, self.config.read_timeout_ms)
+        try:
+            self._set_state("online")
+            if self.spec.kind == "file":
+                return self._read_file(capture, stop)
+            self._read_live(capture, stop)
+            return False
+        finally:
+            capture.release()
+
+    def _read_file(self, capture: cv2.VideoCapture, stop: threading.Event) -> bool:
+        started = time.monotonic()
+        published = 0
+        for stamp_ms, frame in sample_capture(capture, self.spec.fps):
+            if self.config.realtime and stop.wait(max(0.0, started + stamp_ms / 1000 - time.monotonic())):
+                return False
+            if stop.is_set():
+                return False
+            self._emit(frame)
+            published += 1
+        if published == 0:
+            raise SourceError(f"no frame could be read from {self.spec.redacted_source}")
+        return not self.spec.loop
+
+    def _read_live(self, capture: cv2.VideoCapture, stop: threading.Event) -> None:
+        """Grab every arriving frame; decode and publish the newest each 1/fps."""
+        interval = 1.0 / self.spec.fps
+        next_due = time.monotonic()
+        for _ in _grab_forever(capture, stop, self.spec):
+            now = time.monotonic()
+            if now >= next_due:
+                ok, frame = capture.retrieve()
+                if ok and frame is not None:
+                    self._emit(frame)
+                next_due = max(next_due + interval, now)
+
+    def _emit(self, frame: np.ndarray) -> None:
+        captured = int(time.time() * 1000)
+        key = FrameKey(self.spec.store_id, self.spec.camera_id, self.epoch, self.seq)
+        self.publish(FrameMessage(key, captured, encode_jpeg(frame, self.config.jpeg_quality)))
+        self.seq += 1
+        self.status.frames += 1
+        self.status.last_frame_ms = captured
+
+    def _set_state(self, state: str) -> None:
+        self.status.state = state
+        self.status.updated = time.time()
+
+
+def _grab_forever(capture: cv2.VideoCapture, stop: threading.Event, spec: CameraSpec) -> Iterator[None]:
+    while not stop.is_set():
+        if not capture.grab():
+            raise SourceError(f"stream {spec.redacted_source} stopped delivering frames")
+        yield None

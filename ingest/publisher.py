@@ -1,0 +1,136 @@
+"""Publishing frames to the capped ``frames`` stream, and accounting for frames the cap sheds.
+
+XADD uses an approximate MAXLEN, so when the detectors fall behind Redis trims the oldest frames
+instead of growing without bound. The publisher remembers the entry ids it wrote; ``account_shed``
+compares them with the stream's first id and the detector group's last-delivered id: an entry that
+was trimmed before the group ever read it was shed, and a ``DeadLetter`` with ``loss="shed"`` naming
+the frame goes to the ``dead`` stream, so shed frames are counted per camera, never silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import redis
+
+from moodstream.streams import StreamNames, retry_forever
+from schemas.messages import DeadLetter, FrameKey, FrameMessage
+
+log = logging.getLogger(__name__)
+
+DETECTOR_GROUP = "detector"
+
+
+def parse_entry_id(entry_id: bytes | str) -> tuple[int, int]:
+    """``b"1700000000000-3"`` -> (1700000000000, 3), for ordering entry ids."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class FramePublisher:
+    """Thread-safe writer of frame messages; retries while Redis is unreachable (until ``stop``)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        redis_url: str,
+        names: StreamNames,
+        maxlen: int,
+        stop: threading.Event,
+        group: str = DETECTOR_GROUP,
+    ) -> None:
+        self.client = client
+        self.redis_url = redis_url
+        self.names = names
+        self.maxlen = maxlen
+        self.stop = stop
+        self.group = group
+        self._sent: deque[tuple[tuple[int, int], FrameKey, int]] = deque()
+        self._lock = threading.Lock()
+        self.shed_total = 0
+
+    def __call__(self, message: FrameMessage) -> None:
+        """XADD the frame (capped) and count it for its camera; blocks while Redis is down."""
+        fields: Any = message.encode()
+        stats_field = f"{message.key.store_id}/{message.key.camera_id}:frames_out"
+
+        def send() -> Any:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xadd(self.names.frames, fields, maxlen=self.maxlen, approximate=True)
+            pipe.hincrby(self.names.stats("ingest"), stats_field, 1)
+            return pipe.execute()[0]
+
+        entry_id = retry_forever(send, what="Redis", url=self.redis_url, stop=self.stop)
+        with self._lock:
+            self._sent.append((parse_entry_id(entry_id), message.key, message.captured_ms))
+
+    def account_shed(self) -> int:
+        """Send a shed dead letter for each published frame trimmed before the group read it."""
+        first = self._first_id()
+        delivered = self._last_delivered()
+        trimmed: list[tuple[tuple[int, int], FrameKey, int]] = []
+        with self._lock:
+            while self._sent and (first is None or self._sent[0][0] < first):
+                trimmed.append(self._sent.popleft())
+        read = [t for t in trimmed if delivered is not None and t[0] <= delivered]
+        pending = self._still_pending([t[0] for t in read])
+        shed = [
+            (f"{ident[0]}-{ident[1]}", key, captured)
+            for ident, key, captured in trimmed
+            if delivered is None or ident > delivered or ident in pending
+        ]
+        if shed:
+            self._record_shed(shed)
+        return len(shed)
+
+    def _still_pending(self, ids: list[tuple[int, int]]) -> set[tuple[int, int]]:
+        """Which of ``ids`` (read by a worker, now trimmed) were never acknowledged: their payload is lost."""
+        if not ids:
+            return set()
+        low, high = min(ids), max(ids)
+        rows: Any = self.client.xpending_range(
+            self.names.frames, self.group, f"{low[0]}-{low[1]}", f"{high[0]}-{high[1]}", len(ids) + 10
+        )
+        return {parse_entry_id(row["message_id"]) for row in rows} & set(ids)
+
+    def _first_id(self) -> tuple[int, int] | None:
+        """Id of the oldest entry still in the stream (None: the stream is empty or gone)."""
+        head: Any = self.client.xrange(self.names.frames, count=1)
+        return parse_entry_id(head[0][0]) if head else None
+
+    def _last_delivered(self) -> tuple[int, int] | None:
+        try:
+            groups: Any = self.client.xinfo_groups(self.names.frames)
+        except redis.ResponseError:
+            return None
+        for group in groups:
+            name = group.get("name", b"")
+            if (name.decode() if isinstance(name, bytes) else name) == self.group:
+                return parse_entry_id(group["last-delivered-id"])
+        return None
+
+    def _record_shed(self, shed: list[tuple[str, FrameKey, int]]) -> None:
+        now = int(time.time() * 1000)
+        pipe = self.client.pipeline(transaction=True)
+        for entry_id, key, captured in shed:
+            letter: Any = DeadLetter(
+                source_stream=self.names.frames,
+                entry_id=entry_id,
+                stage="ingest",
+                reason="shed: trimmed by the frames stream cap before a detector finished it",
+                deliveries=0,
+                failed_ms=now,
+                loss="shed",
+                key=key,
+                captured_ms=captured,
+            ).encode()
+            pipe.xadd(self.names.dead, letter, maxlen=100_000, approximate=True)
+            pipe.hincrby(self.names.stats("ingest"), f"{key.store_id}/{key.camera_id}:shed", 1)
+        pipe.execute()
+        self.shed_total += len(shed)
+        log.warning("%d frames were shed by the frames stream cap (detectors too slow)", len(shed))

@@ -1,0 +1,102 @@
+"""Camera sources: what a registry ``source`` string is, and opening it with OpenCV's FFmpeg backend.
+
+Backends are chosen by an explicit registry (``OPENERS``) keyed by the source type: ``file`` (a video
+file or image sequence), ``stream`` (rtsp://, rtsp(s)://, http(s)://) and ``webcam`` (a device index).
+Open and read timeouts are passed in the VideoCapture parameter list at open time, because OpenCV
+ignores them when set on an already opened capture.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+import cv2
+
+from moodstream.redaction import redact_url
+
+SourceType = Literal["file", "stream", "webcam"]
+
+_STREAM_SCHEME: Final = re.compile(r"^(rtsps?|rtmp|https?)://", re.IGNORECASE)
+
+
+class SourceError(RuntimeError):
+    """A camera source could not be opened or stopped delivering frames (message has no password)."""
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """One camera to ingest: identity, source (file path, URL or webcam index), sampling rate, looping."""
+
+    store_id: str
+    camera_id: str
+    source: str
+    fps: float
+    loop: bool = False
+
+    @property
+    def label(self) -> str:
+        """``store/camera``."""
+        return f"{self.store_id}/{self.camera_id}"
+
+    @property
+    def kind(self) -> SourceType:
+        """``webcam`` for a device index, ``stream`` for a network URL, else ``file``."""
+        return source_type(self.source)
+
+    @property
+    def redacted_source(self) -> str:
+        """The source with any password replaced by ``***`` (safe for logs)."""
+        return redact_url(self.source)
+
+
+def source_type(source: str) -> SourceType:
+    """Classify a source string: ``"0"`` -> webcam, ``rtsp://...`` -> stream, anything else -> file."""
+    text = source.strip()
+    if text.isdigit():
+        return "webcam"
+    if _STREAM_SCHEME.match(text):
+        return "stream"
+    return "file"
+
+
+def _timeouts(open_timeout_ms: int, read_timeout_ms: int) -> list[int]:
+    return [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, open_timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_timeout_ms]
+
+
+def _open_file(source: str, open_timeout_ms: int, read_timeout_ms: int) -> cv2.VideoCapture:
+    if not Path(source).exists():
+        raise SourceError(f"video file not found: {source}")
+    return cv2.VideoCapture(source, cv2.CAP_FFMPEG, _timeouts(open_timeout_ms, read_timeout_ms))
+
+
+def _open_stream(source: str, open_timeout_ms: int, read_timeout_ms: int) -> cv2.VideoCapture:
+    return cv2.VideoCapture(source, cv2.CAP_FFMPEG, _timeouts(open_timeout_ms, read_timeout_ms))
+
+
+def _open_webcam(source: str, open_timeout_ms: int, read_timeout_ms: int) -> cv2.VideoCapture:
+    return cv2.VideoCapture(int(source), cv2.CAP_ANY, _timeouts(open_timeout_ms, read_timeout_ms))
+
+
+Opener = Callable[[str, int, int], cv2.VideoCapture]
+
+OPENERS: Final[dict[SourceType, Opener]] = {
+    "file": _open_file,
+    "stream": _open_stream,
+    "webcam": _open_webcam,
+}
+"""How each source type is opened (source, open timeout ms, read timeout ms) -> capture."""
+
+
+def open_capture(
+    source: str, open_timeout_ms: int = 10_000, read_timeout_ms: int = 10_000
+) -> cv2.VideoCapture:
+    """Open a source with its timeouts; raise SourceError (password redacted) when it does not open."""
+    capture = OPENERS[source_type(source)](source, open_timeout_ms, read_timeout_ms)
+    if not capture.isOpened():
+        capture.release()
+        raise SourceError(f"cannot open camera source {redact_url(source)}")
+    return capture

@@ -1,0 +1,256 @@
+"""Wiring of the pipeline's processes: one entry point per stage, built from one picklable ``RunOptions``.
+
+``run_stage(name, options, stop)`` runs a stage in the calling process until ``stop`` is set;
+``stage_process_main`` is the target of the child processes ``moodstream run`` starts (it installs
+SIGTERM/SIGINT handlers that let the batch in hand finish). Models are created here, once per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.process
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import sqlalchemy.exc
+from pydantic import BaseModel, ConfigDict, Field
+
+from ingest import CameraSpec, FramePublisher, IngestConfig, IngestSupervisor
+from moodstream.database import DatabaseUnavailableError, create_database_engine
+from moodstream.metrics import PipelineMetrics
+from moodstream.redaction import RedactingFilter
+from moodstream.stages import (
+    AggregatorStage,
+    AnalysisConfig,
+    ClassifierStage,
+    DetectorStage,
+    LossesStage,
+    build_analyzer,
+)
+from moodstream.streams import StreamNames, connect_redis, wait_for_redis
+from moodstream.worker import StreamWorker, WorkerConfig
+from schemas.registry import Registry, load_registry
+
+log = logging.getLogger(__name__)
+
+GROUPS: Final[dict[str, str]] = {
+    "detector": "detector",
+    "classifier": "classifier",
+    "aggregator": "aggregator",
+    "losses": "aggregator-losses",
+}
+"""Consumer group of each stage."""
+
+DB_TRANSIENT: Final[tuple[type[BaseException], ...]] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    DatabaseUnavailableError,
+)
+
+
+class RunOptions(BaseModel):
+    """Everything a stage process needs (sent to child processes, so it holds no secrets in logs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    redis_url: str = Field(min_length=1, description="Redis URL of the streams.")
+    database_url: str | None = Field(default=None, description="PostgreSQL URL (aggregator only).")
+    prefix: str = Field(default="moodstream:", min_length=1, max_length=64, description="Redis key prefix.")
+    registry: Path | None = Field(default=None, description="stores.yaml (ingest reads and follows it).")
+    bucket_seconds: int = Field(default=60, ge=1, le=86_400, description="Aggregation bucket width.")
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Models and knobs.")
+    worker: WorkerConfig = Field(default_factory=WorkerConfig, description="Consumer loop tuning.")
+    ingest: IngestConfig = Field(default_factory=IngestConfig, description="Camera reader tuning.")
+    exit_when_done: bool = Field(default=False, description="Ingest exits once every camera has ended.")
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port (0: none).")
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
+    secrets: tuple[str, ...] = Field(default=(), description="Values to redact from every log line.")
+
+
+def registry_cameras(registry: Registry) -> list[CameraSpec]:
+    """Enabled cameras of a loaded registry as ingest camera specs."""
+    return [
+        CameraSpec(store.id, camera.id, str(camera.source), float(camera.fps), bool(camera.loop))
+        for store, camera in registry.cameras(enabled_only=True)
+    ]
+
+
+def load_camera_specs(path: Path) -> list[CameraSpec]:
+    """Load stores.yaml and return its enabled cameras (RegistryError on any problem)."""
+    return registry_cameras(load_registry(path))
+
+
+def options_from_registry(registry: Registry, base: RunOptions) -> RunOptions:
+    """``base`` with bucket width, stream caps, reclaim time, deliveries and JPEG quality from the file."""
+    pipeline = registry.pipeline
+    worker = base.worker.model_copy(
+        update={
+            "max_deliveries": pipeline.max_deliveries,
+            "claim_idle_ms": pipeline.reclaim_idle_seconds * 1000,
+            "output_maxlen": pipeline.stream_maxlen,
+        }
+    )
+    ingest = base.ingest.model_copy(
+        update={"frames_maxlen": pipeline.stream_maxlen, "jpeg_quality": pipeline.jpeg_quality}
+    )
+    secrets = tuple(sorted(set(base.secrets) | set(registry.secrets)))
+    return base.model_copy(
+        update={
+            "bucket_seconds": pipeline.bucket_seconds,
+            "worker": worker,
+            "ingest": ingest,
+            "secrets": secrets,
+        }
+    )
+
+
+def _worker(
+    options: RunOptions, stage: str, stream: str, handler: object, output: str | None
+) -> StreamWorker:
+    client = connect_redis(options.redis_url)
+    metrics = PipelineMetrics()
+    metrics.serve(options.metrics_port)
+    return StreamWorker(
+        client,
+        options.redis_url,
+        StreamNames(options.prefix),
+        stream=stream,
+        group=GROUPS[stage],
+        handler=handler,  # type: ignore[arg-type]
+        output_stream=output,
+        config=options.worker,
+        metrics=metrics,
+        transient=DB_TRANSIENT,
+    )
+
+
+def run_detector(options: RunOptions, stop: threading.Event) -> None:
+    """``frames`` -> ``faces`` until stopped."""
+    names = StreamNames(options.prefix)
+    handler = DetectorStage(build_analyzer(options.analysis, classify=False))
+    _worker(options, "detector", names.frames, handler, names.faces).run(stop)
+
+
+def run_classifier(options: RunOptions, stop: threading.Event) -> None:
+    """``faces`` -> ``emotions`` until stopped."""
+    names = StreamNames(options.prefix)
+    handler = ClassifierStage(build_analyzer(options.analysis, detect=False))
+    _worker(options, "classifier", names.faces, handler, names.emotions).run(stop)
+
+
+def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
+    """``emotions`` -> PostgreSQL counts, and ``dead`` -> frame losses (a second thread), until stopped."""
+    if options.database_url is None:
+        raise ValueError("the aggregator needs a database URL (MOODSTREAM_DATABASE_URL)")
+    names = StreamNames(options.prefix)
+    engine = create_database_engine(options.database_url, check=False)
+    client = connect_redis(options.redis_url)
+    metrics = PipelineMetrics()
+    metrics.serve(options.metrics_port)
+    counts = AggregatorStage(engine, options.bucket_seconds, client, names, metrics)
+    losses = LossesStage(engine, options.bucket_seconds)
+    common = {"config": options.worker, "metrics": metrics, "transient": DB_TRANSIENT}
+    loss_worker = StreamWorker(
+        connect_redis(options.redis_url), options.redis_url, names, stream=names.dead,
+        group=GROUPS["losses"], handler=losses, output_stream=None, **common,  # type: ignore[arg-type]
+    )  # fmt: skip
+    thread = threading.Thread(target=loss_worker.run, args=(stop,), name="losses", daemon=True)
+    thread.start()
+    try:
+        StreamWorker(
+            client, options.redis_url, names, stream=names.emotions, group=GROUPS["aggregator"],
+            handler=counts, output_stream=None, **common,  # type: ignore[arg-type]
+        ).run(stop)  # fmt: skip
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        engine.dispose()
+
+
+def run_ingest(options: RunOptions, stop: threading.Event) -> None:
+    """Read every enabled camera of the registry and follow its edits, until stopped."""
+    if options.registry is None:
+        raise ValueError("ingest needs a registry file (-c stores.yaml)")
+    names = StreamNames(options.prefix)
+    client = connect_redis(options.redis_url)
+    wait_for_redis(client, options.redis_url, stop)
+    publisher = FramePublisher(client, options.redis_url, names, options.ingest.frames_maxlen, stop)
+    supervisor = IngestSupervisor(
+        options.registry, load_camera_specs, client, publisher, names, options.ingest
+    )
+    supervisor.run(stop, initial=load_camera_specs(options.registry), until_finished=options.exit_when_done)
+
+
+STAGE_RUNNERS: Final[dict[str, Callable[[RunOptions, threading.Event], None]]] = {
+    "ingest": run_ingest,
+    "detector": run_detector,
+    "classifier": run_classifier,
+    "aggregator": run_aggregator,
+}
+"""Entry point of each stage process."""
+
+
+def setup_logging(level: str, secrets: tuple[str, ...] = ()) -> None:
+    """Log to stderr through a redacting filter (URL passwords and known secrets become ***)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def install_stop_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set ``stop`` (the batch in hand finishes, then the stage exits)."""
+
+    def _handler(signum: int, _frame: object) -> None:
+        log.info("signal %d received: finishing the batch in hand, then stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _handler)
+    signal.signal(signal.SIGINT, _handler)
+
+
+def spawn_stage(
+    stage: str, options: RunOptions, n: int = 1, port_offset: int = 0
+) -> list[multiprocessing.process.BaseProcess]:
+    """Start ``n`` child processes (spawned, not forked) running ``stage``.
+
+    With a metrics port set, process i serves on ``metrics_port + port_offset + i`` (one port each).
+    """
+    ctx = multiprocessing.get_context("spawn")
+    procs: list[multiprocessing.process.BaseProcess] = []
+    for i in range(n):
+        name = stage if n == 1 else f"{stage}-{i + 1}"
+        port = options.metrics_port + port_offset + i if options.metrics_port else 0
+        child = options.model_copy(update={"metrics_port": port})
+        proc = ctx.Process(target=stage_process_main, args=(stage, child), name=name, daemon=False)
+        proc.start()
+        procs.append(proc)
+    return procs
+
+
+def stop_processes(procs: list[multiprocessing.process.BaseProcess], timeout: float = 20.0) -> None:
+    """SIGTERM each live process (it finishes its batch), wait up to ``timeout``, then kill stragglers."""
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        proc.join(max(0.1, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join(2)
+
+
+def stage_process_main(stage: str, options: RunOptions) -> None:
+    """Target of a stage child process: logging, signals, then the stage until stopped."""
+    setup_logging(options.log_level, options.secrets)
+    stop = threading.Event()
+    install_stop_signals(stop)
+    STAGE_RUNNERS[stage](options, stop)

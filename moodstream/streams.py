@@ -1,0 +1,132 @@
+"""Redis connection and the names of moodstream's streams, groups and counters under a key prefix.
+
+| key | what |
+|---|---|
+| ``<prefix>frames`` / ``faces`` / ``emotions`` / ``dead`` | the streams of DESIGN.md |
+| ``<prefix>stats:<stage>`` | hash of per-camera counters (``store/camera:frames_in`` ...) |
+| ``<prefix>heartbeat:<stage>:<consumer>`` | hash of a live worker's state, expiring |
+| ``<prefix>latency`` | capped list of recent capture-to-commit latencies in ms |
+| ``<prefix>cameras`` | hash of the ingest's per-camera state (JSON) |
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+import redis
+
+from moodstream.redaction import redact_text, redact_url
+
+log = logging.getLogger(__name__)
+
+STAGES: Final[tuple[str, ...]] = ("ingest", "detector", "classifier", "aggregator")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StreamNames:
+    """Every Redis key moodstream uses, under one prefix (default ``moodstream:``)."""
+
+    prefix: str = "moodstream:"
+
+    @property
+    def frames(self) -> str:
+        """Stream of sampled frames (JPEG), read by the ``detector`` group."""
+        return self.prefix + "frames"
+
+    @property
+    def faces(self) -> str:
+        """Stream of detected faces with crops, read by the ``classifier`` group."""
+        return self.prefix + "faces"
+
+    @property
+    def emotions(self) -> str:
+        """Stream of classified faces, read by the ``aggregator`` group."""
+        return self.prefix + "emotions"
+
+    @property
+    def dead(self) -> str:
+        """Dead-letter stream (entries given up on, and shed frames), read by ``aggregator-losses``."""
+        return self.prefix + "dead"
+
+    @property
+    def latency(self) -> str:
+        """Capped list of capture-to-commit latencies (ms) written by the aggregator."""
+        return self.prefix + "latency"
+
+    @property
+    def cameras(self) -> str:
+        """Hash camera label -> JSON state written by the ingest."""
+        return self.prefix + "cameras"
+
+    def stats(self, stage: str) -> str:
+        """Hash of per-camera counters of one stage."""
+        return f"{self.prefix}stats:{stage}"
+
+    def heartbeat(self, stage: str, consumer: str) -> str:
+        """Hash of one live worker's state (expires when the worker stops beating)."""
+        return f"{self.prefix}heartbeat:{stage}:{consumer}"
+
+    def heartbeat_pattern(self) -> str:
+        """SCAN pattern matching every heartbeat key."""
+        return f"{self.prefix}heartbeat:*"
+
+
+class ServerUnavailable(ConnectionError):
+    """A server stayed unreachable until the caller asked to stop."""
+
+
+def connect_redis(url: str) -> redis.Redis:
+    """A Redis client for ``url`` (bytes in and out); nothing is sent until first use."""
+    return redis.Redis.from_url(
+        url, decode_responses=False, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+    )
+
+
+def retry_forever(
+    action: Callable[[], T],
+    *,
+    what: str,
+    url: str,
+    stop: threading.Event | None = None,
+    transient: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError),
+    max_wait_s: float = 10.0,
+) -> T:
+    """Run ``action`` until it succeeds, waiting (capped doubling) after each transient error.
+
+    Logs one warning line per failure naming the server with its URL redacted. Raises
+    ServerUnavailable when ``stop`` is set while waiting; other exceptions pass through.
+    """
+    wait = 0.5
+    while True:
+        try:
+            return action()
+        except transient as exc:
+            reason = redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            log.warning("%s at %s unreachable (%s); retrying in %.1fs", what, redact_url(url), reason, wait)
+            if stop is not None:
+                if stop.wait(wait):
+                    raise ServerUnavailable(f"{what} at {redact_url(url)} unreachable; stopped") from None
+            else:
+                time.sleep(wait)
+            wait = min(max_wait_s, wait * 2)
+
+
+def wait_for_redis(client: redis.Redis, url: str, stop: threading.Event | None = None) -> None:
+    """Block until Redis answers PING (logging each failed try)."""
+    retry_forever(client.ping, what="Redis", url=url, stop=stop)
+
+
+def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
+    """Create the consumer group (and the stream) if missing; reading starts at the stream's start."""
+    try:
+        client.xgroup_create(stream, group, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise

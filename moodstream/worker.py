@@ -1,0 +1,340 @@
+"""The consumer loop every stage worker runs: read a batch, handle it, write outputs, acknowledge.
+
+One ``StreamWorker`` reads one stream in one consumer group (XREADGROUP COUNT/BLOCK). A
+``BatchHandler`` turns the batch into output entries (one per input frame) and dead letters; the worker
+then writes outputs, dead letters, counters and the XACK of the whole batch in ONE Redis transaction
+(MULTI/EXEC), so an entry is acknowledged only once its output exists. Handlers that write elsewhere
+(the aggregator commits to PostgreSQL) do so inside ``handle`` before returning.
+
+On start and every ``claim_interval_s`` the worker reclaims entries idle longer than ``claim_idle_ms``
+(XAUTOCLAIM) from crashed consumers; an entry delivered more than ``max_deliveries`` times goes to the
+``dead`` stream with its reason instead of blocking the group. Transient server errors (Redis or
+PostgreSQL unreachable) make the worker wait and retry the batch in hand, with a log line, never crash.
+``stop`` (set by SIGTERM/SIGINT) is checked between batches: the batch in hand is finished first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import redis
+from pydantic import BaseModel, ConfigDict, Field
+
+from moodstream.metrics import PipelineMetrics, StageCounters
+from moodstream.redaction import redact_text
+from moodstream.streams import ServerUnavailable, StreamNames, ensure_group, retry_forever
+from schemas.messages import DeadLetter, Fields, frame_key_if_readable
+
+log = logging.getLogger(__name__)
+
+
+class WorkerConfig(BaseModel):
+    """Tuning of a stage worker's consumer loop."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch_size: int = Field(default=16, ge=1, le=1024, description="Entries read per XREADGROUP (COUNT).")
+    block_ms: int = Field(default=500, ge=10, le=60_000, description="XREADGROUP BLOCK in milliseconds.")
+    claim_idle_ms: int = Field(
+        default=30_000,
+        ge=50,
+        le=86_400_000,
+        description="Idle time after which a pending entry is reclaimed.",
+    )
+    claim_interval_s: float = Field(
+        default=5.0, gt=0, le=3600, description="Seconds between reclaim passes (XAUTOCLAIM)."
+    )
+    max_deliveries: int = Field(
+        default=5, ge=1, le=1000, description="Deliveries after which an entry goes to the dead stream."
+    )
+    heartbeat_s: float = Field(default=2.0, gt=0, le=600, description="Seconds between heartbeats.")
+    output_maxlen: int = Field(
+        default=2000, ge=10, le=10_000_000, description="Approximate MAXLEN of the output stream."
+    )
+    dead_maxlen: int = Field(
+        default=100_000, ge=10, le=10_000_000, description="Approximate MAXLEN of the dead stream."
+    )
+
+
+@dataclass
+class Entry:
+    """One stream entry handed to a handler; ``deliveries`` counts this delivery too."""
+
+    entry_id: str
+    fields: Fields
+    deliveries: int = 1
+
+
+@dataclass
+class BatchResult:
+    """What a handler made of a batch: output field maps (one per good input) and given-up entries."""
+
+    outputs: list[Fields] = field(default_factory=list)
+    dead: list[tuple[Entry, str]] = field(default_factory=list)
+
+
+class BatchHandler(Protocol):
+    """A stage's work: ``handle`` a batch of entries (may raise; the batch is then retried)."""
+
+    stage: str
+
+    def handle(self, entries: Sequence[Entry], counters: StageCounters) -> BatchResult:
+        """Process entries; return outputs and dead entries; count per camera on ``counters``."""
+        ...
+
+
+def consumer_name(stage: str) -> str:
+    """A unique consumer name: stage, host, pid and a random suffix."""
+    return f"{stage}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class StreamWorker:
+    """Consumer loop of one stage; ``run(stop)`` until ``stop`` is set."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        redis_url: str,
+        names: StreamNames,
+        *,
+        stream: str,
+        group: str,
+        handler: BatchHandler,
+        output_stream: str | None,
+        config: WorkerConfig,
+        metrics: PipelineMetrics | None = None,
+        transient: tuple[type[BaseException], ...] = (),
+        consumer: str | None = None,
+    ) -> None:
+        self.client = client
+        self.redis_url = redis_url
+        self.names = names
+        self.stream = stream
+        self.group = group
+        self.handler = handler
+        self.output_stream = output_stream
+        self.config = config
+        self.metrics = metrics
+        self.transient: tuple[type[BaseException], ...] = (
+            redis.ConnectionError,
+            redis.TimeoutError,
+            *transient,
+        )
+        self.consumer = consumer or consumer_name(handler.stage)
+        self.counters = StageCounters(handler.stage, names, metrics)
+        self.processed = 0
+        self._last_errors: dict[str, str] = {}
+        self._started = time.time()
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set; the batch in hand is always finished (or left pending)."""
+        next_claim = 0.0
+        next_beat = 0.0
+        try:
+            self._redis(lambda: ensure_group(self.client, self.stream, self.group), stop)
+            stage = self.handler.stage
+            log.info("%s worker %s reading %s (group %s)", stage, self.consumer, self.stream, self.group)
+            while not stop.is_set():
+                now = time.monotonic()
+                if now >= next_beat:
+                    self._redis(self._heartbeat, stop)
+                    next_beat = now + self.config.heartbeat_s
+                batch: list[Entry] = []
+                if now >= next_claim:
+                    batch = self._redis(self._claim, stop)
+                    full = len(batch) >= self.config.batch_size
+                    next_claim = now if full else now + self.config.claim_interval_s
+                if not batch:
+                    batch = self._redis(self._read_new, stop)
+                if batch:
+                    self.process_batch(batch, stop)
+        except ServerUnavailable as exc:
+            log.warning("%s worker %s stopping: %s", self.handler.stage, self.consumer, exc)
+        finally:
+            self._leave()
+
+    def _redis(self, action: Any, stop: threading.Event) -> Any:
+        return retry_forever(action, what="Redis", url=self.redis_url, stop=stop)
+
+    def _read_new(self) -> list[Entry]:
+        reply: Any = self.client.xreadgroup(
+            self.group,
+            self.consumer,
+            {self.stream: ">"},
+            count=self.config.batch_size,
+            block=self.config.block_ms,
+        )
+        entries: list[Entry] = []
+        for _stream, items in reply or []:
+            for entry_id, fields in items:
+                entries.append(Entry(_text(entry_id), dict(fields or {}), 1))
+        return entries
+
+    def _claim(self) -> list[Entry]:
+        """Reclaim idle pending entries; over-delivered ones go straight to the dead stream."""
+        reply: Any = self.client.xautoclaim(
+            self.stream,
+            self.group,
+            self.consumer,
+            min_idle_time=self.config.claim_idle_ms,
+            start_id="0-0",
+            count=self.config.batch_size,
+        )
+        items = reply[1] if len(reply) > 1 else []
+        deleted = reply[2] if len(reply) > 2 else []
+        if deleted:
+            log.warning("%d pending entries of %s were trimmed before processing", len(deleted), self.stream)
+            self.counters.add("?", "?", "shed", len(deleted))
+        items = [(i, f) for i, f in items if f is not None]
+        if not items:
+            return []
+        counts = self._delivery_counts([_text(i) for i, _ in items])
+        entries = [Entry(_text(i), dict(f), counts.get(_text(i), 1)) for i, f in items]
+        log.info("%s worker %s reclaimed %d idle entries", self.handler.stage, self.consumer, len(entries))
+        over = [e for e in entries if e.deliveries > self.config.max_deliveries]
+        if over:
+            reasons = [(e, self._over_delivered_reason(e)) for e in over]
+            self._commit(BatchResult(dead=reasons), over)
+        return [e for e in entries if e.deliveries <= self.config.max_deliveries]
+
+    def _delivery_counts(self, ids: list[str]) -> dict[str, int]:
+        rows: Any = self.client.xpending_range(
+            self.stream,
+            self.group,
+            min=ids[0],
+            max=ids[-1],
+            count=len(ids) * 4 + 10,
+            consumername=self.consumer,
+        )
+        return {_text(row["message_id"]): int(row["times_delivered"]) for row in rows}
+
+    def _over_delivered_reason(self, entry: Entry) -> str:
+        last = self._last_errors.pop(entry.entry_id, "unknown (a worker died or failed while handling it)")
+        return f"delivered {entry.deliveries} times (limit {self.config.max_deliveries}); last error: {last}"
+
+    # ------------------------------------------------------------------ one batch
+
+    def process_batch(self, batch: list[Entry], stop: threading.Event) -> None:
+        """Handle one batch and commit it; transient errors wait and retry, others leave it pending."""
+        started = time.perf_counter()
+        while True:
+            try:
+                result = self.handler.handle(batch, self.counters)
+                break
+            except self.transient as exc:
+                self._wait_transient(exc, stop)
+            except Exception as exc:
+                self._handle_failure(batch, exc, stop)
+                return
+        self._redis(lambda: self._commit(result, batch), stop)
+        self.processed += len(batch)
+        if self.metrics is not None:
+            self.metrics.batch_seconds.labels(self.handler.stage).observe(time.perf_counter() - started)
+
+    def _wait_transient(self, exc: BaseException, stop: threading.Event) -> None:
+        reason = redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        log.warning("%s: a server is unreachable (%s); retrying the batch in 2s", self.handler.stage, reason)
+        if stop.wait(2.0):
+            raise ServerUnavailable("stopped while a server was unreachable; batch left pending")
+
+    def _handle_failure(self, batch: list[Entry], exc: Exception, stop: threading.Event) -> None:
+        """A batch failed: retry entries one by one so one poison entry does not hold back the rest."""
+        reason = redact_text(f"{type(exc).__name__}: {exc}")
+        if len(batch) == 1:
+            log.error("%s failed on entry %s: %s", self.handler.stage, batch[0].entry_id, reason)
+            self._last_errors[batch[0].entry_id] = reason
+            if len(self._last_errors) > 10_000:
+                self._last_errors.pop(next(iter(self._last_errors)))
+            self.counters.add("?", "?", "errors")
+            return
+        log.warning(
+            "%s batch of %d failed (%s); retrying entries one by one", self.handler.stage, len(batch), reason
+        )
+        for entry in batch:
+            self.process_batch([entry], stop)
+
+    def _commit(self, result: BatchResult, batch: Sequence[Entry]) -> None:
+        """Outputs, dead letters, counters and XACK of the batch in one MULTI/EXEC transaction."""
+        pipe = self.client.pipeline(transaction=True)
+        if self.output_stream is not None:
+            for fields in result.outputs:
+                out: Any = fields
+                pipe.xadd(self.output_stream, out, maxlen=self.config.output_maxlen, approximate=True)
+        for entry, reason in result.dead:
+            pipe.xadd(
+                self.names.dead,
+                dict[Any, Any](self._dead_letter(entry, reason).encode()),
+                maxlen=self.config.dead_maxlen,
+                approximate=True,
+            )
+            log.warning("%s sent entry %s to dead: %s", self.handler.stage, entry.entry_id, reason)
+        self.counters.flush(pipe)
+        pipe.xack(self.stream, self.group, *[e.entry_id for e in batch])
+        pipe.execute()
+
+    def _dead_letter(self, entry: Entry, reason: str) -> DeadLetter:
+        known = frame_key_if_readable(entry.fields)
+        if known is not None:
+            self.counters.add(known[0].store_id, known[0].camera_id, "dead")
+        return DeadLetter(
+            source_stream=self.stream,
+            entry_id=entry.entry_id,
+            stage=self.handler.stage,
+            reason=redact_text(reason),
+            deliveries=entry.deliveries,
+            failed_ms=int(time.time() * 1000),
+            key=known[0] if known else None,
+            captured_ms=known[1] if known else None,
+        )
+
+    # ------------------------------------------------------------------ liveness
+
+    def _heartbeat(self) -> None:
+        lag = self._group_lag()
+        if self.metrics is not None and lag is not None:
+            self.metrics.lag.labels(self.handler.stage).set(lag)
+        key = self.names.heartbeat(self.handler.stage, self.consumer)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(
+            key,
+            mapping={
+                "stage": self.handler.stage,
+                "consumer": self.consumer,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "started": int(self._started),
+                "beat": int(time.time()),
+                "processed": self.processed,
+                "lag": -1 if lag is None else lag,
+            },
+        )
+        pipe.expire(key, max(2, int(self.config.heartbeat_s * 3)))
+        pipe.execute()
+
+    def _group_lag(self) -> int | None:
+        groups: Any = self.client.xinfo_groups(self.stream)
+        for group in groups:
+            if _text(group.get("name", b"")) == self.group:
+                lag = group.get("lag")
+                return int(lag) if lag is not None else None
+        return None
+
+    def _leave(self) -> None:
+        with contextlib.suppress(redis.RedisError):
+            self.client.delete(self.names.heartbeat(self.handler.stage, self.consumer))
+        log.info("%s worker %s stopped after %d entries", self.handler.stage, self.consumer, self.processed)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

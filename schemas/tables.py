@@ -1,0 +1,138 @@
+"""SQLAlchemy Core tables of moodstream's PostgreSQL schema (the Database contract).
+
+Dimension tables ``stores`` and ``cameras`` are synced from stores.yaml (rows are never deleted,
+only disabled). Fact tables ``emotion_counts`` and ``frame_losses`` hold one row per
+(bucket_start, store_id, camera_id); writers upsert them so a redelivered frame is harmless.
+``applied_frames`` is internal bookkeeping of the aggregator (which frames were already counted);
+the read-only reporting role cannot read it.
+
+Fact tables carry no foreign key to ``cameras`` on purpose: a stage running on its own against an
+external database must never lose counts because the registry was synced later. The views left-join.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+)
+
+from schemas.labels import EMOTIONS
+
+NAMING_CONVENTION: Final[dict[str, str]] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _timestamps() -> list[Column[object]]:
+    """created_at / updated_at columns (timestamptz, set by the server)."""
+    return [
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ]
+
+
+stores = Table(
+    "stores",
+    metadata,
+    Column("id", Text, primary_key=True, comment="stable store id from stores.yaml"),
+    Column("name", Text, nullable=False),
+    Column("branch", Text, nullable=False, comment="per-branch reports group by this"),
+    Column("timezone", Text, nullable=False, comment="IANA time zone of the store"),
+    Column("enabled", Boolean, nullable=False, server_default="true"),
+    *_timestamps(),
+    comment="Stores of the camera registry; never deleted, disabled when removed from stores.yaml.",
+)
+
+cameras = Table(
+    "cameras",
+    metadata,
+    Column("store_id", Text, nullable=False),
+    Column("id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("source_redacted", Text, nullable=False, comment="camera source with any password as ***"),
+    Column("fps", Float, nullable=False, comment="frames sampled per second"),
+    Column("enabled", Boolean, nullable=False, server_default="true"),
+    *_timestamps(),
+    PrimaryKeyConstraint("store_id", "id"),
+    ForeignKeyConstraint(["store_id"], ["stores.id"]),
+    CheckConstraint("fps > 0", name="fps_positive"),
+    comment="Cameras of the registry; never deleted, disabled when removed from stores.yaml.",
+)
+
+emotion_counts = Table(
+    "emotion_counts",
+    metadata,
+    Column("bucket_start", DateTime(timezone=True), nullable=False, comment="UTC start of the bucket"),
+    Column("store_id", Text, nullable=False),
+    Column("camera_id", Text, nullable=False),
+    Column("bucket_seconds", Integer, nullable=False, comment="width of the bucket in seconds"),
+    Column("frames", Integer, nullable=False, server_default="0", comment="frames analysed"),
+    Column("faces", Integer, nullable=False, server_default="0", comment="faces classified"),
+    *[Column(e, Integer, nullable=False, server_default="0") for e in EMOTIONS],
+    Column("last_frame_at", DateTime(timezone=True), nullable=True, comment="newest capture time counted"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("bucket_start", "store_id", "camera_id"),
+    CheckConstraint("bucket_seconds > 0", name="bucket_seconds_positive"),
+    CheckConstraint(
+        " AND ".join(f"{c} >= 0" for c in ("frames", "faces", *EMOTIONS)), name="counts_not_negative"
+    ),
+    Index(None, "store_id", "camera_id", "bucket_start"),
+    comment="Emotion counts per capture-time bucket and camera (aggregates only, no faces).",
+)
+
+frame_losses = Table(
+    "frame_losses",
+    metadata,
+    Column("bucket_start", DateTime(timezone=True), nullable=False, comment="UTC start of the bucket"),
+    Column("store_id", Text, nullable=False),
+    Column("camera_id", Text, nullable=False),
+    Column("shed", Integer, nullable=False, server_default="0", comment="frames dropped by stream caps"),
+    Column("dead", Integer, nullable=False, server_default="0", comment="frames sent to the dead stream"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("bucket_start", "store_id", "camera_id"),
+    CheckConstraint("shed >= 0 AND dead >= 0", name="losses_not_negative"),
+    comment="Frames lost per bucket and camera: shed by stream caps or sent to the dead stream.",
+)
+
+applied_frames = Table(
+    "applied_frames",
+    metadata,
+    Column("store_id", Text, nullable=False),
+    Column("camera_id", Text, nullable=False),
+    Column("stream_epoch", BigInteger, nullable=False, comment="one ingest run of the camera"),
+    Column("seq", BigInteger, nullable=False, comment="frame sequence number within the epoch"),
+    Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("store_id", "camera_id", "stream_epoch", "seq"),
+    Index(None, "applied_at"),
+    comment="Internal: frames the aggregator already counted (idempotent redelivery).",
+)
+
+PUBLIC_TABLES: Final[tuple[str, ...]] = ("stores", "cameras", "emotion_counts", "frame_losses")
+"""Tables the read-only reporting role may SELECT."""
+
+PUBLIC_VIEWS: Final[tuple[str, ...]] = ("emotion_counts_v", "branch_daily_v")
+"""Views that are the public query surface (Grafana, reports, analysts)."""
+
+INTERNAL_TABLES: Final[tuple[str, ...]] = ("applied_frames",)
+"""Tables hidden from the read-only role."""

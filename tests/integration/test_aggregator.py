@@ -1,0 +1,210 @@
+"""Aggregator against real PostgreSQL (and Redis): exact, idempotent counts per capture-time bucket."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from aggregator.upsert import apply_emotions, apply_losses
+from moodstream.database import create_database_engine
+from moodstream.runtime import DB_TRANSIENT
+from moodstream.stages import AggregatorStage, LossesStage
+from moodstream.streams import StreamNames, connect_redis
+from moodstream.worker import StreamWorker, WorkerConfig
+from schemas import tables
+from schemas.labels import EMOTIONS
+from schemas.messages import ClassifiedFace, DeadLetter, EmotionsMessage, FrameKey
+
+BASE_MS = int(datetime(2026, 3, 1, 10, 0, tzinfo=UTC).timestamp() * 1000)
+FAST = WorkerConfig(batch_size=8, block_ms=50, claim_idle_ms=200, claim_interval_s=0.1)
+
+
+def frame(camera: str, seq: int, offset_s: float, emotions: list[str], epoch: int = 1) -> EmotionsMessage:
+    faces = []
+    for name in emotions:
+        probs = [0.0] * len(EMOTIONS)
+        probs[EMOTIONS.index(name)] = 1.0
+        faces.append(ClassifiedFace((0, 0, 5, 5), 0.9, tuple(probs)))
+    return EmotionsMessage(FrameKey("s1", camera, epoch, seq), BASE_MS + int(offset_s * 1000), tuple(faces))
+
+
+@pytest.fixture
+def engine(migrated_database_url: str) -> Iterator[Engine]:
+    e = create_database_engine(migrated_database_url)
+    yield e
+    e.dispose()
+
+
+def counts(engine: Engine) -> dict[tuple[str, str], dict[str, Any]]:
+    t = tables.emotion_counts
+    with engine.connect() as conn:
+        rows = conn.execute(select(t).order_by(t.c.bucket_start, t.c.camera_id)).mappings().all()
+    return {(r["bucket_start"].strftime("%H:%M"), r["camera_id"]): dict(r) for r in rows}
+
+
+MESSAGES = [
+    frame("a", 0, 1, ["happy", "happy", "sad"]),
+    frame("a", 1, 30, []),
+    frame("a", 2, 61, ["angry"]),
+    frame("b", 0, 5, ["neutral"]),
+    frame("a", 0, 1, ["happy", "happy", "sad"], epoch=2),  # a restarted ingest: a new frame
+]
+
+
+def test_counts_per_bucket_and_camera(engine: Engine) -> None:
+    with engine.begin() as conn:
+        assert apply_emotions(conn, MESSAGES, 60) == 5
+    rows = counts(engine)
+    assert set(rows) == {("10:00", "a"), ("10:01", "a"), ("10:00", "b")}
+    first = rows[("10:00", "a")]
+    assert (first["frames"], first["faces"], first["happy"], first["sad"]) == (3, 6, 4, 2)
+    assert first["bucket_seconds"] == 60
+    assert first["last_frame_at"] == datetime.fromtimestamp((BASE_MS + 30_000) / 1000, UTC)
+    assert (rows[("10:01", "a")]["frames"], rows[("10:01", "a")]["angry"]) == (1, 1)
+
+
+def test_redelivered_frames_are_not_counted_twice(engine: Engine) -> None:
+    with engine.begin() as conn:
+        apply_emotions(conn, MESSAGES[:3], 60)
+    before = counts(engine)
+    with engine.begin() as conn:  # the whole batch again, plus one new frame and an in-batch duplicate
+        new = apply_emotions(conn, [*MESSAGES, MESSAGES[3]], 60)
+    assert new == 2
+    after = counts(engine)
+    assert after[("10:00", "a")]["frames"] == before[("10:00", "a")]["frames"] + 1
+    assert after[("10:01", "a")] == {
+        **before[("10:01", "a")],
+        "updated_at": after[("10:01", "a")]["updated_at"],
+    }
+    assert after[("10:00", "b")]["frames"] == 1
+
+
+def test_a_failed_transaction_counts_nothing(engine: Engine) -> None:
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        apply_emotions(conn, MESSAGES, 60)
+        raise RuntimeError("crash before commit")
+    assert counts(engine) == {}
+    with engine.begin() as conn:  # redelivery after the crash counts everything once
+        assert apply_emotions(conn, MESSAGES, 60) == 5
+
+
+def test_losses_counted_once_and_never_on_top_of_a_counted_frame(engine: Engine) -> None:
+    def letter(seq: int, loss: str) -> DeadLetter:
+        key = FrameKey("s1", "a", 1, seq)
+        return DeadLetter("f", f"{seq}-0", "detector", "r", 1, 0, loss, key, BASE_MS + 1000)
+
+    with engine.begin() as conn:
+        apply_emotions(conn, [frame("a", 0, 1, [])], 60)
+        assert (
+            apply_losses(
+                conn, [letter(0, "dead"), letter(1, "dead"), letter(2, "shed"), letter(1, "dead")], 60
+            )
+            == 2
+        )
+    with engine.connect() as conn:
+        (row,) = conn.execute(select(tables.frame_losses)).mappings().all()
+    assert (row["dead"], row["shed"]) == (1, 1)
+
+
+def _run_worker(worker: StreamWorker, until: Any, timeout: float = 20) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not until() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(10)
+    assert until()
+
+
+def test_same_emotion_entries_delivered_twice_through_the_stream_leave_counts_unchanged(
+    engine: Engine, redis_url: str, redis_prefix: str
+) -> None:
+    names = StreamNames(redis_prefix)
+    client = connect_redis(redis_url)
+    for message in MESSAGES:
+        client.xadd(names.emotions, dict[Any, Any](message.encode()))
+    stage = AggregatorStage(engine, 60, client, names)
+
+    def worker() -> StreamWorker:
+        return StreamWorker(
+            client, redis_url, names, stream=names.emotions, group="aggregator", handler=stage,
+            output_stream=None, config=FAST, transient=DB_TRANSIENT,
+        )  # fmt: skip
+
+    def acked() -> bool:
+        info: Any = client.xinfo_groups(names.emotions)
+        return (
+            bool(info)
+            and info[0]["pending"] == 0
+            and info[0]["last-delivered-id"] == client.xinfo_stream(names.emotions)["last-generated-id"]
+        )
+
+    _run_worker(worker(), acked)
+    first = counts(engine)
+    for message in MESSAGES:  # the same entries delivered again (e.g. a classifier retried its output)
+        client.xadd(names.emotions, dict[Any, Any](message.encode()))
+    _run_worker(worker(), acked)
+    second = counts(engine)
+    assert {k: v["frames"] for k, v in second.items()} == {k: v["frames"] for k, v in first.items()}
+    assert {k: v["happy"] for k, v in second.items()} == {k: v["happy"] for k, v in first.items()}
+    assert client.llen(names.latency) == 2 * len(MESSAGES)
+    client.close()
+
+
+def test_dead_stream_feeds_frame_losses(engine: Engine, redis_url: str, redis_prefix: str) -> None:
+    names = StreamNames(redis_prefix)
+    client = connect_redis(redis_url)
+    for seq, loss in enumerate(["dead", "shed", "shed"]):
+        key = FrameKey("s1", "cam", 1, seq)
+        letter = DeadLetter(names.frames, f"{seq}-1", "detector", "why", 1, 0, loss, key, BASE_MS)
+        client.xadd(names.dead, dict[Any, Any](letter.encode()))
+    worker = StreamWorker(
+        client, redis_url, names, stream=names.dead, group="aggregator-losses",
+        handler=LossesStage(engine, 60), output_stream=None, config=FAST,
+    )  # fmt: skip
+
+    def loss_row() -> tuple[int, int] | None:
+        with engine.connect() as conn:
+            row = conn.execute(select(tables.frame_losses.c.dead, tables.frame_losses.c.shed)).first()
+        return None if row is None else (row[0], row[1])
+
+    _run_worker(worker, lambda: loss_row() == (1, 2))
+    client.close()
+
+
+def test_unreachable_postgres_makes_the_aggregator_wait_without_acknowledging(
+    redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = StreamNames(redis_prefix)
+    client = connect_redis(redis_url)
+    client.xadd(names.emotions, dict[Any, Any](MESSAGES[0].encode()))
+    engine = create_database_engine("postgresql://writer:Db-Secret-9@127.0.0.1:1/nowhere", check=False)
+    stage = AggregatorStage(engine, 60, client, names)
+    worker = StreamWorker(
+        client, redis_url, names, stream=names.emotions, group="aggregator", handler=stage,
+        output_stream=None, config=FAST, transient=DB_TRANSIENT,
+    )  # fmt: skip
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    with caplog.at_level("WARNING"):
+        thread.start()
+        deadline = time.monotonic() + 15
+        while "unreachable" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        info: Any = client.xinfo_groups(names.emotions)
+        stop.set()
+        thread.join(15)
+    assert not thread.is_alive()
+    assert "a server is unreachable" in caplog.text and "Db-Secret-9" not in caplog.text
+    assert info[0]["pending"] == 1  # held, not acknowledged, not dead
+    assert client.xlen(names.dead) == 0
+    client.close()
+    engine.dispose()

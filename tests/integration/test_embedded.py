@@ -1,0 +1,90 @@
+"""Embedded Redis and PostgreSQL: start, reuse when already running, stop cleanly, keep data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+
+from moodstream.embedded import EmbeddedPostgres, EmbeddedRedis, embedded_servers
+from moodstream.settings import Settings
+
+
+def test_embedded_redis_reuse_stop_and_persistence(server_dir: Path) -> None:
+    first = EmbeddedRedis(server_dir)
+    url = first.start()
+    try:
+        with redis.Redis.from_url(url) as client:
+            client.xadd("moodstream-test:s", {"k": "v"})
+        second = EmbeddedRedis(server_dir)
+        assert second.start() == url  # reused, not a second server
+        second.stop()  # not its server: must not stop it
+        assert first.is_running()
+    finally:
+        first.stop()
+    assert not first.is_running()
+    assert not first.pidfile.exists() and not first.socket_path.exists()  # redis removes them on a clean exit
+    with EmbeddedRedis(server_dir) as again, redis.Redis.from_url(again.url) as client:
+        assert client.xlen("moodstream-test:s") == 1  # the append-only file kept the stream
+
+
+def test_embedded_redis_with_a_long_data_dir_uses_a_short_socket(server_dir: Path) -> None:
+    deep = server_dir / ("d" * 60) / ("e" * 60)
+    with EmbeddedRedis(deep) as server:
+        assert len(str(server.socket_path)) <= 100
+        assert (deep / "redis" / "redis.conf").exists()
+        with redis.Redis.from_url(server.url) as client:
+            assert client.ping()
+
+
+def test_embedded_postgres_reuse_stop_and_persistence(server_dir: Path) -> None:
+    first = EmbeddedPostgres(server_dir)
+    url = first.start()
+    try:
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE kept (x int)"))
+            conn.execute(text("INSERT INTO kept VALUES (42)"))
+        engine.dispose()
+        second = EmbeddedPostgres(server_dir)
+        assert second.start() == url
+        second.stop()
+        assert first.is_running()
+    finally:
+        first.stop()
+    assert not first.is_running()
+    with EmbeddedPostgres(server_dir) as again:
+        engine = create_engine(again.url())
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT x FROM kept")).scalar() == 42
+        engine.dispose()
+
+
+def test_embedded_servers_uses_configured_urls_without_starting_anything(server_dir: Path) -> None:
+    settings = Settings(
+        redis_url="redis://example.invalid:6379/0", database_url="postgresql://h/db", data_dir=server_dir
+    )
+    with embedded_servers(settings) as urls:
+        assert urls.redis_url == settings.redis_url and urls.database_url == settings.database_url
+    assert not (server_dir / "redis").exists() and not (server_dir / "postgres").exists()
+
+
+@pytest.mark.parametrize("kind", ["redis", "postgres"])
+def test_embedded_servers_start_what_is_not_configured(server_dir: Path, kind: str) -> None:
+    settings = Settings(
+        redis_url=None if kind == "redis" else "redis://example.invalid:6379/0",
+        database_url=None if kind == "postgres" else "postgresql://h/db",
+        data_dir=server_dir,
+    )
+    with embedded_servers(settings) as urls:
+        if kind == "redis":
+            with redis.Redis.from_url(urls.redis_url) as client:
+                assert client.ping()
+        else:
+            engine = create_engine(urls.database_url)
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT 1")).scalar() == 1
+            engine.dispose()
+    assert not EmbeddedRedis(server_dir).is_running() and not EmbeddedPostgres(server_dir).is_running()

@@ -1,0 +1,248 @@
+"""Every dashboard query, expanded as Grafana's PostgreSQL datasource expands it, run as the read-only role.
+
+Counts come from tests/integration/dashboard_seed.py; every expected number below is worked out by hand
+from its table (the arithmetic is in the comments).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, create_engine, text
+
+from moodstream.dashboards.macros import ALL_VALUE, VariableValue, expand
+from moodstream.database import create_reader_role, parse_database_url
+from tests.integration import dashboard_seed
+
+DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
+READER = "moodstream_reader"
+BRANCHES = ["hanoi", "newyork"]
+STORES = ["hn-kimma", "hn-trangtien", "ny-soho"]
+CAMERAS = ["backdoor", "counter", "door", "entrance"]
+RANGE = (datetime(2024, 1, 15, 0, 0, tzinfo=UTC), datetime(2024, 1, 16, 6, 0, tzinfo=UTC))
+DAY_15, DAY_16 = 1705276800, 1705363200  # epoch seconds of 2024-01-15 / 2024-01-16 00:00 UTC
+
+
+def _dashboard(uid: str) -> dict[str, Any]:
+    return dict(json.loads((DASHBOARD_DIR / f"{uid}.json").read_text(encoding="utf-8")))
+
+
+def _panel_sql(uid: str, title: str) -> str:
+    for panel in _dashboard(uid)["panels"]:
+        if panel["title"] == title:
+            return str(panel["targets"][0]["rawSql"])
+    raise AssertionError(f"no panel {title!r} in {uid}")
+
+
+def _variable_sql(uid: str, name: str) -> str:
+    return next(str(v["query"]) for v in _dashboard(uid)["templating"]["list"] if v["name"] == name)
+
+
+def _all(options: list[str]) -> VariableValue:
+    return VariableValue(ALL_VALUE, multi=True, include_all=True, options=options)
+
+
+def _pick(*values: str) -> VariableValue:
+    return VariableValue(list(values), multi=True, include_all=True)
+
+
+ALL_SELECTED = {"branch": _all(BRANCHES), "store": _all(STORES), "camera": _all(CAMERAS)}
+
+
+@pytest.fixture
+def reader(migrated_database_url: str) -> Iterator[Connection]:
+    """A connection to the seeded database with the privileges of a read-only role only.
+
+    The role is granted exactly what ``moodstream db create-reader`` grants; it has a name of its own
+    per test (roles are server-wide) and is dropped afterwards.
+    """
+    role = f"{READER}_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(parse_database_url(migrated_database_url))
+    try:
+        with engine.begin() as conn:
+            dashboard_seed.seed(conn)
+        create_reader_role(engine, role, None)
+        with engine.connect() as conn:
+            conn.execute(text(f"SET ROLE {role}"))
+            assert conn.execute(text("SELECT current_user")).scalar_one() == role
+            yield conn
+            conn.rollback()
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP OWNED BY {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))
+    finally:
+        engine.dispose()
+
+
+def run(
+    conn: Connection,
+    sql: str,
+    variables: dict[str, VariableValue] | None = None,
+    interval: str = "1d",
+    time_range: tuple[datetime, datetime] = RANGE,
+) -> list[dict[str, Any]]:
+    expanded = expand(sql, variables or ALL_SELECTED, *time_range, interval=interval)
+    return [dict(r._mapping) for r in conn.execute(text(expanded))]
+
+
+SAT = "moodstream-satisfaction"
+HEALTH = "moodstream-camera-health"
+
+
+def test_faces_frames_and_overall_index(reader: Connection) -> None:
+    (row,) = run(reader, _panel_sql(SAT, "Faces and frames analysed"))
+    # faces 10+5+8+4+6+3 = 36; frames 10+10+20+6+12+12 = 70
+    # happy 6+1+4+2+3+3 = 19; negative: angry 2 + disgust 1 + fear 2 + sad 3 = 8 -> (19-8)/36
+    assert row == {"faces": 36, "frames": 70, "satisfaction": pytest.approx(11 / 36)}
+
+
+def test_faces_per_emotion_in_label_order(reader: Connection) -> None:
+    rows = run(reader, _panel_sql(SAT, "Faces per emotion"))
+    # neutral 2+3+2 = 7; the others summed column by column from the seed table
+    expected = [
+        ("angry", 2),
+        ("disgust", 1),
+        ("fear", 2),
+        ("happy", 19),
+        ("sad", 3),
+        ("surprise", 2),
+        ("neutral", 7),
+    ]
+    assert [(r["emotion"], r["faces"]) for r in rows] == expected
+
+
+def test_store_ranking(reader: Connection) -> None:
+    rows = run(reader, _panel_sql(SAT, "Stores ranked by satisfaction"))
+    # SoHo: faces 9, happy 6, angry 1 -> 5/9; Trang Tien: faces 23, happy 11, neg 5 -> 6/23; Kim Ma: 2-2 -> 0
+    assert [(r["store_id"], r["faces"]) for r in rows] == [
+        ("ny-soho", 9),
+        ("hn-trangtien", 23),
+        ("hn-kimma", 4),
+    ]
+    assert [r["satisfaction"] for r in rows] == [pytest.approx(5 / 9), pytest.approx(6 / 23), 0.0]
+    assert rows[0]["happy_share"] == pytest.approx(6 / 9)
+
+
+def test_satisfaction_over_time_per_store_and_day(reader: Connection) -> None:
+    rows = run(reader, _panel_sql(SAT, "Satisfaction index over time"), interval="1d")
+    got = [(r["time"], r["metric"], r["satisfaction"]) for r in rows]
+    assert got == [
+        (DAY_15, "Kim Ma", 0.0),
+        (DAY_15, "Trang Tien", pytest.approx(6 / 23)),
+        (DAY_16, "SoHo", pytest.approx(5 / 9)),
+    ]
+
+
+def test_emotion_mix_hourly_buckets(reader: Connection) -> None:
+    rows = run(reader, _panel_sql(SAT, "Emotion mix over time"), interval="1h")
+    # buckets 03:00, 16:00, 17:00 on the 15th and 04:00, 05:00 on the 16th (UTC)
+    assert [r["time"] for r in rows] == [DAY_15 + h * 3600 for h in (3, 16, 17)] + [
+        DAY_16 + 4 * 3600,
+        DAY_16 + 5 * 3600,
+    ]
+    # 03:00 = seed rows 3 + 4: happy 4+2, disgust 1, sad 2, neutral 3
+    first = {k: v for k, v in rows[0].items() if k != "time"}
+    assert first == {"angry": 0, "disgust": 1, "fear": 0, "happy": 6, "sad": 2, "surprise": 0, "neutral": 3}
+
+
+def test_store_and_camera_selection(reader: Connection) -> None:
+    variables = {"branch": _all(BRANCHES), "store": _pick("hn-trangtien"), "camera": _pick("entrance")}
+    (row,) = run(reader, _panel_sql(SAT, "Faces and frames analysed"), variables)
+    # seed rows 1 + 2: faces 15, frames 20, happy 7, negative 1+1+2 = 4 -> 3/15
+    assert row == {"faces": 15, "frames": 20, "satisfaction": pytest.approx(0.2)}
+
+
+def test_time_filter_narrows_the_range(reader: Connection) -> None:
+    window = (datetime(2024, 1, 15, 3, 0, tzinfo=UTC), datetime(2024, 1, 15, 4, 0, tzinfo=UTC))
+    (row,) = run(reader, _panel_sql(SAT, "Faces and frames analysed"), time_range=window)
+    # seed rows 3 + 4: faces 12, happy 6, negative disgust 1 + sad 2 -> 3/12
+    assert row == {"faces": 12, "frames": 26, "satisfaction": pytest.approx(0.25)}
+
+
+def test_empty_selection_range_gives_zero_and_null(reader: Connection) -> None:
+    window = (datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 1, 2, tzinfo=UTC))
+    (row,) = run(reader, _panel_sql(SAT, "Faces and frames analysed"), time_range=window)
+    assert row == {"faces": 0, "frames": 0, "satisfaction": None}
+
+
+def test_variable_chain(reader: Connection) -> None:
+    branches = run(reader, _variable_sql(SAT, "branch"))
+    assert [r["branch"] for r in branches] == BRANCHES
+    stores = run(reader, _variable_sql(SAT, "store"), {"branch": _pick("hanoi")})
+    assert [(r["__value"], r["__text"]) for r in stores] == [
+        ("hn-kimma", "Kim Ma (hn-kimma)"),
+        ("hn-trangtien", "Trang Tien (hn-trangtien)"),
+    ]
+    cameras = run(reader, _variable_sql(SAT, "camera"), {"store": _pick("hn-kimma")})
+    assert [r["id"] for r in cameras] == ["backdoor", "entrance"]
+
+
+def test_frames_per_camera(reader: Connection) -> None:
+    rows = run(reader, _panel_sql(HEALTH, "Frames analysed per camera"), interval="1d")
+    assert [(r["time"], r["metric"], r["frames"]) for r in rows] == [
+        (DAY_15, "hn-kimma/entrance", 6),
+        (DAY_15, "hn-trangtien/counter", 20),
+        (DAY_15, "hn-trangtien/entrance", 20),  # 10 + 10
+        (DAY_16, "ny-soho/door", 24),  # 12 + 12
+    ]
+
+
+def test_last_frame_seen(reader: Connection) -> None:
+    rows = run(reader, _panel_sql(HEALTH, "Last frame seen per camera"))
+    # last_frame_at = bucket_start + 59 s; silence measured to the end of the range, 2024-01-16 06:00
+    assert [(r["store_id"], r["camera_id"], r["silent_seconds"]) for r in rows] == [
+        ("hn-kimma", "backdoor", None),
+        ("hn-kimma", "entrance", 26 * 3600 + 49 * 60 + 1),  # from 01-15 03:10:59
+        ("hn-trangtien", "counter", 26 * 3600 + 29 * 60 + 1),  # from 01-15 03:30:59
+        ("hn-trangtien", "entrance", 13 * 3600 - 59),  # from 01-15 17:00:59
+        ("ny-soho", "door", 3600 - 59),  # from 01-16 05:00:59
+    ]
+
+
+@pytest.mark.parametrize(
+    ("minutes", "expected"),
+    [
+        (
+            "15",
+            [
+                "hn-kimma/backdoor",
+                "hn-kimma/entrance",
+                "hn-trangtien/counter",
+                "hn-trangtien/entrance",
+                "ny-soho/door",
+            ],
+        ),
+        ("60", ["hn-kimma/backdoor", "hn-kimma/entrance", "hn-trangtien/counter", "hn-trangtien/entrance"]),
+    ],
+)
+def test_silent_cameras(reader: Connection, minutes: str, expected: list[str]) -> None:
+    variables = {**ALL_SELECTED, "silent_minutes": VariableValue(minutes)}
+    rows = run(reader, _panel_sql(HEALTH, "Cameras silent longer than $silent_minutes min"), variables)
+    assert [f"{r['store_id']}/{r['camera_id']}" for r in rows] == expected
+
+
+def test_frame_losses(reader: Connection) -> None:
+    (total,) = run(reader, _panel_sql(HEALTH, "Frames lost in range"))
+    assert total == {"shed": 5, "dead": 1}  # 3+2 shed, 1+0 dead
+    soho = {**ALL_SELECTED, "store": _pick("ny-soho")}
+    (only_soho,) = run(reader, _panel_sql(HEALTH, "Frames lost in range"), soho)
+    assert only_soho == {"shed": 2, "dead": 0}
+    series = run(reader, _panel_sql(HEALTH, "Frames shed and sent to dead letter"), interval="1h")
+    assert [(r["time"], r["shed"], r["dead"]) for r in series] == [
+        (DAY_15 + 17 * 3600, 3, 1),
+        (DAY_16 + 4 * 3600, 2, 0),
+    ]
+
+
+def test_every_panel_runs_as_the_reader(reader: Connection) -> None:
+    variables = {**ALL_SELECTED, "silent_minutes": VariableValue("15")}
+    for uid in (SAT, HEALTH):
+        for panel in _dashboard(uid)["panels"]:
+            for target in panel["targets"]:
+                run(reader, target["rawSql"], variables, interval="5m")

@@ -1,0 +1,73 @@
+"""deploy/postgres/roles.sql run with psql on a real server: writer migrates, reader only reads."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import ProgrammingError
+
+from moodstream.database import create_database_engine, migrate, parse_database_url
+from moodstream.embedded import postgres_bin_dir
+
+ROLES_SQL = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "roles.sql"
+
+
+@pytest.fixture
+def names(admin_database_url: str) -> Iterator[dict[str, str]]:
+    """Unique database / writer / reader names; everything dropped after the test."""
+    tag = uuid.uuid4().hex[:10]
+    created = {"dbname": f"ms_roles_{tag}", "writer": f"ms_writer_{tag}", "reader": f"ms_reader_{tag}"}
+    yield created
+    admin = create_engine(parse_database_url(admin_database_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{created["dbname"]}" WITH (FORCE)'))
+        for role in (created["reader"], created["writer"]):
+            conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+    admin.dispose()
+
+
+def _psql(admin_url: str, variables: dict[str, str]) -> None:
+    libpq_url = (
+        parse_database_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    args = [str(postgres_bin_dir() / "psql"), libpq_url, "-q", "-f", str(ROLES_SQL)]
+    for key, value in variables.items():
+        args += ["-v", f"{key}={value}"]
+    subprocess.run(args, check=True, capture_output=True, text=True, timeout=120)
+
+
+def test_roles_sql_then_upgrade_gives_a_read_only_reader(
+    admin_database_url: str, names: dict[str, str]
+) -> None:
+    variables = {**names, "writer_password": "Writer-pw-1", "reader_password": "Reader-pw-1"}
+    _psql(admin_database_url, variables)
+    _psql(admin_database_url, variables)  # running it again is harmless
+    base = parse_database_url(admin_database_url).set(database=names["dbname"])
+
+    writer = create_database_engine(
+        base.set(username=names["writer"], password="Writer-pw-1").render_as_string(False)
+    )
+    migrate(writer, reader_role=names["reader"])
+    with writer.begin() as conn:
+        conn.execute(text("INSERT INTO stores (id, name, branch, timezone) VALUES ('s', 'S', 'b', 'UTC')"))
+    writer.dispose()
+
+    reader = create_engine(base.set(username=names["reader"], password="Reader-pw-1"))
+    with reader.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM stores")).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM branch_daily_v")).scalar() == 0
+    for statement in (
+        "INSERT INTO frame_losses (bucket_start, store_id, camera_id) VALUES (now(), 's', 'c')",
+        "UPDATE stores SET name = 'x'",
+        "DELETE FROM stores",
+        "CREATE TABLE public.sneaky (x int)",
+        "SELECT * FROM applied_frames",
+    ):
+        with reader.connect() as conn, pytest.raises(ProgrammingError):
+            conn.execute(text(statement))
+    reader.dispose()

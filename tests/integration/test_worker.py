@@ -1,0 +1,189 @@
+"""The consumer loop against a real Redis: outputs + XACK, reclaiming, dead letters, outages, stopping."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pytest
+import redis
+
+from moodstream.metrics import StageCounters
+from moodstream.streams import StreamNames, connect_redis
+from moodstream.worker import BatchResult, Entry, StreamWorker, WorkerConfig
+from schemas.messages import DeadLetter, EmotionsMessage, FrameKey, FrameMessage, MessageError
+
+FAST = WorkerConfig(batch_size=4, block_ms=50, claim_idle_ms=200, claim_interval_s=0.1, heartbeat_s=0.5)
+
+
+def xrange_all(client: redis.Redis, stream: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """Every entry of a stream as (id, fields)."""
+    entries: Any = client.xrange(stream)
+    return list(entries)
+
+
+class ToEmptyEmotions:
+    """A minimal real stage: every frame becomes an emotions entry with no face; ``poison`` seqs raise."""
+
+    stage = "detector"
+
+    def __init__(self, poison: frozenset[int] = frozenset()) -> None:
+        self.poison = poison
+        self.calls = 0
+
+    def handle(self, entries: Sequence[Entry], counters: StageCounters) -> BatchResult:
+        self.calls += 1
+        result = BatchResult()
+        for entry in entries:
+            try:
+                frame = FrameMessage.decode(entry.fields)
+            except MessageError as exc:
+                result.dead.append((entry, f"malformed: {exc}"))
+                continue
+            if frame.key.seq in self.poison:
+                raise RuntimeError(f"cannot handle seq {frame.key.seq}")
+            result.outputs.append(EmotionsMessage(frame.key, frame.captured_ms, ()).encode())
+            counters.add(frame.key.store_id, frame.key.camera_id, "frames_out")
+        return result
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    c = connect_redis(redis_url)
+    yield c
+    c.close()
+
+
+def publish(client: redis.Redis, names: StreamNames, seqs: range) -> None:
+    for seq in seqs:
+        fields: Any = FrameMessage(FrameKey("s1", "cam", 7, seq), 1000 + seq, b"jpeg").encode()
+        client.xadd(names.frames, fields)
+
+
+def make_worker(
+    client: redis.Redis, redis_url: str, names: StreamNames, handler: Any, config: WorkerConfig = FAST
+) -> StreamWorker:
+    return StreamWorker(
+        client, redis_url, names, stream=names.frames, group="detector", handler=handler,
+        output_stream=names.emotions, config=config,
+    )  # fmt: skip
+
+
+def run_until(worker: StreamWorker, done: Callable[[], bool], timeout: float = 20.0) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive(), "worker did not stop"
+    assert done(), "condition not reached in time"
+
+
+def output_seqs(client: redis.Redis, names: StreamNames) -> list[int]:
+    return [EmotionsMessage.decode(f).key.seq for _, f in xrange_all(client, names.emotions)]
+
+
+def pending(client: redis.Redis, names: StreamNames) -> int:
+    return int(client.xpending(names.frames, "detector")["pending"])
+
+
+def test_one_output_per_entry_and_everything_acknowledged(
+    client: redis.Redis, redis_url: str, redis_prefix: str
+) -> None:
+    names = StreamNames(redis_prefix)
+    publish(client, names, range(10))
+    worker = make_worker(client, redis_url, names, ToEmptyEmotions())
+    run_until(worker, lambda: len(output_seqs(client, names)) == 10)
+    assert sorted(output_seqs(client, names)) == list(range(10))
+    assert pending(client, names) == 0
+    assert client.hget(names.stats("detector"), "s1/cam:frames_out") == b"10"
+
+
+def test_malformed_entry_goes_to_dead_and_the_rest_flows(
+    client: redis.Redis, redis_url: str, redis_prefix: str
+) -> None:
+    names = StreamNames(redis_prefix)
+    publish(client, names, range(3))
+    bad_id: Any = client.xadd(
+        names.frames, {"v": "1", "type": "frame", "store": "s1", "camera": "cam", "seq": "x"}
+    )
+    publish(client, names, range(3, 6))
+    worker = make_worker(client, redis_url, names, ToEmptyEmotions())
+    run_until(worker, lambda: len(output_seqs(client, names)) == 6 and client.xlen(names.dead) == 1)
+    (_, fields), *_ = xrange_all(client, names.dead)
+    letter = DeadLetter.decode(fields)
+    assert letter.entry_id == bad_id.decode() and letter.stage == "detector"
+    assert "field 'epoch': expected it to be present" in letter.reason
+    assert pending(client, names) == 0
+
+
+def test_entries_of_a_dead_consumer_are_reclaimed(
+    client: redis.Redis, redis_url: str, redis_prefix: str
+) -> None:
+    names = StreamNames(redis_prefix)
+    publish(client, names, range(6))
+    client.xgroup_create(names.frames, "detector", id="0")
+    client.xreadgroup("detector", "crashed-worker", {names.frames: ">"}, count=6)  # read, never acknowledged
+    assert pending(client, names) == 6
+    time.sleep(0.3)  # longer than claim_idle_ms
+    worker = make_worker(client, redis_url, names, ToEmptyEmotions())
+    run_until(worker, lambda: len(output_seqs(client, names)) == 6)
+    assert sorted(output_seqs(client, names)) == list(range(6))
+    assert pending(client, names) == 0
+
+
+def test_entry_failing_too_often_goes_to_dead_with_its_reason(
+    client: redis.Redis, redis_url: str, redis_prefix: str
+) -> None:
+    names = StreamNames(redis_prefix)
+    publish(client, names, range(5))
+    config = FAST.model_copy(update={"max_deliveries": 2})
+    worker = make_worker(client, redis_url, names, ToEmptyEmotions(poison=frozenset({2})), config)
+    run_until(worker, lambda: client.xlen(names.dead) == 1 and pending(client, names) == 0)
+    assert sorted(output_seqs(client, names)) == [0, 1, 3, 4]
+    letter = DeadLetter.decode(xrange_all(client, names.dead)[0][1])
+    assert letter.key == FrameKey("s1", "cam", 7, 2) and letter.deliveries == 3
+    assert "delivered 3 times (limit 2)" in letter.reason and "cannot handle seq 2" in letter.reason
+
+
+def test_unreachable_redis_waits_with_a_redacted_log_line_and_stops_cleanly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = "redis://worker:Sup3r-Secret@127.0.0.1:1/0"
+    names = StreamNames("moodstream-test-unreachable:")
+    worker = make_worker(connect_redis(url), url, names, ToEmptyEmotions())
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    with caplog.at_level(logging.WARNING):
+        thread.start()
+        deadline = time.monotonic() + 10
+        while "unreachable" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert "Redis at redis://worker:***@127.0.0.1:1/0 unreachable" in caplog.text
+    assert "Sup3r-Secret" not in caplog.text
+
+
+def test_stop_finishes_the_batch_in_hand(client: redis.Redis, redis_url: str, redis_prefix: str) -> None:
+    names = StreamNames(redis_prefix)
+    publish(client, names, range(4))
+    stop = threading.Event()
+
+    class SlowStage(ToEmptyEmotions):
+        def handle(self, entries: Sequence[Entry], counters: StageCounters) -> BatchResult:
+            stop.set()  # the stop arrives while this batch is being handled
+            time.sleep(0.3)
+            return super().handle(entries, counters)
+
+    worker = make_worker(client, redis_url, names, SlowStage())
+    worker.run(stop)
+    assert sorted(output_seqs(client, names)) == [0, 1, 2, 3]
+    assert pending(client, names) == 0

@@ -1,0 +1,103 @@
+"""`moodstream eval` and the FER folder-layout reader."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from classifier import ClassifierConfig, DatasetError, EmotionClassifier
+from classifier.dataset import read_image, scan_split
+from moodstream.cli.app import build_app
+from schemas.labels import EMOTIONS
+from tests.unit.fer_sample import extract_fer_sample
+
+
+@pytest.fixture(scope="module")
+def validation_sample(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 FER-2013 PublicTest images per class: ``<root>/<emotion>/*.jpg``."""
+    return extract_fer_sample(shared_data, tmp_path_factory.mktemp("fer"), {"validation": 6}) / "validation"
+
+
+def test_eval_reports_accuracy_recall_and_confusion(validation_sample: Path, tmp_path: Path) -> None:
+    json_out, png_out = tmp_path / "eval.json", tmp_path / "confusion.png"
+    result = CliRunner().invoke(
+        build_app(),
+        ["eval", str(validation_sample), "--json", str(json_out), "--confusion-png", str(png_out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.output and "confusion matrix" in result.output
+    report = json.loads(json_out.read_text())
+
+    # Recompute independently from the classifier's predictions.
+    clf = EmotionClassifier(ClassifierConfig())
+    split = scan_split(validation_sample)
+    predicted = clf.predict([read_image(f, clf.input_size, clf.color) for f in split.files]).argmax(axis=1)
+    assert report["samples"] == len(split) == 6 * len(EMOTIONS)
+    assert report["accuracy"] == pytest.approx(float((predicted == split.labels).mean()), abs=1e-6)
+    confusion = np.array(report["confusion"])
+    assert confusion.shape == (7, 7) and confusion.sum(axis=1).tolist() == [6] * 7
+    assert report["recall"]["happy"] == pytest.approx(confusion[3, 3] / 6, abs=1e-6)
+    assert report["labels"] == list(EMOTIONS)
+    image = cv2.imread(str(png_out))
+    assert image is not None and image.ndim == 3
+
+
+def _folder(tmp_path: Path, classes: list[str], images: int = 1) -> Path:
+    for name in classes:
+        (tmp_path / name).mkdir(parents=True)
+        for i in range(images):
+            cv2.imwrite(str(tmp_path / name / f"{i}.png"), np.full((48, 48), 128, np.uint8))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("classes", "images", "message"),
+    [
+        (["happy", "joyful"], 1, "unknown class folder"),
+        (["happy", "sad"], 0, "holds no images"),
+        ([], 0, "holds no images"),
+    ],
+    ids=["unknown class name", "class folders without images", "empty folder"],
+)
+def test_bad_dataset_folders_raise_dataset_error(
+    tmp_path: Path, classes: list[str], images: int, message: str
+) -> None:
+    root = _folder(tmp_path, classes, images)
+    with pytest.raises(DatasetError, match=message):
+        scan_split(root)
+    result = CliRunner().invoke(build_app(), ["eval", str(root)])
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_subset_of_classes_and_upper_case_names_are_accepted(tmp_path: Path) -> None:
+    split = scan_split(_folder(tmp_path, ["Happy", "sad"], images=2))
+    assert sorted(split.labels.tolist()) == [3, 3, 4, 4]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["/nonexistent/folder"], "does not exist"),
+        (["{root}", "--model", "no-such-model"], "unknown model"),
+    ],
+    ids=["missing folder", "unknown model"],
+)
+def test_eval_bad_arguments_exit_1_with_one_line_error(tmp_path: Path, args: list[str], message: str) -> None:
+    root = _folder(tmp_path, ["happy"])
+    result = CliRunner().invoke(build_app(), ["eval", *(a.format(root=root) for a in args)])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_unreadable_image_raises_dataset_error(tmp_path: Path) -> None:
+    (tmp_path / "happy").mkdir()
+    (tmp_path / "happy" / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DatasetError, match="cannot decode"):
+        read_image(tmp_path / "happy" / "broken.jpg", (48, 48), "gray")

@@ -1,0 +1,150 @@
+"""VGG-FER training: one short epoch on a tiny FER sample, resume, export; the fer2013.csv loader."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs the train extra (torch)")
+pytest.importorskip("onnx", reason="export needs the train extra (onnx)")
+
+from classifier import ClassifierConfig, DatasetError, EmotionClassifier  # noqa: E402
+from classifier.training.__main__ import main as training_main  # noqa: E402
+from classifier.training.config import TrainConfig  # noqa: E402
+from classifier.training.data import class_weights, load_fer  # noqa: E402
+from classifier.training.export import export_checkpoint  # noqa: E402
+from classifier.training.fer_csv import load_csv_split  # noqa: E402
+from classifier.training.model import VggFer  # noqa: E402
+from classifier.training.trainer import Trainer, normalise  # noqa: E402
+from schemas.labels import EMOTIONS  # noqa: E402
+from tests.unit.fer_sample import extract_fer_sample  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_fer(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 training and 2 validation FER-2013 images per class, in the folder layout."""
+    return extract_fer_sample(shared_data, tmp_path_factory.mktemp("fer"), {"train": 4, "validation": 2})
+
+
+def _history(out: Path) -> list[dict[str, float]]:
+    return [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+
+
+def test_train_one_epoch_resume_and_export(
+    tiny_fer: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    base = ["train", "--data", str(tiny_fer), "--out-dir", str(out), "--width", "4", "--fc-width", "8"]
+    assert training_main([*base, "--epochs", "1", "--batch-size", "8", "--log-every", "1"]) == 0
+    assert "epoch 1 batch 1/4" in capsys.readouterr().out  # progress output
+    assert [h["epoch"] for h in _history(out)] == [1]
+    first = torch.load(out / "last.pt", weights_only=False)
+
+    assert training_main([*base, "--epochs", "2", "--batch-size", "8", "--resume"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    assert [h["epoch"] for h in _history(out)] == [1, 2]
+    second = torch.load(out / "last.pt", weights_only=False)
+    assert second["state"]["step"] == 2 * first["state"]["step"]  # continued, not restarted
+
+    manifest = export_checkpoint(out / "best.pt", tmp_path / "models", "tiny-vgg")
+    clf = EmotionClassifier(ClassifierConfig(model=str(tmp_path / "models" / "tiny-vgg.json")))
+    assert clf.input_size == (48, 48) and clf.color == "gray"
+    assert manifest.labels == EMOTIONS
+
+    # The ONNX file computes what the checkpoint's network computes (softmax, averaged with the flip).
+    best = torch.load(out / "best.pt", weights_only=False)
+    net = VggFer(width=4, fc_width=8).eval()
+    net.load_state_dict(best["model"])
+    images, _ = load_fer(tiny_fer, "validation")
+    with torch.no_grad():
+        x = normalise(images)
+        expected = (torch.softmax(net(x), 1) + torch.softmax(net(torch.flip(x, dims=[3])), 1)) / 2
+    np.testing.assert_allclose(clf.predict(list(images)), expected.numpy(), atol=1e-5)
+
+
+def test_early_stopping_ends_the_run(tiny_fer: Path, tmp_path: Path) -> None:
+    config = TrainConfig(
+        data=str(tiny_fer),
+        out_dir=str(tmp_path),
+        width=4,
+        fc_width=8,
+        epochs=50,
+        patience=1,
+        lr=1e-9,
+        log_every=99,
+    )
+    state = Trainer(config).run()
+    assert state.epoch == 2  # epoch 1 sets the best, epoch 2 does not improve on it with a frozen net
+    assert state.best_epoch == 1
+
+
+def test_class_weights_favour_rare_classes() -> None:
+    labels = np.array([3] * 90 + [1] * 10)
+    weights = class_weights(labels, "inverse_sqrt")
+    assert weights[1] > weights[3]
+    assert np.isclose((weights[labels]).mean(), 1.0)
+    assert np.allclose(class_weights(labels, "none"), 1.0)
+
+
+def _write_csv(
+    path: Path, rows: list[tuple[str, str, str]], header: tuple[str, ...] = ("emotion", "pixels", "Usage")
+):
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _pixels(value: int, count: int = 48 * 48) -> str:
+    return " ".join([str(value)] * count)
+
+
+def test_csv_loader_reads_each_split(tmp_path: Path) -> None:
+    path = tmp_path / "fer2013.csv"
+    _write_csv(
+        path,
+        [("3", _pixels(10), "Training"), ("0", _pixels(20), "PublicTest"), ("6", _pixels(30), "Training")],
+    )
+    images, labels = load_csv_split(path, "train")
+    assert images.shape == (2, 48, 48) and images.dtype == np.uint8
+    assert labels.tolist() == [3, 6] and images[1, 0, 0] == 30
+    images, labels = load_csv_split(path, "validation")
+    assert labels.tolist() == [0] and images[0, 47, 47] == 20
+    # the training entry point takes the csv as --data as well
+    train_x, _ = load_fer(path, "train")
+    assert train_x.shape == (2, 48, 48)
+
+
+BAD_CSVS: list[tuple[str, list[tuple[str, str, str]], tuple[str, ...], str]] = [
+    ("missing column", [("3", _pixels(1), "Training")], ("emotion", "pixels", "Split"), "missing column"),
+    ("emotion out of range", [("7", _pixels(1), "Training")], ("emotion", "pixels", "Usage"), "outside 0..6"),
+    (
+        "emotion not a number",
+        [("happy", _pixels(1), "Training")],
+        ("emotion", "pixels", "Usage"),
+        "bad emotion",
+    ),
+    ("too few pixels", [("3", _pixels(1, 100), "Training")], ("emotion", "pixels", "Usage"), "2304 pixel"),
+    ("pixel above 255", [("3", _pixels(300), "Training")], ("emotion", "pixels", "Usage"), "0..255"),
+    ("no rows of the split", [("3", _pixels(1), "PublicTest")], ("emotion", "pixels", "Usage"), "no rows"),
+]
+
+
+@pytest.mark.parametrize(("case", "rows", "header", "message"), BAD_CSVS, ids=[c[0] for c in BAD_CSVS])
+def test_bad_csv_raises_dataset_error(
+    tmp_path: Path, case: str, rows: list[tuple[str, str, str]], header: tuple[str, ...], message: str
+) -> None:
+    path = tmp_path / "fer2013.csv"
+    _write_csv(path, rows, header)
+    with pytest.raises(DatasetError, match=message):
+        load_csv_split(path, "train")
+
+
+@pytest.mark.parametrize(("data", "message"), [("missing.csv", "neither"), ("nothere", "neither")])
+def test_missing_training_data_raises_dataset_error(tmp_path: Path, data: str, message: str) -> None:
+    with pytest.raises(DatasetError, match=message):
+        load_fer(tmp_path / data, "train")

@@ -1,0 +1,272 @@
+"""The camera registry loader: valid files load, and each mistake is reported with file, line and key."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import jsonschema
+import pytest
+from ruamel.yaml import YAML
+
+from schemas.registry import (
+    SCHEMA_PATH,
+    RegistryError,
+    load_registry,
+    parse_duration,
+    registry_json_schema,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+GOOD = """\
+version: 1
+pipeline:
+  bucket: 60s
+stores:
+  - id: hn-trangtien
+    name: Trang Tien
+    branch: hanoi
+    timezone: Asia/Ho_Chi_Minh
+    cameras:
+      - id: entrance
+        source: rtsp://${CAM_USER}:${CAM_PASS}@192.0.2.10/stream1
+        fps: 2
+      - id: counter
+        source: videos/counter.mp4
+        fps: 5
+        loop: true
+"""
+ENV = {"CAM_USER": "viewer", "CAM_PASS": "p@ss:w%40rd"}
+
+
+def write(tmp_path: Path, text: str, name: str = "stores.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_good_registry_loads_with_interpolation_and_relative_paths(tmp_path: Path) -> None:
+    registry = load_registry(write(tmp_path, GOOD), ENV)
+    (store, entrance), (_, counter) = list(registry.cameras())
+    assert store.branch == "hanoi" and registry.pipeline.bucket_seconds == 60
+    assert entrance.source == "rtsp://viewer:p@ss:w%40rd@192.0.2.10/stream1"
+    assert entrance.source_kind == "network" and entrance.enabled and not entrance.loop
+    assert counter.source == str(tmp_path / "videos" / "counter.mp4") and counter.loop
+    # every substituted value of 4+ characters counts as a secret, the user name included
+    assert registry.redacted_source(entrance) == "rtsp://***:***@192.0.2.10/stream1"
+    assert "p@ss" not in registry.redacted_source(entrance)
+
+
+def test_webcam_index_and_disabled_cameras(tmp_path: Path) -> None:
+    text = GOOD.replace("source: videos/counter.mp4", "source: 1\n        enabled: false")
+    registry = load_registry(write(tmp_path, text), ENV)
+    assert [c.id for _, c in registry.cameras()] == ["entrance"]
+    counter = registry.stores[0].cameras[1]
+    assert counter.source == 1 and counter.source_kind == "webcam"
+
+
+def test_default_value_and_escape_in_interpolation(tmp_path: Path) -> None:
+    text = GOOD.replace("${CAM_USER}", "${NO_SUCH_VAR_X:-guest}").replace(
+        "name: Trang Tien", "name: $${literal}"
+    )
+    registry = load_registry(write(tmp_path, text), {"CAM_PASS": "pw"})
+    assert str(registry.stores[0].cameras[0].source).startswith("rtsp://guest:pw@")
+    assert registry.stores[0].name == "${literal}"
+
+
+# (case id, what to change in GOOD, expected line, expected key path, words expected in the message)
+BAD_CASES = [
+    (
+        "unknown key",
+        ("fps: 2", "fps: 2\n        fpss: 3"),
+        13,
+        "stores[0].cameras[0].fpss",
+        "unknown key 'fpss'",
+    ),
+    (
+        "duplicate camera id",
+        ("id: counter", "id: entrance"),
+        13,
+        "stores[0].cameras[1].id",
+        "duplicate camera id",
+    ),
+    ("fps 0", ("fps: 5", "fps: 0"), 15, "stores[0].cameras[1].fps", "greater than 0"),
+    ("fps too high", ("fps: 5", "fps: 500"), 15, "stores[0].cameras[1].fps", "60"),
+    ("bad time zone", ("Asia/Ho_Chi_Minh", "Asia/Hanoi_City"), 8, "stores[0].timezone", "unknown time zone"),
+    (
+        "missing env var",
+        ("${CAM_PASS}", "${CAM_PASSWORD}"),
+        11,
+        "stores[0].cameras[0].source",
+        "CAM_PASSWORD",
+    ),
+    ("not a slug", ("id: hn-trangtien", "id: HN Trang Tien"), 5, "stores[0].id", "lowercase letters"),
+    ("missing key", ("    branch: hanoi\n", ""), 5, "stores[0].branch", "required key 'branch'"),
+    ("bad bucket", ("bucket: 60s", "bucket: 7m"), 3, "pipeline.bucket", "divide 15m"),
+    ("bucket not a duration", ("bucket: 60s", "bucket: often"), 3, "pipeline.bucket", "e.g. 60s"),
+    (
+        "bad scheme",
+        ("source: videos/counter.mp4", "source: ftp://x/y"),
+        14,
+        "stores[0].cameras[1].source",
+        "ftp",
+    ),
+    ("url without host", ("@192.0.2.10/stream1", "@/stream1"), 11, "stores[0].cameras[0].source", "no host"),
+    (
+        "webcam out of range",
+        ("source: videos/counter.mp4", "source: 99"),
+        14,
+        "stores[0].cameras[1].source",
+        "0-63",
+    ),
+    (
+        "staff camera",
+        ("loop: true", "loop: true\n        faces_staff: true"),
+        17,
+        "stores[0].cameras[1].faces_staff",
+        "AI Act",
+    ),
+    ("wrong version", ("version: 1", "version: 2"), 1, "version", "version: 1"),
+    ("yaml duplicate key", ("fps: 5", "fps: 5\n        fps: 6"), 16, "", "'fps' appears twice"),
+    (
+        "no cameras",
+        ("    cameras:\n", "    cameras: []\n    x_cameras:\n"),
+        10,
+        "stores[0].x_cameras",
+        "unknown key",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "key", "words"), [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES]
+)
+def test_bad_registry_reports_file_line_and_key(
+    tmp_path: Path, change: tuple[str, str], line: int, key: str, words: str
+) -> None:
+    path = write(tmp_path, GOOD.replace(*change, 1))
+    with pytest.raises(RegistryError) as info:
+        load_registry(path, ENV)
+    match = [p for p in info.value.problems if p.key == key and p.line == line]
+    assert match, f"no problem at line {line} key {key!r} in:\n{info.value}"
+    assert words in match[0].message
+    assert all(p.file == str(path) for p in info.value.problems)
+    assert "p@ss" not in str(info.value)
+
+
+FILE_CASES = [
+    ("not yaml at all", "version: [1\n stores: {", 2, "not valid YAML"),
+    ("yaml but not a mapping", "just a sentence\n", 1, "not a stores.yaml"),
+    ("empty file", "", 1, "not a stores.yaml"),
+    ("binary", "\x00\x01\x02", None, "YAML"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"), [c[1:] for c in FILE_CASES], ids=[c[0] for c in FILE_CASES]
+)
+def test_unparsable_files_report_their_line(tmp_path: Path, text: str, line: int | None, words: str) -> None:
+    with pytest.raises(RegistryError) as info:
+        load_registry(write(tmp_path, text), ENV)
+    (problem,) = info.value.problems
+    assert words in problem.message
+    if line is not None:
+        assert problem.line == line
+
+
+def _no_permission(path: Path) -> Path:
+    path.write_text(GOOD)
+    path.chmod(0)
+    return path
+
+
+def _bad_utf8(path: Path) -> Path:
+    path.write_bytes(b"version: 1\nstores: \xff\xfe\n")
+    return path
+
+
+def _directory(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+UNREADABLE_CASES = [
+    ("missing file", lambda p: p, "file not found"),
+    ("no read permission", _no_permission, "cannot read the file"),
+    ("not UTF-8 text", _bad_utf8, "cannot read the file"),
+    ("a directory", _directory, "is a directory"),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "words"), [c[1:] for c in UNREADABLE_CASES], ids=[c[0] for c in UNREADABLE_CASES]
+)
+def test_unreadable_files_name_the_file(tmp_path: Path, make: Callable[[Path], Path], words: str) -> None:
+    path = make(tmp_path / "stores.yaml")
+    if os.geteuid() == 0 and make is _no_permission:
+        pytest.skip("root reads files without read permission")
+    with pytest.raises(RegistryError) as info:
+        load_registry(path, ENV)
+    (problem,) = info.value.problems
+    assert problem.file == str(path) and problem.line is None and words in problem.message
+
+
+def test_several_problems_reported_at_once(tmp_path: Path) -> None:
+    text = (
+        GOOD.replace("fps: 2", "fps: 0")
+        .replace("Asia/Ho_Chi_Minh", "Mars/Olympus")
+        .replace("${CAM_PASS}", "${NOPE}")
+    )
+    with pytest.raises(RegistryError) as info:
+        load_registry(write(tmp_path, text), ENV)
+    keys = {p.key for p in info.value.problems}
+    assert {"stores[0].timezone", "stores[0].cameras[0].source"} <= keys
+    assert len(info.value.problems) >= 2
+
+
+def test_duplicate_store_id(tmp_path: Path) -> None:
+    store = GOOD.split("stores:\n", 1)[1]
+    with pytest.raises(RegistryError) as info:
+        load_registry(write(tmp_path, GOOD + store), ENV)
+    (problem,) = info.value.problems
+    assert problem.key == "stores[1].id" and problem.line == 17 and "duplicate store id" in problem.message
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("60s", 60), ("5m", 300), ("1h", 3600), (" 15 m ", 900)])
+def test_parse_duration(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "60", "1.5m", "-5s", "5d", "m"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+def test_examples_validate() -> None:
+    registry = load_registry(REPO / "examples" / "stores.yaml", {})
+    assert len(list(registry.cameras())) >= 2
+    rtsp = load_registry(REPO / "examples" / "stores-rtsp.yaml", ENV)
+    assert all("p@ss" not in rtsp.redacted_source(c) for _, c in rtsp.cameras(enabled_only=False))
+
+
+def test_json_schema_file_has_no_drift() -> None:
+    committed = json.loads(SCHEMA_PATH.read_text())
+    assert committed == registry_json_schema(), "run: python -m schemas.registry --write"
+
+
+@pytest.mark.parametrize("name", ["stores.yaml", "stores-rtsp.yaml"])
+def test_examples_match_the_json_schema(name: str) -> None:
+    data = YAML(typ="safe").load((REPO / "examples" / name).read_text())
+    jsonschema.validate(data, registry_json_schema())
+
+
+def test_json_schema_rejects_unknown_keys() -> None:
+    data = YAML(typ="safe").load((REPO / "examples" / "stores.yaml").read_text())
+    data["stores"][0]["cameras"][0]["fpss"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, registry_json_schema())
