@@ -16,9 +16,11 @@ ColorMode = Literal["gray", "bgr", "rgb"]
 COLOR_MODES = ("gray", "bgr", "rgb")
 
 #: Where the 5 landmarks (left eye, right eye, nose, mouth left, mouth right) sit in a FER-2013 face,
-#: as fractions of the crop width and height (margin 0).
+#: as fractions of the crop width and height (margin 0). Measured: this detector on 1,096 FER-2013
+#: training faces (upscaled 4x, border-padded) gave mean landmarks (0.326, 0.388), (0.683, 0.379),
+#: (0.505, 0.589), (0.351, 0.767), (0.665, 0.760); the template is that, made left-right symmetric.
 FER_TEMPLATE = np.array(
-    [[0.30, 0.40], [0.70, 0.40], [0.50, 0.58], [0.35, 0.76], [0.65, 0.76]],
+    [[0.322, 0.384], [0.678, 0.384], [0.500, 0.589], [0.343, 0.764], [0.657, 0.764]],
     dtype=np.float64,
 )
 MAX_MARGIN = 2.0
@@ -26,11 +28,15 @@ MAX_SUPERSAMPLE = 8
 
 
 def template_points(size: tuple[int, int], margin: float) -> np.ndarray:
-    """The template landmarks in pixels of a (width, height) crop; ``margin`` adds that fraction of the
-    face framing on every side (0.1 = 10 % more context left, right, top and bottom). (5, 2) float64."""
+    """The template landmarks in pixels of a (width, height) crop. (5, 2) float64.
+
+    ``margin`` adds that fraction of the face framing on every side (0.25 = the face appears 1.5x
+    smaller, same centre). Non-square crops keep the face's proportions: the template is scaled by
+    the shorter side and centred.
+    """
     width, height = size
-    relative = (FER_TEMPLATE + margin) / (1.0 + 2.0 * margin)
-    return relative * np.array([width, height], dtype=np.float64)
+    side = min(width, height) / (1.0 + 2.0 * margin)
+    return (FER_TEMPLATE - 0.5) * side + np.array([width / 2.0, height / 2.0])
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

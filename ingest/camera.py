@@ -91,6 +91,10 @@ class CameraReader:
             except (SourceError, cv2.error, OSError) as exc:
                 self._failed(exc, attempt, stop)
                 attempt += 1
+            except Exception as exc:  # a bug or an odd frame must not end the camera for good
+                log.exception("camera %s: unexpected error", self.spec.label)
+                self._failed(exc, attempt, stop)
+                attempt += 1
         self._set_state("stopped")
 
     def _failed(self, exc: BaseException, attempt: int, stop: threading.Event) -> None:

@@ -53,6 +53,7 @@ class FramePublisher:
         self._sent: deque[tuple[tuple[int, int], FrameKey, int]] = deque()
         self._lock = threading.Lock()
         self.shed_total = 0
+        self.refused = 0
 
     def __call__(self, message: FrameMessage) -> None:
         """XADD the frame (capped) and count it for its camera; blocks while Redis is down."""
@@ -65,7 +66,13 @@ class FramePublisher:
             pipe.hincrby(self.names.stats("ingest"), stats_field, 1)
             return pipe.execute()[0]
 
-        entry_id = retry_forever(send, what="Redis", url=self.redis_url, stop=self.stop)
+        try:
+            entry_id = retry_forever(send, what="Redis", url=self.redis_url, stop=self.stop)
+        except redis.ResponseError as exc:  # e.g. OOM under maxmemory noeviction: drop this frame, go on
+            self.refused += 1
+            if self.refused == 1 or self.refused % 100 == 0:
+                log.warning("Redis refused %d frames so far (%s); dropping them", self.refused, exc)
+            return
         with self._lock:
             self._sent.append((parse_entry_id(entry_id), message.key, message.captured_ms))
 

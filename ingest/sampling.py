@@ -37,18 +37,19 @@ def sample_capture(capture: cv2.VideoCapture, fps: float) -> Iterator[tuple[floa
     next_due = 0.0
     index = 0
     native = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    while True:
-        ok, frame = capture.read()
-        if not ok or frame is None:
-            return
+    while capture.grab():  # every frame is grabbed; only due ones are converted to BGR
         stamp = capture.get(cv2.CAP_PROP_POS_MSEC)
         if index > 0 and stamp <= 0:
             stamp = index * 1000.0 / native
         index += 1
-        if stamp + 1e-6 >= next_due:
-            yield stamp, frame
-            while next_due <= stamp + 1e-6:
-                next_due += interval
+        if stamp + 1e-6 < next_due:
+            continue
+        ok, frame = capture.retrieve()
+        if not ok or frame is None:
+            return
+        yield stamp, frame
+        while next_due <= stamp + 1e-6:
+            next_due += interval
 
 
 def sample_file(path: str | Path, fps: float) -> Iterator[tuple[float, np.ndarray]]:

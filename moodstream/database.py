@@ -41,9 +41,10 @@ def parse_database_url(url: str) -> URL:
     """SQLAlchemy URL for ``url`` with the psycopg (3) driver; DatabaseError when not a PostgreSQL URL."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a bad port, e.g. a raw '@' or ':' in the password
         raise DatabaseError(
-            "database URL is not a valid URL (expected postgresql://user@host:port/db)"
+            "database URL is not a valid URL (expected postgresql://user:password@host:port/db; "
+            "write '@', ':' and '/' in the password URL-encoded as %40, %3A and %2F)"
         ) from None
     if parsed.get_backend_name() not in ("postgresql", "postgres"):
         raise DatabaseError(f"database URL must be postgresql://..., got {parsed.get_backend_name()}://")
@@ -182,7 +183,8 @@ def create_reader_role(engine: Engine, role: str, password: str | None) -> bool:
             ddl = conn.execute(
                 text(f"SELECT format('{verb} ROLE %I WITH LOGIN', CAST(:r AS text))"), {"r": role}
             ).scalar_one()
-        conn.execute(text(ddl))
+        # straight to psycopg: no ':name' / '%' parsing of the password, and SQLAlchemy never sees the text
+        conn.connection.driver_connection.execute(ddl)  # type: ignore[union-attr]
         grant_reader(conn, role)
     return not exists
 

@@ -18,7 +18,7 @@ DEMO_SECONDS = 12
 
 
 def _frame(photo_bgr: np.ndarray, t: float) -> np.ndarray:
-    """One 480x270 BGR frame at phase t in [0, 1): a slow zoom and pan across the photo."""
+    """One 480x270 BGR frame at phase t (period 1): a slow zoom and pan across the photo."""
     w, h = DEMO_SIZE
     zoom = 0.55 + 0.35 * (0.5 - 0.5 * np.cos(2 * np.pi * t))
     side = photo_bgr.shape[0]
@@ -31,18 +31,25 @@ def _frame(photo_bgr: np.ndarray, t: float) -> np.ndarray:
 
 
 def write_demo_video(path: Path) -> Path:
-    """Write the demo clip (mp4, 480x270, 10 fps, 12 s) to ``path`` unless it exists; return the path."""
+    """Write the demo clip (mp4, 480x270, 10 fps, 12 s) to ``path`` unless it exists; return the path.
+
+    Clips with different file names start at a different phase and may be mirrored, so two demo
+    cameras do not show the same picture at the same time.
+    """
     if path.is_file() and path.stat().st_size > 0:
         return path
     from skimage import data
 
     photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    variant = sum(path.stem.encode()) % 7
+    if variant % 2:
+        photo = np.ascontiguousarray(photo[:, ::-1])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.mp4")
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), DEMO_FPS, DEMO_SIZE)
     frames = DEMO_FPS * DEMO_SECONDS
     for i in range(frames):
-        writer.write(_frame(photo, i / frames))
+        writer.write(_frame(photo, i / frames + variant / 7))
     writer.release()
     tmp.replace(path)
     return path
@@ -66,6 +73,21 @@ stores:
         source: {video}
         fps: 1
 """
+
+
+def ensure_demo_videos(sources: list[str], data_dir: Path) -> list[Path]:
+    """Create the missing file sources that lie in ``data_dir/demo`` (the example registry's videos)."""
+    demo_dir = (data_dir / "demo").resolve()
+    made = []
+    for source in sources:
+        path = Path(source)
+        if (
+            path.suffix.lower() in (".mp4", ".avi")
+            and not path.exists()
+            and path.resolve().parent == demo_dir
+        ):
+            made.append(write_demo_video(path))
+    return made
 
 
 def write_demo_registry(data_dir: Path) -> Path:

@@ -10,6 +10,7 @@ of the two the settings leave unset and stops them on exit.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import logging
@@ -47,6 +48,17 @@ def _socket_dir(preferred: Path, name: str) -> Path:
         return preferred
     digest = hashlib.sha256(str(preferred.resolve()).encode()).hexdigest()[:12]
     return Path(tempfile.gettempdir()) / f"moodstream-{digest}"
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing) for the duration of the block."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -93,11 +105,19 @@ class EmbeddedRedis:
             return False
 
     def start(self) -> str:
-        """Start the server (or reuse a running one) and return its URL; EmbeddedServerError on failure."""
-        if self.is_running():
-            logger.info("reusing embedded Redis at %s", self.url)
-            return self.url
+        """Start the server (or reuse a running one) and return its URL; EmbeddedServerError on failure.
+
+        Processes starting at the same time on one data directory take turns (a file lock), so exactly
+        one of them starts the server and the others reuse it.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
+        with _file_lock(self.directory / "start.lock"):
+            if self.is_running():
+                logger.info("reusing embedded Redis at %s", self.url)
+                return self.url
+            return self._start_locked()
+
+    def _start_locked(self) -> str:
         self.socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         config = self.directory / "redis.conf"
         config.write_text(self._config_text())
@@ -236,10 +256,18 @@ class EmbeddedPostgres:
         return state is not None and state.ready and _pid_alive(state.pid)
 
     def start(self) -> str:
-        """Initialise the cluster if new, start it (or reuse a running one); return its URL."""
-        if self.is_running():
-            logger.info("reusing embedded PostgreSQL in %s", self.pgdata)
-            return self.url()
+        """Initialise the cluster if new, start it (or reuse a running one); return its URL.
+
+        Concurrent starts on one data directory take turns (a file lock beside the cluster).
+        """
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        with _file_lock(self.pgdata.parent / "postgres.start.lock"):
+            if self.is_running():
+                logger.info("reusing embedded PostgreSQL in %s", self.pgdata)
+                return self.url()
+            return self._start_locked()
+
+    def _start_locked(self) -> str:
         self.pgdata.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._socket_dir.mkdir(parents=True, exist_ok=True)
         self._system_user = self._prepare_user()

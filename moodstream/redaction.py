@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from urllib.parse import quote, unquote
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 MASK = "***"
 
@@ -40,17 +40,25 @@ def redact_url(url: str) -> str:
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Free text with every URL password, ``password=...`` value and each known secret replaced by ``***``.
 
-    Known secrets are also hidden in their URL-encoded and URL-decoded spellings.
+    Known secrets are also hidden in their URL-encoded and URL-decoded spellings (``secret_spellings``).
     """
     out = redact_url(text)
     spellings: set[str] = set()
     for secret in secrets:
         if secret:
-            spellings.update({secret, quote(secret, safe=""), unquote(secret)})
+            spellings.update(secret_spellings(secret))
     for spelling in sorted(spellings, key=len, reverse=True):
         if spelling:
             out = out.replace(spelling, MASK)
     return out
+
+
+def secret_spellings(secret: str) -> set[str]:
+    """Every way a secret may be written: raw, URL-decoded, and URL-encoded as urllib and SQLAlchemy
+    encode it (``quote`` with and without ``/`` safe, ``quote_plus``; upper- and lower-case hex)."""
+    encoded = {quote(secret, safe=""), quote(secret), quote_plus(secret), quote_plus(secret, safe="")}
+    lower = {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), e) for e in encoded}
+    return {secret, unquote(secret), unquote_plus(secret), *encoded, *lower} - {""}
 
 
 class RedactingFilter(logging.Filter):

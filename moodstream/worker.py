@@ -165,7 +165,22 @@ class StreamWorker:
             self._leave()
 
     def _redis(self, action: Any, stop: threading.Event) -> Any:
-        return retry_forever(action, what="Redis", url=self.redis_url, stop=stop)
+        """Run a Redis action, waiting out outages; a group lost with its stream (e.g. a Redis restarted
+        without its data) is recreated and the action retried."""
+
+        def attempt() -> Any:
+            try:
+                return action()
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning(
+                    "%s: group %s on %s is gone; recreating it", self.handler.stage, self.group, self.stream
+                )
+                ensure_group(self.client, self.stream, self.group)
+                return action()
+
+        return retry_forever(attempt, what="Redis", url=self.redis_url, stop=stop)
 
     def _read_new(self) -> list[Entry]:
         reply: Any = self.client.xreadgroup(
@@ -247,6 +262,8 @@ class StreamWorker:
         log.warning("%s: a server is unreachable (%s); retrying the batch in 2s", self.handler.stage, reason)
         if stop.wait(2.0):
             raise ServerUnavailable("stopped while a server was unreachable; batch left pending")
+        with contextlib.suppress(redis.RedisError):
+            self._heartbeat()  # still alive, waiting: keep showing in `moodstream status`
 
     def _handle_failure(self, batch: list[Entry], exc: Exception, stop: threading.Event) -> None:
         """A batch failed: retry entries one by one so one poison entry does not hold back the rest."""

@@ -387,6 +387,8 @@ def _read_yaml(file: Path) -> tuple[Any, dict[Loc, int]]:
         raise fail(None, f"cannot read the file ({reason})") from None
     try:
         tree = YAML(typ="rt").load(text)
+    except RecursionError:
+        raise fail(None, f"not a stores.yaml: nested deeper than {MAX_DEPTH} levels") from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -396,7 +398,10 @@ def _read_yaml(file: Path) -> tuple[Any, dict[Loc, int]]:
     if not isinstance(tree, dict):
         raise fail(1, "not a stores.yaml: expected keys such as 'version:' and 'stores:' at the top level")
     lines: dict[Loc, int] = {(): 1}
-    return _plain(tree, (), lines), lines
+    try:
+        return _plain(tree, (), lines), lines
+    except _TooComplex:
+        raise fail(None, f"not a stores.yaml: more than {MAX_NODES} values or {MAX_DEPTH} levels") from None
 
 
 def _yaml_problem(exc: Any) -> str:
@@ -408,8 +413,21 @@ def _yaml_problem(exc: Any) -> str:
     return problem
 
 
+MAX_NODES: Final[int] = 200_000
+MAX_DEPTH: Final[int] = 32
+
+
+class _TooComplex(Exception):
+    """The YAML tree exceeds MAX_NODES values or MAX_DEPTH levels (e.g. an alias bomb)."""
+
+
 def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
-    """Copy a ruamel tree into dicts/lists/scalars, recording each key's and item's line."""
+    """Copy a ruamel tree into dicts/lists/scalars, recording each key's and item's line.
+
+    Aliases are expanded, so the copy is bounded: _TooComplex beyond MAX_NODES values or MAX_DEPTH levels.
+    """
+    if len(lines) > MAX_NODES or len(loc) > MAX_DEPTH:
+        raise _TooComplex
     if isinstance(node, dict):
         out: dict[Any, Any] = {}
         for key, value in node.items():

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +29,10 @@ FpsWidth = Annotated[
 Model = Annotated[str, typer.Option("--model", help="FER model: default, a shipped name or a path.")]
 MetricsPort = Annotated[int, typer.Option("--metrics-port", help="Serve Prometheus metrics on this port.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, max=1024, help="Entries per XREADGROUP.")]
+Threads = Annotated[
+    int,
+    typer.Option("--threads", min=0, max=256, help="ONNX Runtime threads per model process (0: its choice)."),
+]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -61,7 +66,9 @@ def _base_options(
     from moodstream.worker import WorkerConfig
 
     analysis = AnalysisConfig(
-        model=knobs.get("model", "default"), max_input_width=knobs.get("max_input_width")
+        model=knobs.get("model", "default"),
+        max_input_width=knobs.get("max_input_width"),
+        intra_op_threads=knobs.get("threads", 1),
     )
     return RunOptions(
         redis_url=redis_url,
@@ -69,7 +76,7 @@ def _base_options(
         prefix=settings.stream_prefix,
         registry=registry_path.resolve() if registry_path else None,
         analysis=analysis,
-        worker=WorkerConfig(batch_size=knobs.get("batch_size", 16)),
+        worker=WorkerConfig(batch_size=knobs.get("batch_size", 8)),
         metrics_port=knobs.get("metrics_port", 0),
         log_level=settings.log_level,
     )
@@ -89,7 +96,12 @@ def run(
     ] = False,
     max_input_width: FpsWidth = None,
     model: Model = "default",
+    threads: Threads = 1,
     metrics_port: MetricsPort = 0,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", min=1, help="Stop after this many seconds (default: Ctrl-C)."),
+    ] = None,
 ) -> None:
     """Run ingest, detector, classifier and aggregator as separate processes with a live view; Ctrl-C stops.
 
@@ -97,7 +109,7 @@ def run(
     migrates the database and syncs the registry first. With --metrics-port P the aggregator serves
     Prometheus metrics on P, the classifier on P+1 and detector i on P+1+i.
     """
-    from moodstream.demo import write_demo_registry
+    from moodstream.demo import ensure_demo_videos, write_demo_registry
     from moodstream.embedded import EmbeddedServerError, embedded_servers
     from moodstream.runtime import options_from_registry, setup_logging
 
@@ -107,12 +119,13 @@ def run(
     path = write_demo_registry(settings.data_dir) if demo else config
     assert path is not None
     registry = _load(path)
+    ensure_demo_videos([str(c.source) for _, c in registry.cameras()], settings.data_dir)
     setup_logging("WARNING", tuple(registry.secrets))
     try:
         with embedded_servers(settings) as urls:
             base = _base_options(
                 settings, urls.redis_url, urls.database_url, path,
-                model=model, max_input_width=max_input_width, metrics_port=metrics_port,
+                model=model, max_input_width=max_input_width, metrics_port=metrics_port, threads=threads,
             )  # fmt: skip
             all_files = all(c.source_kind == "file" and not c.loop for _, c in registry.cameras())
             quiet = "WARNING" if not os.environ.get("MOODSTREAM_LOG_LEVEL") else settings.log_level
@@ -120,7 +133,7 @@ def run(
                 update={"exit_when_done": all_files and not keep_running, "log_level": quiet}
             )
             _prepare_database(urls.database_url, registry, settings)
-            _run_processes(options, registry, detectors)
+            _run_processes(options, registry, detectors, duration)
     except EmbeddedServerError as exc:
         raise _fail(str(exc)) from None
 
@@ -137,7 +150,7 @@ def _prepare_database(database_url: str, registry: Any, settings: Settings) -> N
         raise _fail(str(exc)) from None
 
 
-def _run_processes(options: Any, registry: Any, detectors: int) -> None:
+def _run_processes(options: Any, registry: Any, detectors: int, duration: float | None) -> None:
     from moodstream.progress import camera_progress, drained, progress_table, store_table, store_totals
     from moodstream.runtime import GROUPS, spawn_stage, stop_processes
     from moodstream.streams import StreamNames, connect_redis
@@ -154,12 +167,15 @@ def _run_processes(options: Any, registry: Any, detectors: int) -> None:
     ]
     ingest = spawn_stage("ingest", options)[0]
     console.print(f"moodstream: {len(list(registry.cameras()))} cameras; Ctrl-C stops")
+    deadline = time.monotonic() + duration if duration else None
     try:
         with Live(console=console, refresh_per_second=2) as live:
             while not stop.wait(1.0):
                 live.update(progress_table(camera_progress(client, names)))
                 if [p for p in workers if not p.is_alive()]:
                     console.print("[red]a stage process exited unexpectedly; stopping[/red]")
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
                     break
                 finished = not ingest.is_alive()
                 if finished and options.exit_when_done and drained(client, names, GROUPS):
@@ -212,24 +228,26 @@ def ingest_command(config: Annotated[Path, typer.Option("--config", "-c", help="
 def detect_command(
     config: ConfigOption = None,
     max_input_width: FpsWidth = None,
-    batch_size: BatchSize = 16,
+    batch_size: BatchSize = 8,
+    threads: Threads = 1,
     metrics_port: MetricsPort = 0,
 ) -> None:
     """One detector worker: frames -> faces (run as many as needed)."""
-    options = _stage_options(
-        config, False, max_input_width=max_input_width, batch_size=batch_size, metrics_port=metrics_port
-    )
+    knobs = {"max_input_width": max_input_width, "batch_size": batch_size, "threads": threads}
+    options = _stage_options(config, False, metrics_port=metrics_port, **knobs)
     _run_alone("detector", options)
 
 
 def classify_command(
     config: ConfigOption = None,
     model: Model = "default",
-    batch_size: BatchSize = 16,
+    batch_size: BatchSize = 8,
+    threads: Threads = 1,
     metrics_port: MetricsPort = 0,
 ) -> None:
     """One classifier worker: faces -> emotions."""
-    options = _stage_options(config, False, model=model, batch_size=batch_size, metrics_port=metrics_port)
+    knobs = {"model": model, "batch_size": batch_size, "threads": threads}
+    options = _stage_options(config, False, metrics_port=metrics_port, **knobs)
     _run_alone("classifier", options)
 
 

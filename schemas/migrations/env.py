@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from alembic import context
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import Connection, create_engine, make_url
 
 from schemas.tables import metadata
 
@@ -34,7 +34,7 @@ def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url") or os.environ.get("MOODSTREAM_DATABASE_URL", "")
     if not url:
         raise RuntimeError("no database URL: set sqlalchemy.url or MOODSTREAM_DATABASE_URL")
-    engine = create_engine(url)
+    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
     try:
         with engine.connect() as conn:
             _run(conn)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import create_engine, text
 
 from moodstream.embedded import EmbeddedPostgres, EmbeddedRedis, embedded_servers
@@ -88,3 +93,22 @@ def test_embedded_servers_start_what_is_not_configured(server_dir: Path, kind: s
                 assert conn.execute(text("SELECT 1")).scalar() == 1
             engine.dispose()
     assert not EmbeddedRedis(server_dir).is_running() and not EmbeddedPostgres(server_dir).is_running()
+
+
+def test_concurrent_starts_share_one_server(server_dir: Path) -> None:
+    script = (
+        "import sys; from pathlib import Path; from moodstream.embedded import EmbeddedRedis; "
+        "r = EmbeddedRedis(Path(sys.argv[1])); print(r.start(), r._owned)"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(server_dir)], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=60)[0].split() for p in procs]
+    try:
+        assert len({url for url, _ in outputs}) == 1
+        assert sorted(owned for _, owned in outputs) == ["False", "False", "True"]
+    finally:
+        no_retry = Retry(NoBackoff(), 0)
+        with redis.Redis.from_url(outputs[0][0], retry=no_retry) as client, suppress(redis.ConnectionError):
+            client.shutdown(nosave=False)

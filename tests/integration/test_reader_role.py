@@ -70,8 +70,12 @@ def test_create_reader_role_twice_updates_and_keeps_grants(
     role = f"ms_reader_{uuid.uuid4().hex[:10]}"
     try:
         assert create_reader_role(writer, role, password="one") is True
-        assert create_reader_role(writer, role, password="two") is False
-        url = parse_database_url(migrated_database_url).set(username=role, password="two")
+        tricky = "p%(x)s :y'\\ $$"  # bind-parameter, quote and dollar syntax must reach the server verbatim
+        assert create_reader_role(writer, role, password=tricky) is False
+        with writer.connect() as conn:
+            stored = conn.execute(text("SELECT rolpassword FROM pg_authid WHERE rolname = :r"), {"r": role})
+            assert str(stored.scalar()).startswith("SCRAM-SHA-256$")
+        url = parse_database_url(migrated_database_url).set(username=role, password=tricky)
         engine = create_engine(url)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM branch_daily_v")).scalar() == 0

@@ -187,3 +187,27 @@ def test_stop_finishes_the_batch_in_hand(client: redis.Redis, redis_url: str, re
     worker.run(stop)
     assert sorted(output_seqs(client, names)) == [0, 1, 2, 3]
     assert pending(client, names) == 0
+
+
+def test_a_stream_deleted_under_the_worker_is_recreated_and_consumption_goes_on(
+    client: redis.Redis, redis_url: str, redis_prefix: str
+) -> None:
+    names = StreamNames(redis_prefix)
+    publish(client, names, range(3))
+    worker = make_worker(client, redis_url, names, ToEmptyEmotions())
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(output_seqs(client, names)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        client.delete(names.frames)  # e.g. a Redis restarted without its data
+        time.sleep(0.3)
+        publish(client, names, range(3, 6))
+        while len(output_seqs(client, names)) < 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert sorted(output_seqs(client, names)) == list(range(6))

@@ -172,6 +172,7 @@ def test_provider_choice_auto_and_explicit() -> None:
     auto = choose_providers("auto")
     assert auto[-1] == "CPUExecutionProvider"
     assert choose_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert choose_providers(["cpu"]) == ["CPUExecutionProvider"]
     with pytest.raises(ClassifierError, match="not available"):
         choose_providers(["NoSuchExecutionProvider"])
     with pytest.raises(ClassifierError, match="empty"):

@@ -72,7 +72,7 @@ def test_topology(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert {"redis", "postgres", "migrate", "grafana", *STAGES} <= set(services)
     redis_cmd = " ".join(services["redis"]["command"])
-    assert "--appendonly yes" in redis_cmd and "--requirepass" in redis_cmd
+    assert "--appendonly yes" in redis_cmd and "redis/moodstream/entrypoint.sh" in redis_cmd  # ACL users
     for stage in STAGES:
         svc = services[stage]
         assert svc["depends_on"]["migrate"]["condition"] == "service_completed_successfully"

@@ -158,20 +158,32 @@ def test_bad_registry_reports_file_line_and_key(
     assert "p@ss" not in str(info.value)
 
 
+def _alias_bomb(levels: int = 8, width: int = 10) -> str:
+    """YAML whose aliases expand to width**levels values (the 'billion laughs' shape)."""
+    lines = [f"a0: &a0 [{', '.join(['x'] * width)}]"]
+    for level in range(1, levels + 1):
+        lines.append(f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * width)}]")
+    return "\n".join(lines) + "\n"
+
+
 FILE_CASES = [
     ("not yaml at all", "version: [1\n stores: {", 2, "not valid YAML"),
     ("yaml but not a mapping", "just a sentence\n", 1, "not a stores.yaml"),
     ("empty file", "", 1, "not a stores.yaml"),
     ("binary", "\x00\x01\x02", None, "YAML"),
+    ("alias bomb", None, None, "more than"),
+    ("deep nesting", "version: " + "[" * 200 + "]" * 200 + "\n", None, "not a stores.yaml"),
 ]
 
 
 @pytest.mark.parametrize(
     ("text", "line", "words"), [c[1:] for c in FILE_CASES], ids=[c[0] for c in FILE_CASES]
 )
-def test_unparsable_files_report_their_line(tmp_path: Path, text: str, line: int | None, words: str) -> None:
+def test_unparsable_files_report_their_line(
+    tmp_path: Path, text: str | None, line: int | None, words: str
+) -> None:
     with pytest.raises(RegistryError) as info:
-        load_registry(write(tmp_path, text), ENV)
+        load_registry(write(tmp_path, text if text is not None else _alias_bomb()), ENV)
     (problem,) = info.value.problems
     assert words in problem.message
     if line is not None:

@@ -1,0 +1,78 @@
+"""Benchmark of the MTCNN `FaceDetector`: frames/s and ms/frame on two clips, batch sizes 1 and 8.
+
+Frames are decoded up front (decoding is not timed); each configuration runs the whole clip once to
+warm up, then ``--repeat`` timed passes, and the best pass is reported (the machine may be shared).
+
+    python bench/bench_detector.py                       # CPU provider, 2 threads
+    nice -n 0 python bench/bench_detector.py --repeat 5 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detector import DetectorConfig, FaceDetector
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "video"
+CLIPS = ["face-demographics-walking.gif", "facenet-pytorch-video.mp4"]
+
+
+def read_frames(path: Path, limit: int | None) -> list[np.ndarray]:
+    """Every frame of a clip (BGR uint8), up to ``limit``."""
+    capture = cv2.VideoCapture(str(path))
+    frames: list[np.ndarray] = []
+    while limit is None or len(frames) < limit:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    if not frames:
+        raise SystemExit(f"no frames could be read from {path}")
+    return frames
+
+
+def timed_pass(detector: FaceDetector, frames: list[np.ndarray], batch: int) -> tuple[float, int]:
+    """Seconds to detect every frame in batches of ``batch``, and the number of faces found."""
+    start = time.perf_counter()
+    faces = 0
+    for first in range(0, len(frames), batch):
+        faces += sum(len(found) for found in detector.detect(frames[first : first + batch]))
+    return time.perf_counter() - start, faces
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA, help="folder with the clips")
+    parser.add_argument("--clips", nargs="+", default=CLIPS)
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--providers", nargs="+", default=["cpu"])
+    parser.add_argument("--repeat", type=int, default=3, help="timed passes per configuration (best is shown)")
+    parser.add_argument("--max-frames", type=int, default=None, help="use only the first N frames of a clip")
+    args = parser.parse_args()
+
+    cv2.setNumThreads(args.threads)
+    detector = FaceDetector(DetectorConfig(providers=args.providers, intra_op_threads=args.threads))
+    print(f"providers={detector.providers} threads={args.threads} repeat={args.repeat}")
+    print(f"{'clip':40} {'size':>10} {'frames':>6} {'batch':>5} {'faces':>6} {'frames/s':>9} {'ms/frame':>9}")
+    for clip in args.clips:
+        frames = read_frames(args.data / clip, args.max_frames)
+        height, width = frames[0].shape[:2]
+        for batch in args.batches:
+            timed_pass(detector, frames, batch)  # warm-up
+            best, faces = min(timed_pass(detector, frames, batch) for _ in range(args.repeat))
+            print(
+                f"{clip:40} {f'{width}x{height}':>10} {len(frames):6d} {batch:5d} {faces:6d} "
+                f"{len(frames) / best:9.1f} {1000 * best / len(frames):9.2f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The SQLAlchemy tables keep the Database contract other stages and dashboards are written against."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas import tables
+from schemas.labels import EMOTIONS
+
+CONTRACT = {
+    "stores": (["id"], ["id", "name", "branch", "timezone", "enabled", "created_at", "updated_at"]),
+    "cameras": (
+        ["store_id", "id"],
+        ["store_id", "id", "name", "source_redacted", "fps", "enabled", "created_at", "updated_at"],
+    ),
+    "emotion_counts": (
+        ["bucket_start", "store_id", "camera_id"],
+        [
+            *("bucket_start", "store_id", "camera_id", "bucket_seconds", "frames", "faces"),
+            *EMOTIONS,
+            *("last_frame_at", "updated_at"),
+        ],
+    ),
+    "frame_losses": (
+        ["bucket_start", "store_id", "camera_id"],
+        ["bucket_start", "store_id", "camera_id", "shed", "dead", "updated_at"],
+    ),
+    "applied_frames": (
+        ["store_id", "camera_id", "stream_epoch", "seq"],
+        ["store_id", "camera_id", "stream_epoch", "seq", "applied_at"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CONTRACT)
+def test_table_columns_and_primary_key(name: str) -> None:
+    primary_key, columns = CONTRACT[name]
+    table = tables.metadata.tables[name]
+    assert [c.name for c in table.columns] == columns
+    assert [c.name for c in table.primary_key.columns] == primary_key
+
+
+def test_timestamps_are_timezone_aware() -> None:
+    for table in tables.metadata.tables.values():
+        for column in table.columns:
+            if column.name.endswith("_at") or column.name == "bucket_start":
+                assert getattr(column.type, "timezone", False), f"{table.name}.{column.name}"
+
+
+def test_reader_never_sees_internal_tables() -> None:
+    assert not set(tables.INTERNAL_TABLES) & set(tables.PUBLIC_TABLES)
+    assert set(tables.PUBLIC_TABLES) | set(tables.INTERNAL_TABLES) == set(tables.metadata.tables)
