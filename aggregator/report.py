@@ -14,7 +14,7 @@ import csv
 import io
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Final, Literal
 
@@ -48,6 +48,13 @@ class ReportRequest(BaseModel):
     date_from: date = Field(description="first local day included")
     date_to: date = Field(description="last local day included (inclusive)")
     by: Granularity = Field("day", description="bucket per local day or per local hour")
+    min_faces: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="suppress the counts of every row with fewer faces than this (0: show all); "
+        "suppressed rows also stay out of the totals, so they cannot be recovered by subtraction",
+    )
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> ReportRequest:
@@ -106,9 +113,17 @@ class ReportRow:
     timezone: str
     period_start: datetime
     counts: Counts
+    suppressed: bool = False
+    """True when the row had fewer faces than ``min_faces``: ``counts`` then keeps only ``frames``."""
+
+    def suppress_below(self, min_faces: int) -> ReportRow:
+        """This row, or (when it has fewer than ``min_faces`` faces) a copy with only its frames kept."""
+        if self.counts.faces >= min_faces:
+            return self
+        return replace(self, counts=Counts(frames=self.counts.frames), suppressed=True)
 
     def as_dict(self) -> dict[str, object]:
-        """Flat JSON/CSV-ready mapping (shares as ``share_<emotion>``)."""
+        """Flat JSON/CSV-ready mapping (shares as ``share_<emotion>``; None everywhere when suppressed)."""
         out: dict[str, object] = {
             "branch": self.branch,
             "store_id": self.store_id,
@@ -116,11 +131,12 @@ class ReportRow:
             "timezone": self.timezone,
             "period_start": self.period_start.isoformat(timespec="minutes"),
             "frames": self.counts.frames,
-            "faces": self.counts.faces,
+            "faces": None if self.suppressed else self.counts.faces,
         }
-        out.update({e: self.counts.count(e) for e in EMOTIONS})
+        out.update({e: None if self.suppressed else self.counts.count(e) for e in EMOTIONS})
         out.update({f"share_{e}": _round(s) for e, s in self.counts.shares().items()})
         out["satisfaction_index"] = _round(self.counts.satisfaction_index)
+        out["suppressed"] = self.suppressed
         return out
 
 
@@ -137,9 +153,12 @@ class Report:
     generated_at: datetime = field(compare=False)
 
     def totals_by(self, key: Callable[[ReportRow], tuple[str, ...]]) -> dict[tuple[str, ...], Counts]:
-        """Counts summed per key (e.g. ``lambda r: (r.branch, r.store_id)``), in first-seen order."""
+        """Counts summed per key (e.g. ``lambda r: (r.branch, r.store_id)``), in first-seen order;
+        suppressed rows are left out."""
         out: dict[tuple[str, ...], Counts] = {}
         for row in self.rows:
+            if row.suppressed:  # kept out, so a suppressed row cannot be recovered by subtraction
+                continue
             k = key(row)
             out[k] = out.get(k, Counts()) + row.counts
         return out
@@ -153,10 +172,11 @@ class Report:
         return self.totals_by(lambda r: (r.branch,))
 
     def overall(self) -> Counts:
-        """Counts over every row."""
+        """Counts over every row that is not suppressed."""
         total = Counts()
         for row in self.rows:
-            total = total + row.counts
+            if not row.suppressed:
+                total = total + row.counts
         return total
 
 
@@ -213,7 +233,9 @@ def fetch_report(conn: Connection, request: ReportRequest, now: datetime | None 
         "branch": request.branch,
         "store": request.store,
     }
-    rows = tuple(_to_row(r._mapping) for r in conn.execute(_REPORT_SQL, params))
+    rows = tuple(
+        _to_row(r._mapping).suppress_below(request.min_faces) for r in conn.execute(_REPORT_SQL, params)
+    )
     return Report(request=request, rows=rows, generated_at=now or datetime.now().astimezone())
 
 
@@ -271,6 +293,7 @@ def _csv_columns() -> list[str]:
         *EMOTIONS,
         *(f"share_{e}" for e in EMOTIONS),
         "satisfaction_index",
+        "suppressed",
     ]
 
 
@@ -304,6 +327,7 @@ def render_json(report: Report) -> str:
             "from": req.date_from.isoformat(),
             "to": req.date_to.isoformat(),
             "by": req.by,
+            "min_faces": req.min_faces,
         },
         "emotions": list(EMOTIONS),
         "rows": [row.as_dict() for row in report.rows],
@@ -329,8 +353,14 @@ def render_table(report: Report) -> str:
     headers = ["branch", "store", "period", "faces", *EMOTIONS, "satisfaction"]
     table = Table(*headers, title=f"per {req.by}")
     for row in report.rows:
-        table.add_row(*_cells(row.branch, row.store_name, _period_label(row, req.by), row.counts))
+        cells = _cells(row.branch, row.store_name, _period_label(row, req.by), row.counts)
+        if row.suppressed:
+            cells[3:] = [f"<{req.min_faces}", *("–" for _ in EMOTIONS), "suppressed"]
+        table.add_row(*cells)
     console.print(table)
+    hidden = sum(r.suppressed for r in report.rows)
+    if hidden:
+        console.print(f"{hidden} rows with fewer than {req.min_faces} faces suppressed (not in the totals)")
     totals = Table(*headers, title="totals")
     for (branch, _sid, name), counts in report.store_totals().items():
         totals.add_row(*_cells(branch, name, "range", counts))

@@ -228,11 +228,13 @@ def _period_table(report: Report) -> str:
         f"<th>frames</th><th>faces</th>{head}<th>satisfaction</th></tr>"
     ]
     for r in report.rows:
-        cells = "".join(f"<td>{r.counts.count(e)}</td>" for e in EMOTIONS)
+        cells = "".join(f"<td>{'–' if r.suppressed else r.counts.count(e)}</td>" for e in EMOTIONS)
+        faces = f"&lt;{report.request.min_faces}" if r.suppressed else str(r.counts.faces)
+        index = "suppressed" if r.suppressed else _fmt_index(r.counts.satisfaction_index)
         lines.append(
             f'<tr><td class="l">{escape(r.branch)}</td><td class="l">{escape(r.store_name)}</td>'
             f'<td class="l">{r.period_start.strftime(fmt)}</td><td>{r.counts.frames}</td>'
-            f"<td>{r.counts.faces}</td>{cells}<td>{_fmt_index(r.counts.satisfaction_index)}</td></tr>"
+            f"<td>{faces}</td>{cells}<td>{index}</td></tr>"
         )
     lines.append("</table>")
     return "\n".join(lines)

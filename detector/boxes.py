@@ -36,21 +36,19 @@ def nms(
     x1, y1, x2, y2 = (coords + shift).T
     extra = 1.0 if inclusive else 0.0
     areas = (x2 - x1 + extra) * (y2 - y1 + extra)
-    suppressed = np.zeros(len(order), dtype=bool)
     keep: list[int] = []
-    for i in range(len(order)):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        rest = slice(i + 1, None)
-        inter_w = np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + extra
-        inter_h = np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + extra
+    remaining = np.arange(len(order))  # positions in score order, not yet kept or suppressed
+    while remaining.size:
+        best, rest = remaining[0], remaining[1:]
+        keep.append(int(best))
+        inter_w = np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + extra
+        inter_h = np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + extra
         inter = np.maximum(inter_w, 0.0) * np.maximum(inter_h, 0.0)
         if mode == "min":
-            overlap = inter / np.minimum(areas[i], areas[rest])
+            overlap = inter / np.minimum(areas[best], areas[rest])
         else:
-            overlap = inter / (areas[i] + areas[rest] - inter)
-        suppressed[rest] |= overlap > threshold
+            overlap = inter / (areas[best] + areas[rest] - inter)
+        remaining = rest[~(overlap > threshold)]  # NaN (empty boxes) never suppresses
     return order[np.asarray(keep, dtype=np.int64)]
 
 

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -48,6 +48,13 @@ def _socket_dir(preferred: Path, name: str) -> Path:
         return preferred
     digest = hashlib.sha256(str(preferred.resolve()).encode()).hexdigest()[:12]
     return Path(tempfile.gettempdir()) / f"moodstream-{digest}"
+
+
+def _remove_fallback_socket_dir(socket_dir: Path, preferred: Path) -> None:
+    """Remove the short /tmp socket folder (used when ``preferred`` was too deep) once the server is gone."""
+    if socket_dir != preferred:
+        with suppress(OSError):
+            socket_dir.rmdir()  # only when empty: another server may still use it
 
 
 @contextmanager
@@ -173,6 +180,7 @@ class EmbeddedRedis:
         except (redis.ConnectionError, OSError):
             pass  # the connection drops when the server exits
         _wait_for_exit(pid, "Redis", timeout=self.start_timeout)
+        _remove_fallback_socket_dir(self.socket_path.parent, self.directory)
         logger.info("stopped embedded Redis")
 
     def __enter__(self) -> Self:
@@ -303,6 +311,7 @@ class EmbeddedPostgres:
         state = _read_postmaster(self.pgdata)
         self._run("pg_ctl", ["-D", str(self.pgdata), "-w", "-m", "fast", "stop"])
         _wait_for_exit(state.pid if state else None, "PostgreSQL", timeout=self.start_timeout)
+        _remove_fallback_socket_dir(self._socket_dir, self.pgdata)
         logger.info("stopped embedded PostgreSQL")
 
     def _prepare_user(self) -> str | None:

@@ -88,9 +88,8 @@ def _column_values(conn: Connection, schema: str, table: str, column: str, bytea
     prep = conn.dialect.identifier_preparer
     name = f"{prep.quote(schema)}.{prep.quote(table)}"
     expr = prep.quote(column) if bytea else f"CAST({prep.quote(column)} AS text)"
-    result = conn.execution_options(yield_per=500).execute(
-        text(f"SELECT {expr} FROM {name} WHERE {prep.quote(column)} IS NOT NULL")
-    )
+    query = text(f"SELECT {expr} FROM {name} WHERE {prep.quote(column)} IS NOT NULL")
+    result = conn.execute(query.execution_options(yield_per=500))
     for (value,) in result:
         yield bytes(value) if bytea else str(value).encode("utf-8")
 

@@ -32,7 +32,7 @@ from moodstream.stages import (
     LossesStage,
     build_analyzer,
 )
-from moodstream.streams import StreamNames, connect_redis, wait_for_redis
+from moodstream.streams import ServerUnavailable, StreamNames, connect_redis, wait_for_redis
 from moodstream.worker import StreamWorker, WorkerConfig
 from schemas.registry import Registry, load_registry
 
@@ -178,7 +178,11 @@ def run_ingest(options: RunOptions, stop: threading.Event) -> None:
         raise ValueError("ingest needs a registry file (-c stores.yaml)")
     names = StreamNames(options.prefix)
     client = connect_redis(options.redis_url)
-    wait_for_redis(client, options.redis_url, stop)
+    try:
+        wait_for_redis(client, options.redis_url, stop)
+    except ServerUnavailable as exc:  # stopped while Redis was unreachable: one line, no traceback
+        log.warning("ingest stopping: %s", exc)
+        return
     publisher = FramePublisher(client, options.redis_url, names, options.ingest.frames_maxlen, stop)
     supervisor = IngestSupervisor(
         options.registry, load_camera_specs, client, publisher, names, options.ingest

@@ -26,12 +26,18 @@ def _fail(message: str) -> typer.Exit:
 @grafana_app.command("export")
 def export(
     out: Annotated[Path, typer.Option("--out", help="directory for <uid>.json files")] = DEFAULT_OUT,
+    min_faces: Annotated[
+        int,
+        typer.Option(
+            "--min-faces", min=0, max=1_000_000, help="hide emotion groups with fewer faces (0: hide none)"
+        ),
+    ] = 0,
 ) -> None:
     """Write the dashboards' JSON (what Grafana's file provisioning loads)."""
     from moodstream.dashboards.build import export_dashboards
 
     try:
-        paths = export_dashboards(out)
+        paths = export_dashboards(out, min_faces)
     except OSError as exc:
         raise _fail(f"cannot write dashboards to {out}: {exc.strerror}") from None
     for path in paths:

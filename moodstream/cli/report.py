@@ -61,6 +61,14 @@ def report(
     by: Annotated[str, typer.Option("--by", help="bucket: day or hour (store time)")] = "day",
     fmt: Annotated[str, typer.Option("--format", help="table, csv, json or html")] = "table",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="write to this file")] = None,
+    min_faces: Annotated[
+        int,
+        typer.Option(
+            "--min-faces",
+            min=0,
+            help="suppress the counts of rows with fewer faces than this (privacy of small groups)",
+        ),
+    ] = 0,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -81,6 +89,7 @@ def report(
             date_from=_parse_date("--from", date_from),
             date_to=_parse_date("--to", date_to),
             by=by,  # type: ignore[arg-type]
+            min_faces=min_faces,
         )
         text = _run_report(database_url, request, fmt)
         if output is None:

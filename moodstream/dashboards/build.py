@@ -30,6 +30,8 @@ DATASOURCE_UID: Final[str] = "moodstream-postgres"
 SATISFACTION_UID: Final[str] = "moodstream-satisfaction"
 CAMERA_HEALTH_UID: Final[str] = "moodstream-camera-health"
 DEFAULT_SILENT_MINUTES: Final[str] = "15"
+DEFAULT_MIN_FACES: Final[int] = 0
+"""Default of the hidden constant ``min_faces`` (0: no suppression); export with --min-faces N to set it."""
 
 DATASOURCE: Final[dm.DataSourceRef] = dm.DataSourceRef(type_val=DATASOURCE_TYPE, uid=DATASOURCE_UID)
 
@@ -90,6 +92,16 @@ def _query_variable(name: str, label: str, query: str) -> dashboard.QueryVariabl
     )
 
 
+def _min_faces_constant(min_faces: int) -> dashboard.ConstantVariable:
+    """Hidden constant: emotion panels leave out groups with fewer faces (viewers cannot change it)."""
+    return (
+        dashboard.ConstantVariable("min_faces")
+        .label("Minimum faces per group shown")
+        .description("Groups (bucket, store) with fewer faces are not shown: privacy of small groups.")
+        .value(str(min_faces))
+    )
+
+
 def _scope_variables() -> list[dashboard.QueryVariable]:
     return [
         _query_variable("branch", "Branch", sql.BRANCH_VARIABLE),
@@ -124,8 +136,11 @@ def _table(panel_id: int, title: str, query: str) -> table.Panel:
     )
 
 
-def satisfaction_dashboard() -> dashboard.Dashboard:
-    """*Customer satisfaction*: index over time, emotion mix, totals, volumes, store ranking."""
+def satisfaction_dashboard(min_faces: int = DEFAULT_MIN_FACES) -> dashboard.Dashboard:
+    """*Customer satisfaction*: index over time, emotion mix, totals, volumes, store ranking.
+
+    Groups with fewer than ``min_faces`` faces are left out of every emotion panel.
+    """
     builder = (
         dashboard.Dashboard("Customer satisfaction")
         .uid(SATISFACTION_UID)
@@ -134,7 +149,7 @@ def satisfaction_dashboard() -> dashboard.Dashboard:
         .time("now-24h", "now")
         .refresh("1m")
         .timezone("browser")
-        .variables(_scope_variables())  # type: ignore[arg-type]
+        .variables([*_scope_variables(), _min_faces_constant(min_faces)])  # type: ignore[list-item]
     )
     builder.with_panel(
         _timeseries(1, "Satisfaction index over time", sql.SATISFACTION_OVER_TIME)
@@ -231,18 +246,18 @@ def camera_health_dashboard() -> dashboard.Dashboard:
     return builder
 
 
-DASHBOARDS: Final[dict[str, Callable[[], dashboard.Dashboard]]] = {
+DASHBOARDS: Final[dict[str, Callable[[int], dashboard.Dashboard]]] = {
     SATISFACTION_UID: satisfaction_dashboard,
-    CAMERA_HEALTH_UID: camera_health_dashboard,
+    CAMERA_HEALTH_UID: lambda _min_faces: camera_health_dashboard(),
 }
-"""Dashboard uid -> builder function."""
+"""Dashboard uid -> builder function (argument: the min_faces suppression threshold)."""
 
 
-def build_dashboards() -> dict[str, dict[str, Any]]:
+def build_dashboards(min_faces: int = DEFAULT_MIN_FACES) -> dict[str, dict[str, Any]]:
     """{uid: dashboard JSON (plain dicts/lists, as Grafana stores it)} for every dashboard."""
     out = {}
     for uid, make in DASHBOARDS.items():
-        model = make().build()
+        model = make(min_faces).build()
         out[uid] = json.loads(json.dumps(model, cls=JSONEncoder))
     return out
 
@@ -252,11 +267,11 @@ def dashboard_json_text(model: dict[str, Any]) -> str:
     return json.dumps(model, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def export_dashboards(out_dir: Path) -> list[Path]:
+def export_dashboards(out_dir: Path, min_faces: int = DEFAULT_MIN_FACES) -> list[Path]:
     """Write every dashboard to ``out_dir/<uid>.json``; returns the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for uid, model in build_dashboards().items():
+    for uid, model in build_dashboards(min_faces).items():
         path = out_dir / f"{uid}.json"
         path.write_text(dashboard_json_text(model), encoding="utf-8")
         written.append(path)

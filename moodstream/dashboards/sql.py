@@ -1,8 +1,9 @@
 """SQL of the dashboards' panels and variables, written for Grafana's PostgreSQL datasource.
 
 Grafana first replaces template variables (``$branch``, ``$store``, ``$camera``, ``$__interval``,
-``$silent_minutes``), then the datasource expands its macros (``$__timeFilter``, ``$__timeGroupAlias``,
-``$__timeTo``). Every query reads only the public views/tables the read-only role may SELECT.
+``$silent_minutes``, ``$min_faces``), then the datasource expands its macros (``$__timeFilter``,
+``$__timeGroupAlias``, ``$__timeTo``). Every query reads only the public views/tables the read-only role
+may SELECT.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ SATISFACTION_EXPR: Final[str] = (
     "(sum(happy) - sum(angry + disgust + fear + sad))::float8 / NULLIF(sum(faces), 0)"
 )
 """Satisfaction index of a group of rows: (happy - (angry+disgust+fear+sad)) / faces, NULL without faces."""
+
+MIN_FACES_HAVING: Final[str] = "HAVING sum(faces) >= $min_faces"
+"""Small-group suppression: a group with fewer faces than the dashboard constant ``min_faces`` is not shown
+(0 shows everything), so nobody reads the emotions of one or two identifiable people."""
 
 # --- variables ----------------------------------------------------------------------------------------
 
@@ -36,6 +41,7 @@ SATISFACTION_OVER_TIME: Final[str] = f"""SELECT $__timeGroupAlias(bucket_start, 
 FROM emotion_counts_v
 WHERE $__timeFilter(bucket_start) AND {SCOPE_FILTER}
 GROUP BY 1, 2
+{MIN_FACES_HAVING}
 ORDER BY 1, 2"""
 
 EMOTION_MIX_OVER_TIME: Final[str] = f"""SELECT $__timeGroupAlias(bucket_start, $__interval),
@@ -43,20 +49,25 @@ EMOTION_MIX_OVER_TIME: Final[str] = f"""SELECT $__timeGroupAlias(bucket_start, $
 FROM emotion_counts_v
 WHERE $__timeFilter(bucket_start) AND {SCOPE_FILTER}
 GROUP BY 1
+{MIN_FACES_HAVING}
 ORDER BY 1"""
 
 _EMOTION_VALUES = ", ".join(f"({i}, '{e}', v.{e})" for i, e in enumerate(EMOTIONS))
 
-EMOTION_TOTALS: Final[str] = f"""SELECT e.emotion, sum(e.n)::bigint AS faces
-FROM emotion_counts_v AS v
+EMOTION_TOTALS: Final[str] = f"""WITH picked AS (
+  SELECT * FROM emotion_counts_v
+  WHERE $__timeFilter(bucket_start) AND {SCOPE_FILTER}
+)
+SELECT e.emotion, sum(e.n)::bigint AS faces
+FROM picked AS v
 CROSS JOIN LATERAL (VALUES {_EMOTION_VALUES}) AS e(ord, emotion, n)
-WHERE $__timeFilter(v.bucket_start) AND {SCOPE_FILTER}
+WHERE (SELECT COALESCE(sum(faces), 0) FROM picked) >= $min_faces
 GROUP BY e.ord, e.emotion
 ORDER BY e.ord"""
 
 FACES_AND_FRAMES: Final[str] = f"""SELECT COALESCE(sum(faces), 0)::bigint AS faces,
   COALESCE(sum(frames), 0)::bigint AS frames,
-  {SATISFACTION_EXPR} AS satisfaction
+  CASE WHEN COALESCE(sum(faces), 0) >= $min_faces THEN {SATISFACTION_EXPR} END AS satisfaction
 FROM emotion_counts_v
 WHERE $__timeFilter(bucket_start) AND {SCOPE_FILTER}"""
 
@@ -67,6 +78,7 @@ STORE_RANKING: Final[str] = f"""SELECT branch, store_name AS store, store_id,
 FROM emotion_counts_v
 WHERE $__timeFilter(bucket_start) AND {SCOPE_FILTER}
 GROUP BY branch, store_id, store_name
+{MIN_FACES_HAVING}
 ORDER BY satisfaction DESC NULLS LAST, faces DESC, store_id"""
 
 # --- Camera health --------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ def test_embedded_redis_with_a_long_data_dir_uses_a_short_socket(server_dir: Pat
         assert (deep / "redis" / "redis.conf").exists()
         with redis.Redis.from_url(server.url) as client:
             assert client.ping()
+    assert not server.socket_path.parent.exists()  # the short socket folder goes with the server
 
 
 def test_embedded_postgres_reuse_stop_and_persistence(server_dir: Path) -> None:

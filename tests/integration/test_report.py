@@ -123,6 +123,7 @@ def test_json_totals(conn: Connection) -> None:
         "from": "2024-01-15",
         "to": "2024-01-15",
         "by": "day",
+        "min_faces": 0,
     }
 
 

@@ -90,7 +90,9 @@ def test_satisfaction_dashboard_has_the_required_panels_and_variables() -> None:
         "$__timeGroupAlias(bucket_start, $__interval)"
         in titles["Satisfaction index over time"]["targets"][0]["rawSql"]
     )
-    variables = {v["name"]: v for v in DASHBOARDS[SATISFACTION_UID]["templating"]["list"]}
+    variables = {
+        v["name"]: v for v in DASHBOARDS[SATISFACTION_UID]["templating"]["list"] if v["type"] == "query"
+    }
     assert list(variables) == ["branch", "store", "camera"]
     for v in variables.values():
         assert v["multi"] and v["includeAll"] and v["current"]["value"] == [ALL_VALUE]
@@ -111,6 +113,7 @@ def test_every_query_expands_with_no_leftover_placeholder(uid: str) -> None:
         "store": VariableValue(["a"], True, True, ["a"]),
         "camera": VariableValue(["c"], True, True, ["c"]),
         "silent_minutes": VariableValue("15"),
+        "min_faces": VariableValue("5"),
     }
     start, end = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)
     queries = [t["rawSql"] for p in _panels(uid) for t in p["targets"]]

@@ -1,0 +1,271 @@
+"""Privacy by design: small groups suppressed in reports and dashboards, staff cameras refused, and after a
+real run no face image anywhere in PostgreSQL or on disk (only transiently in Redis, within the caps).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import redis
+from sqlalchemy import Connection, create_engine, text
+from typer.testing import CliRunner
+
+from moodstream.cli.app import build_app
+from moodstream.dashboards.build import build_dashboards
+from moodstream.dashboards.macros import ALL_VALUE, VariableValue, expand
+from moodstream.database import create_reader_role, parse_database_url
+from moodstream.embedded import EmbeddedPostgres, EmbeddedRedis
+from moodstream.privacy import scan_database, scan_directory
+from moodstream.streams import StreamNames
+from schemas.labels import EMOTIONS
+from schemas.messages import FacesMessage
+from tests.integration import dashboard_seed
+
+# ---------------------------------------------------------------------------- reports
+
+
+@pytest.fixture
+def seeded_url(migrated_database_url: str) -> str:
+    engine = create_engine(parse_database_url(migrated_database_url))
+    with engine.begin() as conn:
+        dashboard_seed.seed(conn)
+    engine.dispose()
+    return migrated_database_url
+
+
+def _report(url: str, *args: str) -> Any:
+    argv = ["report", "--from", "2024-01-15", "--to", "2024-01-15", "--database-url", url, *args]
+    result = CliRunner().invoke(build_app(), argv)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_report_min_faces_suppresses_small_rows_and_keeps_them_out_of_totals(seeded_url: str) -> None:
+    plain = json.loads(_report(seeded_url, "--format", "json"))
+    doc = json.loads(_report(seeded_url, "--format", "json", "--min-faces", "5"))
+    small = {r["store_id"] for r in plain["rows"] if r["faces"] < 5}
+    assert small == {"hn-kimma"}, "the seed has exactly one store-day below 5 faces"
+    for row in doc["rows"]:
+        if row["store_id"] in small:
+            assert row["suppressed"] is True and row["faces"] is None
+            assert all(row[e] is None and row[f"share_{e}"] is None for e in EMOTIONS)
+            assert row["satisfaction_index"] is None
+        else:
+            assert row["suppressed"] is False and row["faces"] >= 5
+    shown = [r for r in plain["rows"] if r["store_id"] not in small]
+    assert doc["overall"]["faces"] == sum(r["faces"] for r in shown)
+    assert doc["overall"]["counts"] == {e: sum(r[e] for r in shown) for e in EMOTIONS}
+    hanoi = next(b for b in doc["branches"] if b["branch"] == "hanoi")
+    assert hanoi["faces"] == sum(r["faces"] for r in shown if r["branch"] == "hanoi")
+    assert not any(s["store_id"] in small for s in doc["stores"]), "a suppressed store must not be totalled"
+    assert doc["request"]["min_faces"] == 5
+    assert all(not r["suppressed"] for r in plain["rows"])
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "html"])
+def test_report_min_faces_shows_no_count_of_a_suppressed_row(seeded_url: str, fmt: str) -> None:
+    out = _report(seeded_url, "--format", fmt, "--min-faces", "5")
+    kimma = [
+        line
+        for line in out.splitlines()
+        if ("Kim Ma" in line or "hn-kimma" in line) and ("2024-01-15" in line or "<td" in line)
+    ]
+    assert kimma, out
+    for line in kimma:
+        if fmt == "csv":
+            cells = line.split(",")
+            assert cells[6:14] == [""] * 8 and cells[-1] == "True", line  # faces + 7 counts blank
+        elif fmt == "table":
+            assert "<5" in line and "suppressed" in line and "(" not in line, line
+        else:
+            assert "&lt;5" in line and "suppressed" in line, line
+
+
+# ---------------------------------------------------------------------------- dashboards
+
+
+@pytest.fixture
+def reader(seeded_url: str) -> Iterator[Connection]:
+    role = f"ms_reader_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(parse_database_url(seeded_url))
+    create_reader_role(engine, role, None)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f"SET ROLE {role}"))
+            yield conn
+            conn.rollback()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP OWNED BY {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))
+        engine.dispose()
+
+
+def _all(options: list[str]) -> VariableValue:
+    return VariableValue(ALL_VALUE, multi=True, include_all=True, options=options)
+
+
+SCOPE = {
+    "branch": _all(["hanoi", "newyork"]),
+    "store": _all(["hn-kimma", "hn-trangtien", "ny-soho"]),
+    "camera": _all(["backdoor", "counter", "door", "entrance"]),
+}
+RANGE = (datetime(2024, 1, 15, tzinfo=UTC), datetime(2024, 1, 16, 6, tzinfo=UTC))
+
+
+def _panel(title: str) -> str:
+    model = build_dashboards()["moodstream-satisfaction"]
+    return next(str(p["targets"][0]["rawSql"]) for p in model["panels"] if p["title"] == title)
+
+
+def _run(conn: Connection, title: str, min_faces: int, interval: str = "1d") -> list[dict[str, Any]]:
+    variables = {**SCOPE, "min_faces": VariableValue(str(min_faces))}
+    sql = expand(_panel(title), variables, *RANGE, interval=interval)
+    return [dict(r._mapping) for r in conn.execute(text(sql))]
+
+
+def test_dashboard_constant_is_used_by_every_emotion_panel() -> None:
+    model = build_dashboards()["moodstream-satisfaction"]
+    (constant,) = [v for v in model["templating"]["list"] if v["name"] == "min_faces"]
+    assert constant["type"] == "constant"
+    emotion_panels = [p for p in model["panels"] if p["title"] != "Faces and frames analysed"]
+    for panel in [*emotion_panels, *model["panels"]]:
+        assert "$min_faces" in panel["targets"][0]["rawSql"], panel["title"]
+
+
+def test_dashboard_panels_hide_groups_below_min_faces(reader: Connection) -> None:
+    # per store and day: Kim Ma saw 4 faces, SoHo 9, Trang Tien 23 (dashboard_seed)
+    ranking = _run(reader, "Stores ranked by satisfaction", 5)
+    assert [r["store_id"] for r in ranking] == ["ny-soho", "hn-trangtien"]
+    assert all(r["faces"] >= 5 for r in ranking)
+    over_time = _run(reader, "Satisfaction index over time", 5)
+    assert "Kim Ma" not in {r["metric"] for r in over_time}
+    assert {r["metric"] for r in _run(reader, "Satisfaction index over time", 0)} >= {"Kim Ma"}
+    everything = _run(reader, "Emotion mix over time", 0, interval="1h")
+    kept = _run(reader, "Emotion mix over time", 5, interval="1h")
+    assert kept == [r for r in everything if sum(r[e] for e in EMOTIONS) >= 5]
+    assert len(kept) < len(everything), "the seed has hourly buckets below 5 faces"
+    assert _run(reader, "Faces per emotion", 37) == []  # 36 faces in the range
+    assert len(_run(reader, "Faces per emotion", 36)) == len(EMOTIONS)
+    (totals,) = _run(reader, "Faces and frames analysed", 37)
+    assert totals["faces"] == 36 and totals["satisfaction"] is None
+
+
+# ---------------------------------------------------------------------------- staff cameras
+
+
+def test_a_camera_facing_staff_is_refused_with_the_legal_reason(tmp_path: Path) -> None:
+    registry = tmp_path / "stores.yaml"
+    registry.write_text(
+        "version: 1\nstores:\n  - id: s1\n    branch: b\n    timezone: UTC\n    cameras:\n"
+        "      - id: till\n        source: till.mp4\n        fps: 2\n        faces_staff: true\n"
+    )
+    result = CliRunner().invoke(build_app(), ["cameras", "validate", "-c", str(registry)])
+    assert result.exit_code == 1
+    assert "faces_staff" in result.stderr and "AI Act" in result.stderr and ":10:" in result.stderr
+
+
+# ---------------------------------------------------------------------------- the scanners can fail
+
+
+def _jpeg() -> bytes:
+    ok, buffer = cv2.imencode(".jpg", np.full((48, 48), 128, np.uint8))
+    assert ok
+    return buffer.tobytes()
+
+
+def test_scanners_find_a_planted_image_crop_and_secret(migrated_database_url: str, tmp_path: Path) -> None:
+    engine = create_engine(parse_database_url(migrated_database_url))
+    with engine.begin() as conn:
+        assert scan_database(conn) == []
+        conn.execute(text("CREATE TABLE scratch (note text, blob bytea)"))
+        conn.execute(
+            text("INSERT INTO scratch VALUES (:note, :jpeg), (NULL, :crop)"),
+            {"note": "x", "jpeg": _jpeg(), "crop": bytes(48 * 48)},
+        )
+        conn.execute(text("UPDATE stores SET name = 'pw hunter2' WHERE false"))
+        findings = [str(f) for f in scan_database(conn, ["hunter2"])]
+    engine.dispose()
+    assert findings == [
+        "public.scratch.blob: JPEG signature",
+        "public.scratch.blob: binary value of 2304 bytes (crop-sized)",
+    ]
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "run.log").write_bytes(b"ok\n" + _jpeg())
+    cv2.imwrite(str(tmp_path / "face.png"), np.zeros((8, 8), np.uint8))
+    (tmp_path / "server").mkdir()
+    (tmp_path / "server" / "aof").write_bytes(_jpeg())
+    found = sorted(
+        str(f).replace(str(tmp_path), "") for f in scan_directory(tmp_path, exclude=[tmp_path / "server"])
+    )
+    assert found == ["/face.png: PNG signature", "/logs/run.log: JPEG signature"]
+
+
+# ---------------------------------------------------------------------------- after a real run
+
+
+def _write_clip(path: Path, image: Path, seconds: float = 3.0, fps: int = 8) -> Path:
+    """A short clip of a shared photo with people's faces, panning a little (written under tmp only)."""
+    photo = cv2.imread(str(image))
+    assert photo is not None
+    h, w = photo.shape[:2]
+    size = (min(640, w) // 2 * 2, min(360, h) // 2 * 2)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
+    for i in range(int(seconds * fps)):
+        x = min(w - size[0], i * 2)
+        writer.write(np.ascontiguousarray(photo[: size[1], x : x + size[0]]))
+    writer.release()
+    return path
+
+
+def test_after_a_run_no_face_image_is_in_postgres_or_on_disk(shared_data: Path, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    clip = _write_clip(tmp_path / "clip.mp4", shared_data / "images" / "multiface.jpg")
+    registry = tmp_path / "stores.yaml"
+    registry.write_text(
+        "version: 1\npipeline:\n  stream_maxlen: 50\nstores:\n  - id: s1\n    branch: b\n    timezone: UTC\n"
+        f"    cameras:\n      - id: cam\n        source: {clip}\n        fps: 4\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOODSTREAM_")}
+    env["MOODSTREAM_DATA_DIR"] = str(data_dir)
+    result = subprocess.run(
+        [sys.executable, "-m", "moodstream.cli.app", "run", "-c", str(registry), "--duration", "120"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=200,
+        check=False,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    with EmbeddedPostgres(data_dir) as postgres:
+        engine = create_engine(postgres.url())
+        with engine.connect() as conn:
+            faces = conn.execute(text("SELECT COALESCE(sum(faces), 0) FROM emotion_counts")).scalar_one()
+            db_findings = scan_database(conn)
+        engine.dispose()
+    with EmbeddedRedis(data_dir) as server:
+        client = redis.Redis(unix_socket_path=str(server.socket_path))
+        names = StreamNames()
+        faces_entries: Any = client.xrange(names.faces)
+        other_keys = [k for k in client.scan_iter() if client.type(k) != b"stream"]
+        redis_findings = [k for k in other_keys if b"\xff\xd8\xff" in repr(client.dump(k)).encode()]
+        client.close()
+    assert faces > 0, "the run classified faces (else the scan proves nothing)"
+    assert db_findings == []
+    servers = [data_dir / "postgres", data_dir / "redis"]
+    assert scan_directory(data_dir, exclude=servers) == []
+    assert redis_findings == []
+    assert len(faces_entries) <= 50 + 100, "crops stay in Redis only within the stream cap"
+    crops = [FacesMessage.decode(f).crops for _, f in faces_entries]
+    assert sum(c.shape[0] for c in crops) <= faces
