@@ -59,8 +59,10 @@ def claim_new_frames(conn: Connection, keys: Sequence[FrameKey]) -> set[FrameKey
     return {FrameKey(*row) for row in conn.execute(statement)}
 
 
-def apply_emotions(conn: Connection, messages: Sequence[EmotionsMessage], bucket_seconds: int) -> int:
-    """Count the frames of ``messages`` not counted before; return how many frames were new."""
+def apply_emotions(
+    conn: Connection, messages: Sequence[EmotionsMessage], bucket_seconds: int
+) -> list[EmotionsMessage]:
+    """Count the frames of ``messages`` not counted before; return those (the newly counted frames)."""
     new = claim_new_frames(conn, [m.key for m in messages])
     unique = _first_of_each(messages, new)
     rows = fold_emotions(unique, bucket_seconds)
@@ -93,11 +95,11 @@ def apply_emotions(conn: Connection, messages: Sequence[EmotionsMessage], bucket
                 },
             )
         )
-    return len(unique)
+    return unique
 
 
-def apply_losses(conn: Connection, letters: Sequence[DeadLetter], bucket_seconds: int) -> int:
-    """Count dead/shed frames (those naming their frame, not counted before); return how many were new."""
+def apply_losses(conn: Connection, letters: Sequence[DeadLetter], bucket_seconds: int) -> list[DeadLetter]:
+    """Count dead/shed frames (those naming their frame, not counted before); return the newly counted."""
     new = claim_new_frames(conn, [letter.key for letter in letters if letter.key is not None])
     fresh = _first_of_each(letters, new)
     rows = fold_losses(fresh, bucket_seconds)
@@ -119,7 +121,7 @@ def apply_losses(conn: Connection, letters: Sequence[DeadLetter], bucket_seconds
                 },
             )
         )
-    return len(fresh)
+    return fresh
 
 
 def applied_count(conn: Connection, keys: Sequence[FrameKey]) -> int:

@@ -40,7 +40,10 @@ def template_points(size: tuple[int, int], margin: float) -> np.ndarray:
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares rotation + uniform scale + translation mapping src (K, 2) onto dst (K, 2); (2, 3) float64."""
+    """Least-squares rotation + uniform scale + translation mapping src (K, 2) onto dst (K, 2).
+
+    Returns the (2, 3) float64 matrix for `cv2.warpAffine` (Umeyama's method, no reflection).
+    """
     src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
     src_c, dst_c = src - src_mean, dst - dst_mean
     src_var = float((src_c**2).sum() / len(src))
@@ -94,7 +97,11 @@ def align_face(
         matrix = matrix * factor
         matrix[:, 2] += (factor - 1) / 2.0
     warped = cv2.warpAffine(
-        image, matrix, (width * factor, height * factor), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        image,
+        matrix,
+        (width * factor, height * factor),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
     )
     if factor > 1:
         warped = cv2.resize(warped, (width, height), interpolation=cv2.INTER_AREA)

@@ -12,6 +12,10 @@ import numpy as np
 OverlapMode = Literal["union", "min"]
 
 
+#: Up to this many boxes, NMS precomputes the whole overlap matrix (n * n bytes) instead of looping.
+NMS_MATRIX_LIMIT = 2048
+
+
 def nms(
     boxes: np.ndarray,
     scores: np.ndarray,
@@ -29,27 +33,71 @@ def nms(
     """
     if len(boxes) == 0:
         return np.empty(0, dtype=np.int64)
+    if len(boxes) > NMS_MATRIX_LIMIT and np.unique(groups).size > 1:  # groups one by one: smaller matrices
+        kept = [
+            members[nms(boxes[members], scores[members], groups[members], threshold, mode, inclusive)]
+            for members in (np.flatnonzero(groups == g) for g in np.unique(groups))
+        ]
+        merged = np.concatenate(kept)
+        return merged[np.argsort(-scores[merged], kind="stable")]
     order = np.argsort(-scores, kind="stable")
-    coords = boxes[order].astype(np.float64)
-    # Shift each group far apart so that boxes of different groups never overlap.
-    shift = (groups[order].astype(np.float64) * (np.abs(coords).max() * 2 + 2))[:, None]
-    x1, y1, x2, y2 = (coords + shift).T
     extra = 1.0 if inclusive else 0.0
-    areas = (x2 - x1 + extra) * (y2 - y1 + extra)
+    if len(order) <= NMS_MATRIX_LIMIT:
+        keep = _greedy_with_matrix(boxes[order].astype(np.float32), groups[order], extra, threshold, mode)
+    else:
+        coords = boxes[order].astype(np.float64)
+        # Shift each group far apart so that boxes of different groups never overlap.
+        coords += (groups[order].astype(np.float64) * (np.abs(coords).max() * 2 + 2))[:, None]
+        keep = _greedy_with_loop(coords, extra, threshold, mode)
+    return order[np.asarray(keep, dtype=np.int64)]
+
+
+def _overlap(
+    coords: np.ndarray,
+    rows: np.ndarray | int,
+    cols: np.ndarray,
+    extra: float | np.floating,
+    mode: OverlapMode,
+) -> np.ndarray:
+    """Overlap of boxes ``rows`` (scalar or (R, 1) index) with boxes ``cols`` ((C,) index)."""
+    x1, y1, x2, y2 = coords.T
+    area = (x2 - x1 + extra) * (y2 - y1 + extra)
+    inter_w = np.minimum(x2[rows], x2[cols]) - np.maximum(x1[rows], x1[cols]) + extra
+    inter_h = np.minimum(y2[rows], y2[cols]) - np.maximum(y1[rows], y1[cols]) + extra
+    inter = np.maximum(inter_w, 0.0) * np.maximum(inter_h, 0.0)
+    if mode == "min":
+        return inter / np.minimum(area[rows], area[cols])
+    return inter / (area[rows] + area[cols] - inter)
+
+
+def _greedy_with_matrix(
+    coords: np.ndarray, groups: np.ndarray, extra: float, threshold: float, mode: OverlapMode
+) -> list[int]:
+    """Greedy NMS over score-sorted boxes using the full suppression matrix; kept positions."""
+    index = np.arange(len(coords))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        suppresses = _overlap(coords, index[:, None], index, np.float32(extra), mode) > threshold  # NaN: no
+    suppresses &= groups[:, None] == groups[None, :]
+    suppresses = np.triu(suppresses, 1)  # a box only suppresses lower-scored ones
+    dropped = np.zeros(len(coords), dtype=bool)
+    for i in np.flatnonzero(suppresses.any(axis=1)):  # boxes that suppress nothing change nothing
+        if not dropped[i]:
+            dropped |= suppresses[i]
+    kept: list[int] = np.flatnonzero(~dropped).tolist()
+    return kept
+
+
+def _greedy_with_loop(coords: np.ndarray, extra: float, threshold: float, mode: OverlapMode) -> list[int]:
+    """Greedy NMS over score-sorted boxes, one overlap row per kept box (for many boxes); kept positions."""
     keep: list[int] = []
-    remaining = np.arange(len(order))  # positions in score order, not yet kept or suppressed
+    remaining = np.arange(len(coords))  # positions not yet kept or suppressed
     while remaining.size:
         best, rest = remaining[0], remaining[1:]
         keep.append(int(best))
-        inter_w = np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + extra
-        inter_h = np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + extra
-        inter = np.maximum(inter_w, 0.0) * np.maximum(inter_h, 0.0)
-        if mode == "min":
-            overlap = inter / np.minimum(areas[best], areas[rest])
-        else:
-            overlap = inter / (areas[best] + areas[rest] - inter)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            overlap = _overlap(coords, best, rest, extra, mode)
         remaining = rest[~(overlap > threshold)]  # NaN (empty boxes) never suppresses
-    return order[np.asarray(keep, dtype=np.int64)]
+    return keep
 
 
 def apply_regression(boxes: np.ndarray, offsets: np.ndarray, inclusive: bool) -> np.ndarray:
@@ -75,7 +123,9 @@ def square_boxes(boxes: np.ndarray) -> np.ndarray:
     return np.stack([x1, y1, x1 + side, y1 + side], axis=1).astype(np.float32)
 
 
-def crop_windows_in_frame(boxes: np.ndarray, frame_height: int, frame_width: int) -> tuple[np.ndarray, np.ndarray]:
+def crop_windows_in_frame(
+    boxes: np.ndarray, frame_height: int, frame_width: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The part of each box inside the frame, as integer pixel windows.
 
     Coordinates are truncated towards zero, then the window is rows trunc(y1)-1 .. trunc(y2)-1 and

@@ -21,7 +21,8 @@ class DetectorConfig(BaseModel):
         default=20,
         ge=12,
         le=4096,
-        description="Smallest face side, in pixels of the (possibly downscaled) frame, that the pyramid looks for.",
+        description="Smallest face side, in pixels of the (possibly downscaled) frame, that the image "
+        "pyramid looks for; smaller is slower.",
     )
     scale_factor: float = Field(
         default=0.709,
@@ -43,7 +44,8 @@ class DetectorConfig(BaseModel):
     providers: Literal["auto"] | list[str] = Field(
         default="auto",
         description="ONNX Runtime execution providers: 'auto' (TensorRT, then CUDA, then CPU, from what is "
-        f"installed) or an ordered list of names from {sorted(PROVIDERS)}.",
+        f"installed) or an ordered list of names from {sorted(PROVIDERS)} (ONNX Runtime's own names, "
+        "e.g. 'CPUExecutionProvider', are accepted too).",
     )
     intra_op_threads: int = Field(
         default=0,
@@ -56,11 +58,19 @@ class DetectorConfig(BaseModel):
         description="Folder with pnet.onnx, rnet.onnx, onet.onnx (and optionally manifest.json whose "
         "checksums are verified). None: the models shipped in detector/models.",
     )
-    max_batch_crops: int = Field(
-        default=2048,
+    crop_batch: int = Field(
+        default=32,
         ge=1,
         le=65536,
-        description="Most face candidates sent to R-Net / O-Net in one run (bounds memory).",
+        description="Face candidates (of all frames of a call) per R-Net / O-Net run. Small runs keep "
+        "activations in CPU cache (32 is fastest on CPU); raise it for GPU providers.",
+    )
+    pnet_tile_pixels: int = Field(
+        default=40_000,
+        ge=4_096,
+        le=100_000_000,
+        description="Input pixels per P-Net run: small pyramid levels of several frames are batched up to "
+        "this, large ones split into exact horizontal strips. Raise it for GPU providers.",
     )
 
     @field_validator("providers")
@@ -70,6 +80,8 @@ class DetectorConfig(BaseModel):
             return value
         if not value:
             raise ValueError("providers must be 'auto' or a non-empty list")
+        by_runtime_name = {runtime: name for name, runtime in PROVIDERS.items()}
+        value = [by_runtime_name.get(name, name) for name in value]
         unknown = [name for name in value if name not in PROVIDERS]
         if unknown:
             raise ValueError(f"unknown provider(s) {unknown}; expected names from {sorted(PROVIDERS)}")

@@ -78,14 +78,25 @@ class FaceDetector:
         by_size: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(images):
             by_size.setdefault(image.shape[:2], []).append(index)
-        batches, proposals, order = [], [], []
+        batches: list[FrameBatch] = []
+        proposals: list[Candidates] = []
+        order: list[int] = []
         for indices in by_size.values():
             batch = FrameBatch.from_frames(np.stack([images[i] for i in indices]), first=len(order))
             order.extend(indices)
             batches.append(batch)
-            proposals.append(propose(sessions, batch, cfg.min_face_size, cfg.scale_factor, cfg.thresholds[0]))
-        found = refine(sessions, batches, Candidates.concat(proposals), cfg.thresholds[1], cfg.max_batch_crops)
-        found = finish(sessions, batches, found, cfg.thresholds[2], cfg.max_batch_crops)
+            proposals.append(
+                propose(
+                    sessions,
+                    batch,
+                    cfg.min_face_size,
+                    cfg.scale_factor,
+                    cfg.thresholds[0],
+                    cfg.pnet_tile_pixels,
+                )
+            )
+        found = refine(sessions, batches, Candidates.concat(proposals), cfg.thresholds[1], cfg.crop_batch)
+        found = finish(sessions, batches, found, cfg.thresholds[2], cfg.crop_batch)
         found.frames = np.asarray(order, dtype=np.int64)[found.frames]  # batch numbering -> input order
         return found
 
@@ -93,7 +104,9 @@ class FaceDetector:
     def _to_faces(found: Candidates, count: int, scales: list[tuple[float, float]]) -> list[list[Face]]:
         """Split candidates into per-frame `Face` lists, mapping coordinates back to the input frames."""
         faces: list[list[Face]] = [[] for _ in range(count)]
-        for box, score, frame, points in zip(found.boxes, found.scores, found.frames, found.extra, strict=True):
+        for box, score, frame, points in zip(
+            found.boxes, found.scores, found.frames, found.extra, strict=True
+        ):
             sx, sy = scales[frame]
             x1, y1, x2, y2 = (float(v) for v in box / np.array([sx, sy, sx, sy], dtype=np.float32))
             landmarks = (points / np.array([sx, sy], dtype=np.float32)).astype(np.float32)

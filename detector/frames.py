@@ -25,7 +25,9 @@ def to_bgr(frame: Any, where: str = "frame") -> np.ndarray:
     if frame.ndim not in (2, 3):
         raise DetectorError(f"{where}: got shape {frame.shape}; expected {EXPECTED}")
     if frame.shape[0] == 0 or frame.shape[1] == 0 or frame.size == 0:
-        raise DetectorError(f"{where}: got an empty frame of shape {frame.shape}; expected height and width >= 1")
+        raise DetectorError(
+            f"{where}: got an empty frame of shape {frame.shape}; expected height and width >= 1"
+        )
     channels = 1 if frame.ndim == 2 else frame.shape[2]
     if channels == 1:
         return cv2.cvtColor(np.ascontiguousarray(frame.reshape(frame.shape[:2])), cv2.COLOR_GRAY2BGR)

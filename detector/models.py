@@ -30,11 +30,12 @@ def read_manifest(model_dir: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        manifest = json.loads(path.read_text())
-        manifest["models"]["pnet"]["sha256"]  # noqa: B018 - shape check
+        manifest: dict[str, Any] = json.loads(path.read_text())
+        if not all(isinstance(manifest["models"][name]["sha256"], str) for name in NETWORK_NAMES):
+            raise TypeError("sha256 must be a string")
     except (ValueError, KeyError, TypeError) as exc:
-        raise ModelFileError(path, f"is not a valid detector manifest ({exc})") from exc
-    return manifest  # type: ignore[no-any-return]
+        raise ModelFileError(path, f"is not a valid detector manifest ({type(exc).__name__}: {exc})") from exc
+    return manifest
 
 
 def verify_checksum(path: Path, expected_sha256: str) -> None:
@@ -43,7 +44,9 @@ def verify_checksum(path: Path, expected_sha256: str) -> None:
         raise ModelFileError(path, "not found")
     actual = file_sha256(path)
     if actual != expected_sha256:
-        raise ModelFileError(path, f"sha256 {actual[:12]}... does not match the manifest ({expected_sha256[:12]}...)")
+        raise ModelFileError(
+            path, f"sha256 {actual[:12]}... does not match the manifest ({expected_sha256[:12]}...)"
+        )
 
 
 @dataclass

@@ -31,7 +31,9 @@ def resolve_providers(choice: Literal["auto"] | Sequence[str]) -> list[str]:
     wanted = list(PROVIDERS) if choice == "auto" else list(choice)
     unknown = [name for name in wanted if name not in PROVIDERS]
     if unknown:
-        raise DetectorError(f"unknown execution provider(s) {unknown}; expected names from {sorted(PROVIDERS)}")
+        raise DetectorError(
+            f"unknown execution provider(s) {unknown}; expected names from {sorted(PROVIDERS)}"
+        )
     chosen = [PROVIDERS[name] for name in wanted if PROVIDERS[name] in available]
     missing = [name for name in wanted if PROVIDERS[name] not in available]
     if missing and choice != "auto":

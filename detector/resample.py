@@ -64,7 +64,9 @@ def pyramid_level(integral: np.ndarray, height: int, width: int) -> np.ndarray:
             band -= table[row_start[rows]]  # (strip, (W + 1) * 3): sums over each output row's input rows
             sums = np.take(band, col_end3, axis=1)
             sums -= np.take(band, col_start3, axis=1)
-            np.multiply(sums.reshape(-1, width, 3), inv_area[rows, :, None], out=out[frame, rows], casting="unsafe")
+            np.multiply(
+                sums.reshape(-1, width, 3), inv_area[rows, :, None], out=out[frame, rows], casting="unsafe"
+            )
     return out
 
 

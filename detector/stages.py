@@ -77,7 +77,9 @@ class Candidates:
         """All candidates of ``parts``, in order."""
         if not parts:
             return cls.empty()
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("boxes", "scores", "frames", "extra")))
+        return cls(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in ("boxes", "scores", "frames", "extra"))
+        )
 
     def take(self, index: np.ndarray) -> Candidates:
         """The candidates at ``index`` (int indices or a bool mask)."""
@@ -88,7 +90,7 @@ class Candidates:
 
 
 def pyramid_scales(height: int, width: int, min_face_size: int, factor: float) -> list[float]:
-    """Scales at which P-Net's 12 px window sees faces from ``min_face_size`` px up to the frame's short side."""
+    """Pyramid scales: P-Net's 12 px window sees faces from ``min_face_size`` px up to the short side."""
     scale = 12.0 / min_face_size
     short_side = min(height, width) * scale
     scales = []
@@ -117,13 +119,52 @@ def proposals_at_scale(
     return Candidates(boxes, face_prob[frame, row, col], frame.astype(np.int64) + first, offsets)
 
 
-def propose(sessions: MTCNNSessions, batch: FrameBatch, min_face_size: int, factor: float, threshold: float) -> Candidates:
+def pnet_output_rows(height: int) -> int:
+    """Rows of P-Net's output map for an input of ``height`` rows (conv 3, ceil-pool 2, conv 3, conv 3)."""
+    return max(0, -(-(height - 2) // 2) - 4)
+
+
+def run_pnet_tiled(
+    sessions: MTCNNSessions, level: np.ndarray, tile_pixels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """P-Net on (B, h, w, 3) in runs of about ``tile_pixels`` input pixels; same result as one run.
+
+    Small levels go several frames per run; large ones in horizontal strips: output rows r0..r1-1
+    need exactly input rows 2*r0 .. 2*r1+9 (receptive field 12, stride 2), so strips are exact.
+    Small runs keep P-Net's activations in CPU cache, which is faster than one large run.
+    """
+    count, height, width, _ = level.shape
+    if height * width * count <= tile_pixels or height * width > tile_pixels:
+        frames_per_run = 1 if height * width * count > tile_pixels else count
+    else:
+        frames_per_run = max(1, tile_pixels // (height * width))
+    out_rows = pnet_output_rows(height)
+    strip = max(8, (tile_pixels // width - 10) // 2) if height * width > tile_pixels else out_rows
+    parts_reg, parts_prob = [], []
+    for first in range(0, count, frames_per_run):
+        frames = level[first : first + frames_per_run]
+        strips = [
+            sessions.run_pnet(frames[:, 2 * r0 : 2 * r0 + 2 * strip + 10]) for r0 in range(0, out_rows, strip)
+        ]
+        parts_reg.append(np.concatenate([r for r, _ in strips], axis=2))
+        parts_prob.append(np.concatenate([p for _, p in strips], axis=1))
+    return np.concatenate(parts_reg), np.concatenate(parts_prob)
+
+
+def propose(
+    sessions: MTCNNSessions,
+    batch: FrameBatch,
+    min_face_size: int,
+    factor: float,
+    threshold: float,
+    tile_pixels: int,
+) -> Candidates:
     """Stage 1 on one batch of same-size frames: squared, regressed proposals (extra unused)."""
     height, width = batch.size
     per_scale = []
     for scale in pyramid_scales(height, width, min_face_size, factor):
         level = pyramid_level(batch.integral, int(height * scale + 1), int(width * scale + 1))
-        regression, face_prob = sessions.run_pnet(level)
+        regression, face_prob = run_pnet_tiled(sessions, level, tile_pixels)
         found = proposals_at_scale(regression, face_prob, scale, threshold, batch.first)
         per_scale.append(found.take(nms(found.boxes, found.scores, found.frames, 0.5)))
     found = Candidates.concat(per_scale)
@@ -132,7 +173,9 @@ def propose(sessions: MTCNNSessions, batch: FrameBatch, min_face_size: int, fact
     return found
 
 
-def crop_candidates(batches: Sequence[FrameBatch], found: Candidates, size: int) -> tuple[Candidates, np.ndarray]:
+def crop_candidates(
+    batches: Sequence[FrameBatch], found: Candidates, size: int
+) -> tuple[Candidates, np.ndarray]:
     """Crops (K', size, size, 3) float32 of the candidates that overlap their frame, and those candidates."""
     index_parts, crop_parts = [], []
     for batch in batches:
@@ -146,7 +189,9 @@ def crop_candidates(batches: Sequence[FrameBatch], found: Candidates, size: int)
     return found.take(index), crops
 
 
-def run_chunked(run: Callable[[np.ndarray], tuple[np.ndarray, ...]], crops: np.ndarray, chunk: int) -> list[np.ndarray]:
+def run_chunked(
+    run: Callable[[np.ndarray], tuple[np.ndarray, ...]], crops: np.ndarray, chunk: int
+) -> list[np.ndarray]:
     """Run a network on crops in chunks of at most ``chunk``; outputs concatenated along the batch axis."""
     outputs = [run(crops[start : start + chunk]) for start in range(0, len(crops), chunk)]
     return [np.concatenate(parts) for parts in zip(*outputs, strict=True)]

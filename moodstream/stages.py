@@ -189,14 +189,15 @@ class AggregatorStage:
         good, dead = _decode_all(entries, EmotionsMessage)
         messages = [m for _, m in good if isinstance(m, EmotionsMessage)]
         with self.engine.begin() as conn:
-            new = apply_emotions(conn, messages, self.bucket_seconds)
+            counted = apply_emotions(conn, messages, self.bucket_seconds)
         committed_ms = time.time() * 1000
-        for message in messages:
+        for message in counted:
             counters.add(message.key.store_id, message.key.camera_id, "frames_in")
             counters.add(message.key.store_id, message.key.camera_id, "faces", len(message.faces))
-        if new < len(messages):
-            log.info("aggregator: %d of %d frames were already counted", len(messages) - new, len(messages))
-        self._record_latency([committed_ms - m.captured_ms for m in messages])
+        if len(counted) < len(messages):
+            skipped = len(messages) - len(counted)
+            log.info("aggregator: %d of %d frames were already counted", skipped, len(messages))
+        self._record_latency([committed_ms - m.captured_ms for m in counted])
         return BatchResult(dead=dead)
 
     def _record_latency(self, latencies_ms: list[float]) -> None:
@@ -229,8 +230,8 @@ class LossesStage:
             except MessageError as exc:
                 log.warning("losses: skipping unreadable dead letter %s: %s", entry.entry_id, exc)
         with self.engine.begin() as conn:
-            apply_losses(conn, letters, self.bucket_seconds)
-        for letter in letters:
+            counted = apply_losses(conn, letters, self.bucket_seconds)
+        for letter in counted:
             if letter.key is not None:
                 counters.add(letter.key.store_id, letter.key.camera_id, letter.loss)
         return BatchResult()

@@ -95,7 +95,11 @@ def retry_forever(
     what: str,
     url: str,
     stop: threading.Event | None = None,
-    transient: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError),
+    transient: tuple[type[BaseException], ...] = (
+        redis.ConnectionError,
+        redis.TimeoutError,
+        redis.exceptions.OutOfMemoryError,  # maxmemory + noeviction: writes wait until Redis has room
+    ),
     max_wait_s: float = 10.0,
 ) -> T:
     """Run ``action`` until it succeeds, waiting (capped doubling) after each transient error.

@@ -133,6 +133,7 @@ class StreamWorker:
         self.counters = StageCounters(handler.stage, names, metrics)
         self.processed = 0
         self._last_errors: dict[str, str] = {}
+        self._claim_cursor = "0-0"
         self._started = time.time()
 
     # ------------------------------------------------------------------ loop
@@ -154,7 +155,8 @@ class StreamWorker:
                 if now >= next_claim:
                     batch = self._redis(self._claim, stop)
                     full = len(batch) >= self.config.batch_size
-                    next_claim = now if full else now + self.config.claim_interval_s
+                    more = full or self._claim_cursor != "0-0"  # the pending list is not scanned through yet
+                    next_claim = now if more else now + self.config.claim_interval_s
                 if not batch:
                     batch = self._redis(self._read_new, stop)
                 if batch:
@@ -203,9 +205,12 @@ class StreamWorker:
             self.group,
             self.consumer,
             min_idle_time=self.config.claim_idle_ms,
-            start_id="0-0",
+            start_id=self._claim_cursor,
             count=self.config.batch_size,
         )
+        # continue where this pass ended: on Redis 6.2, trimmed entries stay pending with no payload and
+        # would otherwise fill every pass from 0-0, so real idle entries behind them were never reclaimed
+        self._claim_cursor = _text(reply[0]) if reply and reply[0] else "0-0"
         items = reply[1] if len(reply) > 1 else []
         deleted = reply[2] if len(reply) > 2 else []
         if deleted:

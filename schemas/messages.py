@@ -154,7 +154,7 @@ def _json_field(fields: Mapping[bytes, bytes], name: str) -> Any:
     raw = _raw(fields, name)
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep
         raise _fail(name, "JSON", raw) from None
 
 

@@ -395,6 +395,8 @@ def _read_yaml(file: Path) -> tuple[Any, dict[Loc, int]]:
         raise fail(line, f"not valid YAML: {_yaml_problem(exc)}") from None
     except YAMLError as exc:
         raise fail(None, f"not valid YAML: {exc}") from None
+    except ValueError:  # e.g. an integer of thousands of digits (Python's int conversion limit)
+        raise fail(None, "not valid YAML: a value cannot be read (a number far too long?)") from None
     if not isinstance(tree, dict):
         raise fail(1, "not a stores.yaml: expected keys such as 'version:' and 'stores:' at the top level")
     lines: dict[Loc, int] = {(): 1}
@@ -421,6 +423,12 @@ class _TooComplex(Exception):
     """The YAML tree exceeds MAX_NODES values or MAX_DEPTH levels (e.g. an alias bomb)."""
 
 
+def _line_of_position(position: Any, lines: dict[Loc, int], parent: Loc) -> int:
+    """1-based line of a ruamel (line, column) position; the parent's line when ruamel kept none
+    (nodes under an explicit tag such as ``!!python/object``)."""
+    return int(position[0]) + 1 if position else lines.get(parent, 1)
+
+
 def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
     """Copy a ruamel tree into dicts/lists/scalars, recording each key's and item's line.
 
@@ -432,14 +440,14 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
         out: dict[Any, Any] = {}
         for key, value in node.items():
             child = (*loc, str(key))
-            lines[child] = node.lc.key(key)[0] + 1  # type: ignore[attr-defined]
+            lines[child] = _line_of_position(node.lc.key(key), lines, loc)  # type: ignore[attr-defined]
             out[str(key)] = _plain(value, child, lines)
         return out
     if isinstance(node, list):
         items = []
         for index, value in enumerate(node):
             child = (*loc, index)
-            lines[child] = node.lc.item(index)[0] + 1  # type: ignore[attr-defined]
+            lines[child] = _line_of_position(node.lc.item(index), lines, loc)  # type: ignore[attr-defined]
             items.append(_plain(value, child, lines))
         return items
     if isinstance(node, str):

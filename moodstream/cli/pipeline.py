@@ -151,12 +151,10 @@ def _prepare_database(database_url: str, registry: Any, settings: Settings) -> N
 
 
 def _run_processes(options: Any, registry: Any, detectors: int, duration: float | None) -> None:
-    from moodstream.progress import camera_progress, drained, progress_table, store_table, store_totals
-    from moodstream.runtime import GROUPS, spawn_stage, stop_processes
-    from moodstream.streams import StreamNames, connect_redis
+    from moodstream.database import create_database_engine
+    from moodstream.progress import store_table, store_totals
+    from moodstream.runtime import spawn_stage, stop_processes
 
-    names = StreamNames(options.prefix)
-    client = connect_redis(options.redis_url)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -167,28 +165,44 @@ def _run_processes(options: Any, registry: Any, detectors: int, duration: float 
     ]
     ingest = spawn_stage("ingest", options)[0]
     console.print(f"moodstream: {len(list(registry.cameras()))} cameras; Ctrl-C stops")
-    deadline = time.monotonic() + duration if duration else None
+    engine = create_database_engine(options.database_url, check=False)
+    stores = [s.id for s in registry.stores]
     try:
-        with Live(console=console, refresh_per_second=2) as live:
-            while not stop.wait(1.0):
-                live.update(progress_table(camera_progress(client, names)))
-                if [p for p in workers if not p.is_alive()]:
-                    console.print("[red]a stage process exited unexpectedly; stopping[/red]")
-                    break
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-                finished = not ingest.is_alive()
-                if finished and options.exit_when_done and drained(client, names, GROUPS):
-                    break
-            live.update(progress_table(camera_progress(client, names)))
+        _live_view(options, stop, ingest, workers, duration, lambda: store_totals(engine, stores))
     finally:
         signal.signal(signal.SIGINT, previous)
         stop_processes([ingest, *workers])
-    from moodstream.database import create_database_engine
-
-    engine = create_database_engine(options.database_url, check=False)
-    console.print(Group(store_table(store_totals(engine, [s.id for s in registry.stores]))))
+    console.print(store_table(store_totals(engine, stores)))
     engine.dispose()
+
+
+def _live_view(
+    options: Any, stop: threading.Event, ingest: Any, workers: list[Any], duration: float | None, totals: Any
+) -> None:
+    """Refresh the per-camera table every second and the per-store summary every 5 s until done."""
+    from moodstream.progress import camera_progress, drained, progress_table, store_table
+    from moodstream.runtime import GROUPS
+    from moodstream.streams import StreamNames, connect_redis
+
+    names = StreamNames(options.prefix)
+    client = connect_redis(options.redis_url)
+    deadline = time.monotonic() + duration if duration else None
+    summary = store_table([])
+    next_summary = 0.0
+    with Live(console=console, refresh_per_second=2) as live:
+        while not stop.wait(1.0):
+            if time.monotonic() >= next_summary:
+                summary, next_summary = store_table(totals()), time.monotonic() + 5
+            live.update(Group(progress_table(camera_progress(client, names)), summary))
+            if [p for p in workers if not p.is_alive()]:
+                console.print("[red]a stage process exited unexpectedly; stopping[/red]")
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if not ingest.is_alive() and options.exit_when_done and drained(client, names, GROUPS):
+                break
+        live.update(progress_table(camera_progress(client, names)))
+    client.close()
 
 
 # ------------------------------------------------------------------------------------------- stages alone

@@ -195,6 +195,18 @@ def test_two_stores_give_exactly_the_counts_of_analyze_and_bad_entries_go_dead(
         losses = conn.execute(select(tables.frame_losses.c.camera_id, tables.frame_losses.c.dead)).all()
     assert [tuple(r) for r in losses] == [("door", 1)]
     client.close()
+    status = subprocess.run(
+        [sys.executable, "-m", "moodstream.cli.app", "status", "--json"],
+        env=stages.env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    report = json.loads(status.stdout)
+    progress = {c["label"]: (c["read"], c["counted"], c["lag"]) for c in report["cameras"]}
+    assert progress == {f"{s}/{c}": (v["frames"], v["frames"], 0) for (s, c), v in expected_counts.items()}
+    assert {s["store_id"]: s["frames"] for s in report["stores"]} == {
+        store: sum(v["frames"] for (s, _), v in expected_counts.items() if s == store)
+        for store in ("store-a", "store-b")
+    }
+    assert report["latency_ms"]["samples"] == sum(v["frames"] for v in expected_counts.values())
 
 
 def _pending(client: redis.Redis, names: StreamNames) -> int:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
+
+import redis
+
+from moodstream.demo import write_demo_video
+from moodstream.embedded import EmbeddedRedis
 
 
 def test_run_demo_on_a_fresh_machine_counts_every_sampled_frame(tmp_path: Path) -> None:
@@ -20,7 +28,7 @@ def test_run_demo_on_a_fresh_machine_counts_every_sampled_frame(tmp_path: Path) 
         check=False,
     )
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-3000:]
+    assert result.returncode == 0, output[-3000:].replace("\n", " | ")
     assert (tmp_path / "data" / "demo" / "astronaut.mp4").is_file()
     summary = output[output.index("per-store summary") :]
     row = next(line for line in summary.splitlines() if "demo-store" in line)
@@ -29,3 +37,44 @@ def test_run_demo_on_a_fresh_machine_counts_every_sampled_frame(tmp_path: Path) 
     assert cells[1] == "36", row
     assert int(cells[2]) > 0, row  # faces were found and classified
     assert "Traceback" not in output
+
+
+def test_ctrl_c_stops_every_stage_cleanly_and_prints_the_summary(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    video = write_demo_video(data / "demo" / "loop.mp4")
+    registry = tmp_path / "stores.yaml"
+    registry.write_text(
+        "version: 1\nstores:\n  - id: s1\n    branch: b\n    timezone: UTC\n    cameras:\n"
+        f"      - id: cam\n        source: {video}\n        fps: 2\n        loop: true\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOODSTREAM_")}
+    env["MOODSTREAM_DATA_DIR"] = str(data)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moodstream.cli.app", "run", "-c", str(registry)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 150
+        counted = 0
+        while counted < 3 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            counted = _counted_frames(data)
+        assert counted >= 3, "the pipeline never counted a frame"
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, output[-3000:]
+    assert "per-store summary" in output and "Traceback" not in output
+    assert not EmbeddedRedis(data).is_running()  # servers started by `run` are stopped by it
+
+
+def _counted_frames(data: Path) -> int:
+    server = EmbeddedRedis(data)
+    if not server.is_running():
+        return 0
+    with redis.Redis.from_url(server.url) as client:
+        raw: Any = client.hgetall("moodstream:stats:aggregator")
+    return sum(int(v) for k, v in raw.items() if k.endswith(b":frames_in"))

@@ -19,7 +19,13 @@ def synthetic_face(angle_deg: float, scale: float, centre: tuple[float, float]) 
     rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
     points = (FER_TEMPLATE - 0.5) @ rotation.T * scale + np.array(centre)
     for index, (x, y) in enumerate(points):
-        cv2.circle(frame, (round(x), round(y)), max(2, round(scale / 25)), (40 * index + 60, 255, 255 - 40 * index), -1)
+        cv2.circle(
+            frame,
+            (round(x), round(y)),
+            max(2, round(scale / 25)),
+            (40 * index + 60, 255, 255 - 40 * index),
+            -1,
+        )
     return frame, Face(box=(0.0, 0.0, 1.0, 1.0), score=1.0, landmarks=points.astype(np.float32))
 
 
@@ -32,7 +38,9 @@ def bright_spot(crop: np.ndarray, around: np.ndarray, radius: int = 5) -> np.nda
     return np.array([(xs * window).sum() / total + max(0, x0), (ys * window).sum() / total + max(0, y0)])
 
 
-@pytest.mark.parametrize(("angle", "scale", "size"), [(0, 120, (48, 48)), (25, 200, (96, 96)), (-15, 60, (64, 80))])
+@pytest.mark.parametrize(
+    ("angle", "scale", "size"), [(0, 120, (48, 48)), (25, 200, (96, 96)), (-15, 60, (64, 80))]
+)
 def test_landmarks_land_on_template_positions(angle: float, scale: float, size: tuple[int, int]) -> None:
     frame, face = synthetic_face(angle, scale, (200, 150))
     crop = align_face(frame, face, size=size, color="gray")
@@ -49,9 +57,7 @@ def test_margin_zooms_out_around_the_same_centre() -> None:
     assert wide.mean(axis=0) == pytest.approx((tight.mean(axis=0) - 24) / 1.5 + 24)
 
 
-@pytest.mark.parametrize(
-    ("color", "shape"), [("gray", (40, 32)), ("bgr", (40, 32, 3)), ("rgb", (40, 32, 3))]
-)
+@pytest.mark.parametrize(("color", "shape"), [("gray", (40, 32)), ("bgr", (40, 32, 3)), ("rgb", (40, 32, 3))])
 def test_output_shape_dtype_and_colour(color: str, shape: tuple[int, ...]) -> None:
     frame = np.zeros((200, 200, 3), np.uint8)
     frame[:, :] = (255, 0, 0)  # pure blue in BGR

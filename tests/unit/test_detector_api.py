@@ -68,7 +68,9 @@ def test_grayscale_and_bgra_inputs_match_bgr(detector: FaceDetector, multiface: 
     np.testing.assert_allclose(boxes_of(detector.detect([gray[:, :, None]])[0]), expected_gray)
     bgra = cv2.cvtColor(multiface, cv2.COLOR_BGR2BGRA)
     bgra[:, :, 3] = 17  # alpha is ignored
-    np.testing.assert_allclose(boxes_of(detector.detect([bgra])[0]), boxes_of(detector.detect([multiface])[0]))
+    np.testing.assert_allclose(
+        boxes_of(detector.detect([bgra])[0]), boxes_of(detector.detect([multiface])[0])
+    )
 
 
 def test_batch_of_mixed_sizes_equals_single_calls(detector: FaceDetector, multiface: np.ndarray) -> None:
@@ -201,6 +203,10 @@ def test_bad_config_is_rejected(fields: dict[str, object], message: str) -> None
 def test_config_fields_are_documented() -> None:
     for name, field in DetectorConfig.model_fields.items():
         assert field.description, name
+
+
+def test_onnxruntime_provider_names_are_accepted() -> None:
+    assert DetectorConfig(providers=["CPUExecutionProvider"]).providers == ["cpu"]
 
 
 def test_provider_resolution() -> None:

@@ -49,7 +49,9 @@ def test_nms_inclusive_counts_pixels() -> None:
 
 
 def test_nms_empty() -> None:
-    assert nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), 0.5).shape == (0,)
+    assert nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), 0.5).shape == (
+        0,
+    )
 
 
 @pytest.mark.parametrize(
@@ -61,7 +63,9 @@ def test_nms_empty() -> None:
 )
 def test_apply_regression_scales_offsets_by_box_size(inclusive: bool, expected: list[float]) -> None:
     offsets = np.array([[0.05, -0.05, 0.1, 0.1]], np.float32)
-    np.testing.assert_allclose(apply_regression(boxes((10, 20, 30, 60)), offsets, inclusive)[0], expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        apply_regression(boxes((10, 20, 30, 60)), offsets, inclusive)[0], expected, rtol=1e-5
+    )
 
 
 def test_square_boxes_keeps_centre_and_takes_longer_side() -> None:
@@ -80,3 +84,32 @@ def test_crop_windows_clip_to_frame_and_drop_outside_boxes() -> None:
     windows, valid = crop_windows_in_frame(b, 50, 100)
     assert valid.tolist() == [True, True, True, False, False]
     assert windows.tolist() == [[9, 19, 30, 40], [0, 0, 12, 8], [89, 39, 100, 50]]
+
+
+# overlap-matrix path, per-group split of a large batch, row-by-row loop of one large group
+@pytest.mark.parametrize(("count", "group_count"), [(60, 3), (3000, 3), (2100, 1)])
+def test_nms_matches_plain_greedy_reference(count: int, group_count: int) -> None:
+    rng = np.random.default_rng(count)
+    corner = rng.uniform(0, 300, (count, 2))
+    size = rng.uniform(5, 60, (count, 1))
+    b = np.hstack([corner, corner + size]).astype(np.float32)
+    scores = rng.uniform(0, 1, count).astype(np.float32)
+    groups = rng.integers(0, group_count, count)
+    expected = []
+    for i in np.argsort(-scores, kind="stable"):
+        ok = True
+        for j in expected:
+            if groups[i] != groups[j]:
+                continue
+            iw = max(0.0, min(b[i, 2], b[j, 2]) - max(b[i, 0], b[j, 0]))
+            ih = max(0.0, min(b[i, 3], b[j, 3]) - max(b[i, 1], b[j, 1]))
+            inter = iw * ih
+            union = (
+                (b[i, 2] - b[i, 0]) * (b[i, 3] - b[i, 1]) + (b[j, 2] - b[j, 0]) * (b[j, 3] - b[j, 1]) - inter
+            )
+            if inter / union > 0.5:
+                ok = False
+                break
+        if ok:
+            expected.append(i)
+    assert nms(b, scores, groups, 0.5).tolist() == expected

@@ -17,7 +17,14 @@ import pytest
 
 from detector import DetectorConfig, Face, FaceDetector
 
-IMAGES = ["multiface.jpg", "couple.jpg", "angelina_jolie.jpg", "kate_siegel.jpg", "paul_rudd.jpg", "shea_whigham.jpg"]
+IMAGES = [
+    "multiface.jpg",
+    "couple.jpg",
+    "angelina_jolie.jpg",
+    "kate_siegel.jpg",
+    "paul_rudd.jpg",
+    "shea_whigham.jpg",
+]
 CLIPS = [
     "face-demographics-walking.gif",
     "face-demographics-walking-and-pause.gif",
@@ -65,7 +72,11 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 def match(reference_boxes: list[list[float]], faces: list[Face]) -> list[tuple[int, int, float]]:
     """Greedy best-IoU matching: (reference index, face index, IoU) per reference box that found a face."""
     pairs = sorted(
-        ((iou(np.array(r), np.array(f.box)), ri, fi) for ri, r in enumerate(reference_boxes) for fi, f in enumerate(faces)),
+        (
+            (iou(np.array(r), np.array(f.box)), ri, fi)
+            for ri, r in enumerate(reference_boxes)
+            for fi, f in enumerate(faces)
+        ),
         reverse=True,
     )
     used_r: set[int] = set()
@@ -81,7 +92,9 @@ def match(reference_boxes: list[list[float]], faces: list[Face]) -> list[tuple[i
 
 
 @pytest.mark.parametrize("name", IMAGES)
-def test_image_matches_reference(name: str, shared_data: Path, reference: dict[str, Any], detector: FaceDetector) -> None:
+def test_image_matches_reference(
+    name: str, shared_data: Path, reference: dict[str, Any], detector: FaceDetector
+) -> None:
     expected = reference[f"images/{name}"]
     frame = cv2.imread(str(shared_data / "images" / name))
     assert list(frame.shape) == expected["shape"]
@@ -97,7 +110,9 @@ def test_image_matches_reference(name: str, shared_data: Path, reference: dict[s
 
 
 @pytest.mark.parametrize("name", CLIPS)
-def test_clip_matches_reference(name: str, shared_data: Path, reference: dict[str, Any], detector: FaceDetector) -> None:
+def test_clip_matches_reference(
+    name: str, shared_data: Path, reference: dict[str, Any], detector: FaceDetector
+) -> None:
     expected = reference[f"video/{name}"]["frames"]
     frames = read_clip(shared_data / "video" / name)
     assert len(frames) == len(expected)

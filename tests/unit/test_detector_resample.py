@@ -42,7 +42,9 @@ def test_pyramid_level_equals_adaptive_average_pooling(frames: np.ndarray, heigh
     level = pyramid_level(integral_images(frames), height, width)
     assert level.shape == (2, height, width, 3) and level.dtype == np.float32
     for index in range(2):
-        np.testing.assert_allclose(level[index], pooled_by_loops(frames[index], height, width), rtol=1e-6, atol=1e-4)
+        np.testing.assert_allclose(
+            level[index], pooled_by_loops(frames[index], height, width), rtol=1e-6, atol=1e-4
+        )
 
 
 @pytest.mark.parametrize("size", [24, 48])
