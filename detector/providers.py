@@ -55,6 +55,9 @@ def create_session(path: Path, providers: Sequence[str], intra_op_threads: int) 
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    # Idle pool threads sleep instead of spinning: the detector interleaves short network runs with numpy
+    # work on the calling thread, and spinning workers would take the cores that work needs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
     except Exception as exc:  # onnxruntime raises several unrelated types for unreadable files

@@ -103,7 +103,14 @@ class FramePublisher:
         rows: Any = self.client.xpending_range(
             self.names.frames, self.group, f"{low[0]}-{low[1]}", f"{high[0]}-{high[1]}", len(ids) + 10
         )
-        return {parse_entry_id(row["message_id"]) for row in rows} & set(ids)
+        pending = {parse_entry_id(row["message_id"]) for row in rows} & set(ids)
+        # a worker that claimed them after the trim took them off the pending list (Redis 7) and noted them
+        trimmed_key = self.names.trimmed(self.names.frames)
+        noted: Any = self.client.hgetall(trimmed_key)
+        lost = {parse_entry_id(i) for i in noted} & set(ids)
+        if lost:
+            self.client.hdel(trimmed_key, *[f"{ms}-{seq}" for ms, seq in lost])
+        return pending | lost
 
     def _first_id(self) -> tuple[int, int] | None:
         """Id of the oldest entry still in the stream (None: the stream is empty or gone)."""

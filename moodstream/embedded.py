@@ -151,6 +151,10 @@ class EmbeddedRedis:
             "dir": str(self.directory),
             "appendonly": "yes",
             "appendfsync": "everysec",
+            # the AOF logs every XADD, frames and face crops included: rewrite it (dropping trimmed entries)
+            # once it passes 16 MB, so images stay on disk only about as long as in the capped streams
+            "auto-aof-rewrite-min-size": "16mb",
+            "auto-aof-rewrite-percentage": "100",
             "save": '""',
         }
         return "".join(f"{k} {v}\n" for k, v in lines.items())

@@ -8,18 +8,21 @@ with their reason, so the rest of the batch flows. Model work is batched across 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import numpy as np
 import redis
+import sqlalchemy.exc
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from aggregator.upsert import apply_emotions, apply_losses
 from ingest.jpeg import decode_jpeg
+from moodstream.database import unavailable_error
 from moodstream.frame_analysis import AnalysisError, CropSpec, FrameAnalyzer, FrameFaces, crop_spec_for_model
 from moodstream.metrics import PipelineMetrics, StageCounters
 from moodstream.streams import StreamNames
@@ -165,6 +168,17 @@ class ClassifierStage:
         return BatchResult(outputs=outputs, dead=dead)
 
 
+@contextlib.contextmanager
+def _database(engine: Engine) -> Iterator[Connection]:
+    """One transaction; a lost or refused connection becomes DatabaseUnavailableError naming the server
+    (host, port, database; never the password), which the worker waits out."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+        raise unavailable_error(engine, exc) from None
+
+
 class AggregatorStage:
     """``emotions`` -> PostgreSQL: one transaction per batch, redelivered frames counted once."""
 
@@ -188,7 +202,7 @@ class AggregatorStage:
         """Commit the batch's counts; returns no outputs (the commit is the output) and the malformed."""
         good, dead = _decode_all(entries, EmotionsMessage)
         messages = [m for _, m in good if isinstance(m, EmotionsMessage)]
-        with self.engine.begin() as conn:
+        with _database(self.engine) as conn:
             counted = apply_emotions(conn, messages, self.bucket_seconds)
         committed_ms = time.time() * 1000
         for message in counted:
@@ -229,7 +243,7 @@ class LossesStage:
                 letters.append(DeadLetter.decode(entry.fields))
             except MessageError as exc:
                 log.warning("losses: skipping unreadable dead letter %s: %s", entry.entry_id, exc)
-        with self.engine.begin() as conn:
+        with _database(self.engine) as conn:
             counted = apply_losses(conn, letters, self.bucket_seconds)
         for letter in counted:
             if letter.key is not None:

@@ -7,6 +7,7 @@
 | ``<prefix>heartbeat:<stage>:<consumer>`` | hash of a live worker's state, expiring |
 | ``<prefix>latency`` | capped list of recent capture-to-commit latencies in ms |
 | ``<prefix>cameras`` | hash of the ingest's per-camera state (JSON) |
+| ``<prefix>frames:trimmed`` | hash of frame entry ids trimmed while pending (until accounted as shed) |
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ class StreamNames:
     def cameras(self) -> str:
         """Hash camera label -> JSON state written by the ingest."""
         return self.prefix + "cameras"
+
+    def trimmed(self, stream: str) -> str:
+        """Hash of entry ids of ``stream`` that were trimmed while pending (noted by the reclaiming worker,
+        accounted as shed by the publisher, which knows each id's frame)."""
+        return f"{stream}:trimmed"
 
     def stats(self, stage: str) -> str:
         """Hash of per-camera counters of one stage."""

@@ -174,8 +174,8 @@ class StreamWorker:
             try:
                 return action()
             except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
+                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
+                    raise  # UNBLOCKED: the stream was deleted while this worker waited on it
                 log.warning(
                     "%s: group %s on %s is gone; recreating it", self.handler.stage, self.group, self.stream
                 )
@@ -216,6 +216,7 @@ class StreamWorker:
         if deleted:
             log.warning("%d pending entries of %s were trimmed before processing", len(deleted), self.stream)
             self.counters.add("?", "?", "shed", len(deleted))
+            self._note_trimmed([_text(i) for i in deleted])
         items = [(i, f) for i, f in items if f is not None]
         if not items:
             return []
@@ -227,6 +228,15 @@ class StreamWorker:
             reasons = [(e, self._over_delivered_reason(e)) for e in over]
             self._commit(BatchResult(dead=reasons), over)
         return [e for e in entries if e.deliveries <= self.config.max_deliveries]
+
+    def _note_trimmed(self, ids: list[str]) -> None:
+        """Redis 7 drops trimmed entries from the pending list when they are claimed: note their ids, so the
+        publisher (which knows each id's frame) still accounts them as shed instead of as processed."""
+        key = self.names.trimmed(self.stream)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(key, mapping=dict.fromkeys(ids, self.group))
+        pipe.expire(key, 7 * 86_400)
+        pipe.execute()
 
     def _delivery_counts(self, ids: list[str]) -> dict[str, int]:
         rows: Any = self.client.xpending_range(

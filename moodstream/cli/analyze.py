@@ -208,6 +208,7 @@ def analyze(
     if not file.is_file():
         console.print(f"[red]error:[/red] no such file: {file}")
         raise typer.Exit(1)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own error line says it better
     try:
         analyzer = build_analyzer(AnalysisConfig(model=model, max_input_width=max_input_width))
         summary = analyze_file(file, fps, analyzer, jpeg_quality, annotate_to)

@@ -4,6 +4,7 @@ classify|aggregate` (one stage alone against the servers named by MOODSTREAM_RED
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -53,7 +54,7 @@ def _load(path: Path) -> Any:
     try:
         return load_registry(path)
     except RegistryError as exc:
-        raise _fail(f"{path}: {exc}") from None
+        raise _fail(str(exc)) from None
     except OSError as exc:
         raise _fail(f"cannot read registry {path}: {exc.strerror or exc}") from None
 
@@ -151,6 +152,8 @@ def _prepare_database(database_url: str, registry: Any, settings: Settings) -> N
 
 
 def _run_processes(options: Any, registry: Any, detectors: int, duration: float | None) -> None:
+    import sqlalchemy.exc
+
     from moodstream.database import create_database_engine
     from moodstream.progress import store_table, store_totals
     from moodstream.runtime import spawn_stage, stop_processes
@@ -172,7 +175,10 @@ def _run_processes(options: Any, registry: Any, detectors: int, duration: float 
     finally:
         signal.signal(signal.SIGINT, previous)
         stop_processes([ingest, *workers])
-    console.print(store_table(store_totals(engine, stores)))
+    try:
+        console.print(store_table(store_totals(engine, stores)))
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        console.print(f"[red]per-store summary unavailable:[/red] {redact_text(str(exc).splitlines()[0])}")
     engine.dispose()
 
 
@@ -180,6 +186,9 @@ def _live_view(
     options: Any, stop: threading.Event, ingest: Any, workers: list[Any], duration: float | None, totals: Any
 ) -> None:
     """Refresh the per-camera table every second and the per-store summary every 5 s until done."""
+    import redis
+    import sqlalchemy.exc
+
     from moodstream.progress import camera_progress, drained, progress_table, store_table
     from moodstream.runtime import GROUPS
     from moodstream.streams import StreamNames, connect_redis
@@ -191,17 +200,21 @@ def _live_view(
     next_summary = 0.0
     with Live(console=console, refresh_per_second=2) as live:
         while not stop.wait(1.0):
-            if time.monotonic() >= next_summary:
-                summary, next_summary = store_table(totals()), time.monotonic() + 5
-            live.update(Group(progress_table(camera_progress(client, names)), summary))
+            done = False
+            try:
+                if time.monotonic() >= next_summary:
+                    summary, next_summary = store_table(totals()), time.monotonic() + 5
+                live.update(Group(progress_table(camera_progress(client, names)), summary))
+                done = not ingest.is_alive() and options.exit_when_done and drained(client, names, GROUPS)
+            except (redis.RedisError, sqlalchemy.exc.SQLAlchemyError) as exc:  # the view only; stages go on
+                log.warning("live view not refreshed: %s", redact_text(str(exc).splitlines()[0]))
             if [p for p in workers if not p.is_alive()]:
                 console.print("[red]a stage process exited unexpectedly; stopping[/red]")
                 break
-            if deadline is not None and time.monotonic() >= deadline:
+            if done or (deadline is not None and time.monotonic() >= deadline):
                 break
-            if not ingest.is_alive() and options.exit_when_done and drained(client, names, GROUPS):
-                break
-        live.update(progress_table(camera_progress(client, names)))
+        with contextlib.suppress(redis.RedisError):
+            live.update(progress_table(camera_progress(client, names)))
     client.close()
 
 

@@ -149,7 +149,7 @@ def satisfaction_dashboard(min_faces: int = DEFAULT_MIN_FACES) -> dashboard.Dash
         .time("now-24h", "now")
         .refresh("1m")
         .timezone("browser")
-        .variables([*_scope_variables(), _min_faces_constant(min_faces)])  # type: ignore[list-item]
+        .variables([*_scope_variables(), _min_faces_constant(min_faces)])
     )
     builder.with_panel(
         _timeseries(1, "Satisfaction index over time", sql.SATISFACTION_OVER_TIME)

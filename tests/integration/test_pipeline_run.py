@@ -16,7 +16,8 @@ from moodstream.demo import write_demo_video
 from moodstream.embedded import EmbeddedRedis
 
 
-def test_run_demo_on_a_fresh_machine_counts_every_sampled_frame(tmp_path: Path) -> None:
+def test_run_demo_on_a_fresh_machine_counts_every_sampled_frame(server_dir: Path) -> None:
+    tmp_path = server_dir  # outside pytest's basetemp, which the embedded PostgreSQL user may lose access to
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOODSTREAM_")}
     env["MOODSTREAM_DATA_DIR"] = str(tmp_path / "data")
     result = subprocess.run(
@@ -39,8 +40,8 @@ def test_run_demo_on_a_fresh_machine_counts_every_sampled_frame(tmp_path: Path) 
     assert "Traceback" not in output
 
 
-def test_ctrl_c_stops_every_stage_cleanly_and_prints_the_summary(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def test_ctrl_c_stops_every_stage_cleanly_and_prints_the_summary(server_dir: Path, tmp_path: Path) -> None:
+    data = server_dir / "data"
     video = write_demo_video(data / "demo" / "loop.mp4")
     registry = tmp_path / "stores.yaml"
     registry.write_text(

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -269,3 +270,34 @@ def test_after_a_run_no_face_image_is_in_postgres_or_on_disk(shared_data: Path, 
     assert len(faces_entries) <= 50 + 100, "crops stay in Redis only within the stream cap"
     crops = [FacesMessage.decode(f).crops for _, f in faces_entries]
     assert sum(c.shape[0] for c in crops) <= faces
+
+
+def test_redis_append_only_file_keeps_images_only_about_as_long_as_the_stream_caps(server_dir: Path) -> None:
+    """The AOF logs every XADD (frames, crops); its rewrite must drop trimmed entries from the disk too."""
+    server = EmbeddedRedis(server_dir)
+    client = redis.Redis.from_url(server.start())
+    try:
+        frame = b"\xff\xd8\xff" + bytes(60_000)
+        for i in range(600):  # 36 MB of frames through a stream capped at 50 entries (3 MB)
+            client.xadd("moodstream:frames", {"seq": i, "jpeg": frame}, maxlen=50, approximate=False)
+
+        def aof_bytes() -> int:  # the size Redis reports once no rewrite is running (else a large value)
+            info: Any = client.info("persistence")
+            busy = info["aof_rewrite_in_progress"] or info["aof_rewrite_scheduled"]
+            return 2**40 if busy else int(info["aof_current_size"])
+
+        deadline = time.monotonic() + 10  # the rewrite runs in the background, checked every 100 ms
+        while aof_bytes() > 24 * 2**20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        aof = aof_bytes()
+        on_disk = sum(
+            p.stat().st_size for p in (server_dir / "redis").rglob("appendonly.aof*") if p.is_file()
+        )
+        assert on_disk <= aof + 2**20, "Redis reports the size of the file on disk"
+        live = int(client.memory_usage("moodstream:frames") or 0)
+        print(f"\nAOF after 36 MB of frames through a 50-entry stream: {aof / 2**20:.1f} MiB "
+              f"(live stream {live / 2**20:.1f} MiB)")  # fmt: skip
+        assert aof <= 24 * 2**20, "the AOF keeps trimmed frames on disk beyond its 16 MB rewrite threshold"
+    finally:
+        client.close()
+        server.stop()

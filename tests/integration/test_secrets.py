@@ -283,7 +283,8 @@ def _redis_dump(client: redis.Redis, prefix: str) -> str:
     """Every value under ``prefix``, as text, whatever the key type."""
     parts = []
     for key in client.scan_iter(match=f"{prefix}*"):
-        value = READERS[client.type(key)](client, key)
+        kind: Any = client.type(key)
+        value = READERS[kind](client, key)
         parts.append(f"{key!r} {value!r}")
     return "\n".join(parts)
 

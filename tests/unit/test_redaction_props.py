@@ -37,7 +37,7 @@ USERS = st.from_regex(r"[A-Za-z0-9_.\-]{0,10}", fullmatch=True)
 _SPECIAL = st.sampled_from(["@", ":", "%40", "%", "!", "$", "&", "'", '"', "é", "密", "🔑", "=", ";", ","])
 _PLAIN = st.text(
     alphabet=st.characters(
-        blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp", "Cn"),
+        blacklist_categories=["Cs", "Cc", "Zs", "Zl", "Zp", "Cn"],
         blacklist_characters="/?#*\\",
     ),
     min_size=1,
@@ -47,7 +47,7 @@ RAW_PASSWORDS = st.lists(st.one_of(_SPECIAL, _PLAIN), min_size=1, max_size=6).ma
 """Passwords that can stand raw in a URL's userinfo (no '/', '?', '#' or white space: those end it)."""
 
 ANY_PASSWORDS = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="*"), min_size=3, max_size=24
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="*"), min_size=3, max_size=24
 )
 """Any text at all; it reaches a URL only URL-encoded."""
 
