@@ -81,6 +81,7 @@ class CameraReader:
         """Thread body: sample, publish, reconnect with backoff; returns when stopped or finished."""
         attempt = 0
         while not stop.is_set():
+            frames_before = self.status.frames
             try:
                 finished = self._read_once(stop)
                 attempt = 0
@@ -89,17 +90,20 @@ class CameraReader:
                     log.info("camera %s: source ended after %d frames", self.spec.label, self.status.frames)
                     return
             except (SourceError, cv2.error, OSError) as exc:
+                attempt = 0 if self.status.frames > frames_before else attempt  # frames flowed: start over
                 self._failed(exc, attempt, stop)
                 attempt += 1
             except Exception as exc:  # a bug or an odd frame must not end the camera for good
                 log.exception("camera %s: unexpected error", self.spec.label)
+                attempt = 0 if self.status.frames > frames_before else attempt
                 self._failed(exc, attempt, stop)
                 attempt += 1
         self._set_state("stopped")
 
     def _failed(self, exc: BaseException, attempt: int, stop: threading.Event) -> None:
         delay = self.config.backoff.delay(attempt)
-        message = redact_text(str(exc) or type(exc).__name__, [self.spec.source])
+        text = (str(exc) or type(exc).__name__).replace(self.spec.source, self.spec.redacted_source)
+        message = redact_text(text, self.spec.secrets)
         self.status.errors += 1
         self.status.reconnects += 1
         self.status.last_error = message

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
+from urllib.parse import urlsplit
 
 import cv2
 
@@ -51,6 +52,14 @@ class CameraSpec:
     def redacted_source(self) -> str:
         """The source with any password replaced by ``***`` (safe for logs)."""
         return redact_url(self.source)
+
+    @property
+    def secrets(self) -> list[str]:
+        """The password of a network source URL (raw, as written), to mask in free text."""
+        if self.kind != "stream":
+            return []
+        parts = urlsplit(self.source)
+        return [parts.password] if parts.password else []
 
 
 def source_type(source: str) -> SourceType:

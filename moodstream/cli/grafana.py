@@ -63,6 +63,12 @@ def push(
         str, typer.Option("--db-sslmode", help="disable, require, verify-ca or verify-full")
     ] = "disable",
     timeout: Annotated[float, typer.Option("--timeout", min=1, max=300, help="seconds per request")] = 10.0,
+    min_faces: Annotated[
+        int,
+        typer.Option(
+            "--min-faces", min=0, max=1_000_000, help="hide emotion groups with fewer faces (0: hide none)"
+        ),
+    ] = 0,
 ) -> None:
     """Upload the datasource (password from MOODSTREAM_READER_PASSWORD) and dashboards; idempotent."""
     from moodstream.dashboards.push import DatasourceSettings, GrafanaPusher, GrafanaPushError
@@ -87,7 +93,7 @@ def push(
             err = exc.errors()[0]
             raise _fail(f"datasource {err['loc'][0]}: {err['msg']}") from None
     try:
-        result = GrafanaPusher(url, token, timeout=timeout).push(ds_settings)
+        result = GrafanaPusher(url, token, timeout=timeout).push(ds_settings, min_faces)
     except GrafanaPushError as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"folder: {result.folder}; datasource: {result.datasource}")

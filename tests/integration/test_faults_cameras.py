@@ -9,7 +9,6 @@ once frames flow), and the other camera is never affected. Frames go to the real
 from __future__ import annotations
 
 import http.server
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -107,6 +106,8 @@ def _wait(condition: Callable[[], bool], timeout: float) -> float:
 def test_frozen_killed_and_flapping_camera_recovers_and_the_other_is_unaffected(
     cameras: tuple[MjpegCamera, MjpegCamera], redis_url: str, redis_prefix: str
 ) -> None:
+    if redis_prefix and "unix://" not in redis_url:
+        pytest.skip("the Redis server is not what is tested here: the embedded one is enough")
     faulty, healthy = cameras
     client = connect_redis(redis_url)
     stop = threading.Event()
@@ -146,9 +147,10 @@ def test_frozen_killed_and_flapping_camera_recovers_and_the_other_is_unaffected(
         resumed = time.monotonic()
         figures["frozen: resumed after s"] = _wait(lambda: frames_after(resumed), 10)
         # killed: connection and listening socket gone; restarted on the same port 3 s later
-        faulty.kill()
         killed = time.monotonic()
-        figures["killed: offline after s"] = _wait(lambda: reader.status.state != "online", 5)
+        faulty.kill()
+        _wait(lambda: reader.status.state != "online", 5)
+        figures["killed: offline after s"] = time.monotonic() - killed
         time.sleep(max(0.0, 3.0 - (time.monotonic() - killed)))
         faulty.start()
         restarted = time.monotonic()
@@ -167,7 +169,8 @@ def test_frozen_killed_and_flapping_camera_recovers_and_the_other_is_unaffected(
         for thread in threads:
             thread.join(10)
         client.close()
-    print(f"\ncamera faults: {figures}; healthy camera published {healthy_frames} frames in {healthy_span:.1f} s "
+    shown = {k: round(v, 2) for k, v in figures.items()}
+    print(f"\ncamera faults: {shown}; healthy camera: {healthy_frames} frames in {healthy_span:.1f} s "
           f"at {FPS:g} fps, errors {readers['healthy'].status.errors}")  # fmt: skip
     assert figures["frozen: offline after s"] <= READ_TIMEOUT_S + 0.5
     assert figures["killed: offline after s"] <= READ_TIMEOUT_S + 0.5
@@ -177,11 +180,6 @@ def test_frozen_killed_and_flapping_camera_recovers_and_the_other_is_unaffected(
     assert figures["blip: resumed after s"] <= 4 * BACKOFF.base_s * (1 + BACKOFF.jitter) + 1.5
     assert readers["healthy"].status.errors == 0
     assert healthy_frames >= 0.8 * FPS * healthy_span
-    seqs = [m for m in (readers["faulty"].seq,)]
-    assert seqs[0] == len(published["faulty"]), "sequence numbers keep counting across reconnects"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    assert readers["faulty"].seq == len(published["faulty"]), (
+        "sequence numbers keep counting across reconnects"
+    )

@@ -301,3 +301,13 @@ def test_redis_append_only_file_keeps_images_only_about_as_long_as_the_stream_ca
     finally:
         client.close()
         server.stop()
+
+
+def test_grafana_export_min_faces_sets_the_dashboard_constant(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        build_app(), ["grafana", "export", "--out", str(tmp_path), "--min-faces", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    model = json.loads((tmp_path / "moodstream-satisfaction.json").read_text())
+    (constant,) = [v for v in model["templating"]["list"] if v["name"] == "min_faces"]
+    assert (constant["type"], constant["query"], constant["hide"]) == ("constant", "5", 2)  # hidden
