@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
@@ -330,7 +331,7 @@ def build_manifest(weights_dir: Path, out_dir: Path) -> dict[str, Any]:
         "source": "facenet-pytorch 2.6.0 wheel (https://github.com/timesler/facenet-pytorch), MIT licence",
         "licence": "MIT",
         "opset": OPSET,
-        "exported_with": {"torch": torch.__version__},
+        "exported_with": {"torch": torch.__version__, "onnx": onnx.__version__},
         "input": "image: (N, H, W, 3) float32 BGR pixel values in [0, 255]",
         "models": files,
     }

@@ -26,7 +26,9 @@ def integral_images(frames: np.ndarray) -> np.ndarray:
     depth, dtype = (cv2.CV_32S, np.int32) if height * width <= INT32_PIXEL_LIMIT else (cv2.CV_64F, np.float64)
     out = np.empty((count, height + 1, width + 1, 3), dtype=dtype)
     for index in range(count):
-        out[index] = cv2.integral(frames[index], sdepth=depth)
+        written = cv2.integral(frames[index], sum=out[index], sdepth=depth)  # fills out[index] in place
+        if written is not None and not np.shares_memory(written, out[index]):
+            out[index] = written
     return out
 
 

@@ -134,12 +134,10 @@ def run_pnet_tiled(
     Small runs keep P-Net's activations in CPU cache, which is faster than one large run.
     """
     count, height, width, _ = level.shape
-    if height * width * count <= tile_pixels or height * width > tile_pixels:
-        frames_per_run = 1 if height * width * count > tile_pixels else count
-    else:
-        frames_per_run = max(1, tile_pixels // (height * width))
+    pixels = height * width
+    frames_per_run = max(1, min(count, tile_pixels // pixels))
     out_rows = pnet_output_rows(height)
-    strip = max(8, (tile_pixels // width - 10) // 2) if height * width > tile_pixels else out_rows
+    strip = out_rows if pixels <= tile_pixels else max(8, (tile_pixels // width - 10) // 2)
     parts_reg, parts_prob = [], []
     for first in range(0, count, frames_per_run):
         frames = level[first : first + frames_per_run]
