@@ -7,6 +7,7 @@ other jobs it shows the work done, which wall-clock figures hide.
 
     python bench/bench_detector.py                       # CPU provider, 2 threads
     nice -n 0 python bench/bench_detector.py --repeat 5 --threads 2
+    python bench/bench_detector.py --threads 1 --workers 2   # 2 threads as 2 frame workers
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA, help="folder with the clips")
     parser.add_argument("--clips", nargs="+", default=CLIPS)
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads per run")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="frame_workers: threads sharing out the frames of a batch"
+    )
     parser.add_argument("--providers", nargs="+", default=["cpu"])
     parser.add_argument(
         "--repeat", type=int, default=3, help="timed passes per configuration (best is shown)"
@@ -62,8 +66,12 @@ def main() -> None:
     args = parser.parse_args()
 
     cv2.setNumThreads(args.threads)
-    detector = FaceDetector(DetectorConfig(providers=args.providers, intra_op_threads=args.threads))
-    print(f"providers={detector.providers} threads={args.threads} repeat={args.repeat}")
+    config = DetectorConfig(
+        providers=args.providers, intra_op_threads=args.threads, frame_workers=args.workers
+    )
+    detector = FaceDetector(config)
+    print(f"providers={detector.providers} threads={args.threads} workers={args.workers}", end=" ")
+    print(f"repeat={args.repeat}")
     print(
         f"{'clip':40} {'size':>10} {'frames':>6} {'batch':>5} {'faces':>6} "
         f"{'frames/s':>9} {'ms/frame':>9} {'cpu ms/frame':>12}"

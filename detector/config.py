@@ -53,6 +53,13 @@ class DetectorConfig(BaseModel):
         le=256,
         description="Threads ONNX Runtime uses inside one network run; 0 lets ONNX Runtime choose.",
     )
+    frame_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Threads that share out the frames of one detect call (each runs the three stages on "
+        "its frames). With intra_op_threads=1 this spreads a batch over that many cores.",
+    )
     model_dir: Path | None = Field(
         default=None,
         description="Folder with pnet.onnx, rnet.onnx, onet.onnx (and optionally manifest.json whose "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -29,10 +30,15 @@ class FaceDetector:
         self._sessions: MTCNNSessions | None = MTCNNSessions.load(
             self.config.model_dir, self.providers, self.config.intra_op_threads
         )
+        workers = self.config.frame_workers
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="detector") if workers > 1 else None
 
     def close(self) -> None:
-        """Release the network sessions; `detect` raises afterwards."""
+        """Release the network sessions and worker threads; `detect` raises afterwards."""
         self._sessions = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def __enter__(self) -> FaceDetector:
         return self
@@ -54,8 +60,23 @@ class FaceDetector:
         if not images:
             return []
         images, scales = self._downscale(images)
-        found = self._run_stages(self._sessions, images)
-        return self._to_faces(found, len(images), scales)
+        return self._to_faces(self._run_shared_out(self._sessions, images), len(images), scales)
+
+    def _run_shared_out(self, sessions: MTCNNSessions, images: list[np.ndarray]) -> Candidates:
+        """`_run_stages` on the frames, split into contiguous shares over the worker threads if any."""
+        workers = min(self.config.frame_workers, len(images))
+        if self._pool is None or workers == 1:
+            return self._run_stages(sessions, images)
+        shares = [share for share in np.array_split(np.arange(len(images)), workers) if len(share)]
+        futures = [
+            self._pool.submit(self._run_stages, sessions, [images[i] for i in share]) for share in shares
+        ]
+        results = []
+        for share, future in zip(shares, futures, strict=True):
+            found = future.result()
+            found.frames = share[found.frames]  # share numbering -> call numbering
+            results.append(found)
+        return Candidates.concat(results)
 
     def _downscale(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
         """Frames wider than max_input_width shrunk to it (area interpolation); per frame (sx, sy) used."""

@@ -46,10 +46,12 @@ NORM_SCALE = 0.0078125
 MODEL_NAMES = ("pnet", "rnet", "onet")
 
 
-def face_probability(scores: torch.Tensor, single_logit: bool) -> torch.Tensor:
-    """Face probability from the classifier layer: softmax over its 2 outputs, or sigmoid of 1 logit."""
-    if single_logit:
-        return torch.sigmoid(scores[:, 0])
+def face_probability(scores: torch.Tensor) -> torch.Tensor:
+    """Face probability: softmax over the (background, face) outputs, face channel.
+
+    Kept as a softmax on purpose: the equivalent sigmoid(z1 - z0) rounds differently near 1.0 and
+    changed which of two tied proposals won on one reference frame.
+    """
     return torch.softmax(scores, dim=1)[:, 1]
 
 
@@ -58,7 +60,6 @@ class PNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.single_logit = False  # set by prepare_for_export
         self.conv1 = nn.Conv2d(3, 10, kernel_size=3)
         self.prelu1 = nn.PReLU(10)
         self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
@@ -75,7 +76,7 @@ class PNet(nn.Module):
         x = self.pool1(x)
         x = self.prelu2(self.conv2(x))
         x = self.prelu3(self.conv3(x))
-        face_prob = face_probability(self.conv4_1(x), self.single_logit)
+        face_prob = face_probability(self.conv4_1(x))
         return self.conv4_2(x), face_prob
 
 
@@ -84,7 +85,6 @@ class RNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.single_logit = False  # set by prepare_for_export
         self.conv1 = nn.Conv2d(3, 28, kernel_size=3)
         self.prelu1 = nn.PReLU(28)
         self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
@@ -106,7 +106,7 @@ class RNet(nn.Module):
         # The dense layer was trained on a (N, W, H, C) flattening (the original Caffe layout).
         x = x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
         x = self.prelu4(self.dense4(x))
-        face_prob = face_probability(self.dense5_1(x), self.single_logit)
+        face_prob = face_probability(self.dense5_1(x))
         return self.dense5_2(x), face_prob
 
 
@@ -115,7 +115,6 @@ class ONet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.single_logit = False  # set by prepare_for_export
         self.conv1 = nn.Conv2d(3, 32, kernel_size=3)
         self.prelu1 = nn.PReLU(32)
         self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
@@ -141,7 +140,7 @@ class ONet(nn.Module):
         x = self.prelu4(self.conv4(x))
         x = x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
         x = self.prelu5(self.dense5(x))
-        face_prob = face_probability(self.dense6_1(x), self.single_logit)
+        face_prob = face_probability(self.dense6_1(x))
         return self.dense6_2(x), self.dense6_3(x), face_prob
 
 
@@ -196,27 +195,8 @@ class ConvReluPairPReLU(nn.Module):
         return self.mix(torch.relu(self.conv(x)))
 
 
-def face_logit_layer(classifier: nn.Conv2d | nn.Linear) -> nn.Conv2d | nn.Linear:
-    """The 2-class face/background layer reduced to one output: logit(face) - logit(background).
-
-    softmax(z)[1] == sigmoid(z1 - z0), so the graph computes a 1-channel sigmoid instead of a softmax.
-    """
-    assert classifier.bias is not None
-    weight, bias = classifier.weight.detach(), classifier.bias.detach()
-    layer: nn.Conv2d | nn.Linear
-    if isinstance(classifier, nn.Conv2d):
-        layer = nn.Conv2d(weight.shape[1], 1, kernel_size=1)
-    else:
-        layer = nn.Linear(weight.shape[1], 1)
-    assert layer.bias is not None
-    with torch.no_grad():
-        layer.weight.copy_((weight[1] - weight[0]).unsqueeze(0))
-        layer.bias.copy_((bias[1] - bias[0]).unsqueeze(0))
-    return layer
-
-
 def prepare_for_export(name: str, net: nn.Module) -> nn.Module:
-    """Swap in `ConvReluPairPReLU` (P-Net conv1), `SplitPReLU` and the one-output face layer.
+    """Swap in `ConvReluPairPReLU` (P-Net conv1) and `SplitPReLU` (the other PReLUs).
 
     Same function as the trained network, a faster ONNX Runtime graph.
     """
@@ -227,9 +207,6 @@ def prepare_for_export(name: str, net: nn.Module) -> nn.Module:
         if isinstance(module, nn.PReLU):
             spatial = not (name == "rnet" and attr == "prelu4") and not (name == "onet" and attr == "prelu5")
             setattr(net, attr, SplitPReLU(module, spatial))
-    head = {"pnet": "conv4_1", "rnet": "dense5_1", "onet": "dense6_1"}[name]
-    setattr(net, head, face_logit_layer(getattr(net, head)))
-    setattr(net, "single_logit", True)  # noqa: B010 - nn.Module attributes are untyped for mypy
     return net
 
 

@@ -84,6 +84,16 @@ def test_batch_of_mixed_sizes_equals_single_calls(detector: FaceDetector, multif
         assert sorted(f.score for f in faces) == pytest.approx(sorted(f.score for f in single), abs=1e-5)
 
 
+def test_frame_workers_give_the_same_faces(detector: FaceDetector, multiface: np.ndarray) -> None:
+    frames = [multiface, np.zeros((40, 40, 3), np.uint8), multiface[:, ::-1], multiface[100:500, 200:900]]
+    expected = detector.detect(frames)
+    with FaceDetector(DetectorConfig(providers=["cpu"], intra_op_threads=1, frame_workers=3)) as parallel:
+        got = parallel.detect(frames)
+    assert [len(faces) for faces in got] == [len(faces) for faces in expected]
+    for faces, want in zip(got, expected, strict=True):
+        np.testing.assert_allclose(boxes_of(faces), boxes_of(want), atol=1e-4)
+
+
 def test_non_contiguous_frame_is_accepted(detector: FaceDetector, multiface: np.ndarray) -> None:
     view = multiface[:, ::-1]
     assert not view.flags.c_contiguous
