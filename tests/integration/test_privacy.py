@@ -277,7 +277,7 @@ def test_redis_append_only_file_keeps_images_only_about_as_long_as_the_stream_ca
     server = EmbeddedRedis(server_dir)
     client = redis.Redis.from_url(server.start())
     try:
-        frame = b"\xff\xd8\xff" + bytes(60_000)
+        frame = b"\xff\xd8\xff" + np.random.default_rng(0).bytes(60_000)  # incompressible, like a JPEG
         for i in range(600):  # 36 MB of frames through a stream capped at 50 entries (3 MB)
             client.xadd("moodstream:frames", {"seq": i, "jpeg": frame}, maxlen=50, approximate=False)
 
@@ -287,7 +287,7 @@ def test_redis_append_only_file_keeps_images_only_about_as_long_as_the_stream_ca
             return 2**40 if busy else int(info["aof_current_size"])
 
         deadline = time.monotonic() + 10  # the rewrite runs in the background, checked every 100 ms
-        while aof_bytes() > 24 * 2**20 and time.monotonic() < deadline:
+        while not 0 < aof_bytes() <= 24 * 2**20 and time.monotonic() < deadline:  # 0: a rewrite is ending
             time.sleep(0.1)
         aof = aof_bytes()
         on_disk = sum(
