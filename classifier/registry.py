@@ -14,11 +14,12 @@ from classifier.errors import ModelFileError
 MODELS_DIR: Final[Path] = Path(__file__).resolve().parent / "models"
 
 SHIPPED_MODELS: Final[dict[str, str]] = {
+    "vgg-fer": "vgg-fer.json",
     "mini-xception-fer": "mini-xception-fer.json",
 }
 """Every shipped model by name, with its manifest file in MODELS_DIR."""
 
-DEFAULT_MODEL: Final[str] = "mini-xception-fer"
+DEFAULT_MODEL: Final[str] = "vgg-fer"
 """The best shipped model on FER-2013 PublicTest (see MODELS.md); what "default" resolves to."""
 
 

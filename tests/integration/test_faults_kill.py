@@ -199,6 +199,9 @@ def test_history_holds_when_each_worker_type_is_frozen_or_killed_mid_batch(
     try:
         aggregator = stages.start("aggregate")
         classifier = stages.start("classify")
+        # The classifier stays frozen until step 3, so a backlog of faces entries waits for it there and it
+        # is certain to hold a batch when it is killed, however fast the other stages run.
+        classifier.send_signal(signal.SIGSTOP)
         detector_a = stages.start("detect")
         # 1. detector A frozen with entries in hand, past reclaim_idle; B takes them over; A resumes
         wait_for(
@@ -221,8 +224,11 @@ def test_history_holds_when_each_worker_type_is_frozen_or_killed_mid_batch(
         until(lambda: pending_of(client, names.frames, "detector", detector_a.pid) > 0, 5)
         figures["detector A killed holding"] = pending_of(client, names.frames, "detector", detector_a.pid)
         detector_a.send_signal(signal.SIGKILL)
-        # 3. classifier killed -9 holding entries, restarted
-        wait_for(lambda: pending_of(client, names.faces, "classifier") > 0, 60, "classifier batch", stages)
+        # 3. classifier resumed on its backlog, killed -9 holding entries, restarted
+        classifier.send_signal(signal.SIGCONT)
+        wait_for(
+            lambda: pending_of(client, names.faces, "classifier") > 0, 60, "classifier batch", stages, 0.002
+        )
         figures["classifier killed holding"] = pending_of(client, names.faces, "classifier")
         classifier.send_signal(signal.SIGKILL)
         stages.start("classify")

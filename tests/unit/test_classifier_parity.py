@@ -48,6 +48,9 @@ def validation_faces(shared_data: Path, tmp_path_factory: pytest.TempPathFactory
     return [read_image(f, (48, 48), "gray") for f in files]
 
 
+@pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
 def test_onnx_matches_keras_original(validation_faces: list[np.ndarray]) -> None:
     hdf5 = _fer_hdf5()
     os.environ.setdefault("KERAS_BACKEND", "torch")
