@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from moodstream.database import create_database_engine, migrate, parse_database_url
 from moodstream.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -135,3 +135,11 @@ def migrated_database_url(database_url: str) -> str:
     finally:
         engine.dispose()
     return database_url
+
+
+@pytest.fixture
+def engine(migrated_database_url: str) -> Iterator[Engine]:
+    """An engine on ``migrated_database_url``, disposed after the test."""
+    e = create_database_engine(migrated_database_url)
+    yield e
+    e.dispose()

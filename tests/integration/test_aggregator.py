@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from moodstream.worker import StreamWorker, WorkerConfig
 from schemas import tables
 from schemas.labels import EMOTIONS
 from schemas.messages import ClassifiedFace, DeadLetter, EmotionsMessage, FrameKey
+from tests.integration.helpers import run_worker_until
 
 BASE_MS = int(datetime(2026, 3, 1, 10, 0, tzinfo=UTC).timestamp() * 1000)
 FAST = WorkerConfig(batch_size=8, block_ms=50, claim_idle_ms=200, claim_interval_s=0.1)
@@ -32,13 +32,6 @@ def frame(camera: str, seq: int, offset_s: float, emotions: list[str], epoch: in
         probs[EMOTIONS.index(name)] = 1.0
         faces.append(ClassifiedFace((0, 0, 5, 5), 0.9, tuple(probs)))
     return EmotionsMessage(FrameKey("s1", camera, epoch, seq), BASE_MS + int(offset_s * 1000), tuple(faces))
-
-
-@pytest.fixture
-def engine(migrated_database_url: str) -> Iterator[Engine]:
-    e = create_database_engine(migrated_database_url)
-    yield e
-    e.dispose()
 
 
 def counts(engine: Engine) -> dict[tuple[str, str], dict[str, Any]]:
@@ -110,14 +103,7 @@ def test_losses_counted_once_and_never_on_top_of_a_counted_frame(engine: Engine)
 
 
 def _run_worker(worker: StreamWorker, until: Any, timeout: float = 20) -> None:
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,))
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not until() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stop.set()
-    thread.join(10)
+    run_worker_until(worker, until, timeout, poll=0.05)
     assert until()
 
 

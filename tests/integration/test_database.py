@@ -41,13 +41,6 @@ ENTRANCE = (
 )
 
 
-@pytest.fixture
-def engine(migrated_database_url: str) -> Iterator[Engine]:
-    eng = create_database_engine(migrated_database_url)
-    yield eng
-    eng.dispose()
-
-
 def _registry(tmp_path: Path, text_: str) -> Path:
     path = tmp_path / "stores.yaml"
     path.write_text(textwrap.dedent(text_))

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from ingest.publisher import FramePublisher
 from moodstream.database import create_database_engine, migrate
@@ -33,8 +33,8 @@ from moodstream.runtime import DB_TRANSIENT
 from moodstream.stages import AggregatorStage, LossesStage
 from moodstream.streams import StreamNames, connect_redis, ensure_group
 from moodstream.worker import BatchResult, Entry, StreamWorker, WorkerConfig
-from schemas import tables
 from schemas.messages import EmotionsMessage, FrameKey, FrameMessage
+from tests.integration.helpers import assert_history, history, pending_of_group, skip_mixed_server_kinds
 
 FAST = WorkerConfig(batch_size=4, block_ms=50, claim_idle_ms=100, claim_interval_s=0.1, heartbeat_s=0.5)
 EPOCH = 1_700_000_000_000
@@ -85,29 +85,6 @@ def pipeline_workers(client: redis.Redis, url: str, names: StreamNames, engine: 
     ]
 
 
-def history(engine: Engine) -> dict[str, Any]:
-    """What PostgreSQL holds: applied frame identities, frames counted, shed and dead."""
-    with engine.connect() as conn:
-        applied = conn.execute(select(tables.applied_frames.c.camera_id, tables.applied_frames.c.seq)).all()
-        counted = conn.scalar(select(func.coalesce(func.sum(tables.emotion_counts.c.frames), 0)))
-        shed = conn.scalar(select(func.coalesce(func.sum(tables.frame_losses.c.shed), 0)))
-        dead = conn.scalar(select(func.coalesce(func.sum(tables.frame_losses.c.dead), 0)))
-        per_camera = dict(
-            conn.execute(
-                select(tables.frame_losses.c.camera_id, func.sum(tables.frame_losses.c.shed)).group_by(
-                    tables.frame_losses.c.camera_id
-                )
-            ).all()
-        )
-    return {
-        "applied": [(str(c), int(s)) for c, s in applied],
-        "counted": int(counted or 0),
-        "shed": int(shed or 0),
-        "dead": int(dead or 0),
-        "shed_per_camera": {str(k): int(v) for k, v in per_camera.items()},
-    }
-
-
 def wait_until(condition: Callable[[], bool], timeout: float) -> float:
     """Seconds until ``condition`` held; fails the test after ``timeout``."""
     started = time.monotonic()
@@ -123,27 +100,10 @@ def publish(publisher: FramePublisher, camera: str, seqs: range, payload: bytes 
         publisher(FrameMessage(FrameKey("store", camera, EPOCH, seq), EPOCH + seq * 250, payload))
 
 
-def assert_history(h: dict[str, Any], published: set[tuple[str, int]]) -> None:
-    """counted + dead + shed = published, every published frame accounted exactly once, nothing else."""
-    assert len(h["applied"]) == len(set(h["applied"])), "a frame identity was recorded twice"
-    assert set(h["applied"]) == published
-    assert h["counted"] + h["dead"] + h["shed"] == len(published)
-
-
 @pytest.fixture(autouse=True)
 def same_server_kinds(request: pytest.FixtureRequest) -> None:
     """Run embedded+embedded and external+external; mixed pairs add time and no coverage here."""
-    params = getattr(request.node, "callspec", None)
-    kinds = {params.params.get(k) for k in ("redis_url", "admin_database_url")} if params else set()
-    if len(kinds - {None}) > 1:
-        pytest.skip("mixed embedded/external server pair: covered by the matching pairs")
-
-
-@pytest.fixture
-def engine(migrated_database_url: str) -> Iterator[Engine]:
-    e = create_database_engine(migrated_database_url)
-    yield e
-    e.dispose()
+    skip_mixed_server_kinds(request)
 
 
 def test_stream_trimmed_past_pending_entries_counts_them_as_shed_and_reclaim_goes_on(
@@ -348,10 +308,3 @@ def test_postgres_stopped_the_aggregator_waits_acknowledges_nothing_and_catches_
         engine.dispose()
         client.close()
         postgres.stop()
-
-
-def pending_of_group(client: redis.Redis, stream: str, group: str) -> int:
-    try:
-        return int(client.xpending(stream, group)["pending"])
-    except redis.ResponseError:
-        return 0

@@ -10,13 +10,12 @@ frame is counted exactly once: counted + dead + shed = published, and no frame i
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,9 @@ from sqlalchemy import Engine
 
 from ingest.jpeg import encode_jpeg
 from ingest.publisher import FramePublisher
-from moodstream.database import create_database_engine
 from moodstream.streams import StreamNames, connect_redis
 from schemas.messages import FrameKey, FrameMessage
-from tests.integration.test_faults import assert_history, history
+from tests.integration.helpers import assert_history, history, stage_env
 
 FRAMES_PER_CAMERA = 32
 EPOCH = 1_700_000_000_000
@@ -62,24 +60,11 @@ def embedded_only(request: pytest.FixtureRequest) -> None:
         pytest.skip("kill -9 history check runs on the embedded servers only")
 
 
-@pytest.fixture
-def engine(migrated_database_url: str) -> Iterator[Engine]:
-    e = create_database_engine(migrated_database_url)
-    yield e
-    e.dispose()
-
-
 class Stages:
     """Stage processes started through the real CLI; all stopped (or killed) at the end."""
 
     def __init__(self, redis_url: str, database_url: str, prefix: str, registry: Path, logs: Path) -> None:
-        self.env = {
-            **os.environ,
-            "MOODSTREAM_REDIS_URL": redis_url,
-            "MOODSTREAM_DATABASE_URL": database_url,
-            "MOODSTREAM_STREAM_PREFIX": prefix,
-            "MOODSTREAM_LOG_LEVEL": "INFO",
-        }
+        self.env = stage_env(redis_url, database_url, prefix)
         self.registry = registry
         self.logs = logs
         self.procs: list[subprocess.Popen[bytes]] = []

@@ -21,6 +21,7 @@ from ingest.backoff import BackoffPolicy
 from moodstream.runtime import load_camera_specs
 from moodstream.streams import StreamNames, connect_redis
 from schemas.messages import DeadLetter, FrameKey, FrameMessage
+from tests.integration.helpers import xrange_all
 
 CONFIG = IngestConfig(
     reload_interval_s=0.1,
@@ -28,12 +29,6 @@ CONFIG = IngestConfig(
     read_timeout_ms=1000,
     backoff=BackoffPolicy(base_s=0.1, cap_s=0.4),
 )
-
-
-def xrange_all(client: redis.Redis, stream: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    """Every entry of a stream as (id, fields)."""
-    entries: Any = client.xrange(stream)
-    return list(entries)
 
 
 def write_video(path: Path, frames: int = 10, fps: float = 10.0) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -10,16 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, insert, inspect, select, text
 
-from moodstream.database import create_database_engine, current_revision, migrate
+from moodstream.database import current_revision, migrate
 from schemas import tables
 from schemas.labels import EMOTIONS, satisfaction_index
-
-
-@pytest.fixture
-def engine(migrated_database_url: str) -> Iterator[Engine]:
-    eng = create_database_engine(migrated_database_url)
-    yield eng
-    eng.dispose()
 
 
 def test_upgrade_creates_every_table_and_view(engine: Engine) -> None:

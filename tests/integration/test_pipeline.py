@@ -8,12 +8,11 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,12 @@ import redis
 from sqlalchemy import Engine, func, select
 
 from moodstream.cli.analyze import analyze_file
-from moodstream.database import create_database_engine
 from moodstream.stages import AnalysisConfig, build_analyzer
 from moodstream.streams import StreamNames, connect_redis
 from schemas import tables
 from schemas.labels import EMOTIONS
 from schemas.messages import DeadLetter, FrameKey, FrameMessage
+from tests.integration.helpers import pending_of_group, skip_mixed_server_kinds, stage_env, xrange_all
 
 FPS = 4.0
 JPEG_QUALITY = 85
@@ -37,12 +36,6 @@ CAMERAS = {
     ("store-b", "door"): "face-demographics-walking-and-pause.gif",
     ("store-b", "aisle"): "head-pose-face-detection-male.gif",
 }
-
-
-def xrange_all(client: redis.Redis, stream: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    """Every entry of a stream as (id, fields)."""
-    entries: Any = client.xrange(stream)
-    return list(entries)
 
 
 def write_registry(
@@ -90,13 +83,7 @@ class Stages:
     """Starts stage processes through the real CLI and stops them at the end of the test."""
 
     def __init__(self, redis_url: str, database_url: str, prefix: str, registry: Path) -> None:
-        self.env = {
-            **os.environ,
-            "MOODSTREAM_REDIS_URL": redis_url,
-            "MOODSTREAM_DATABASE_URL": database_url,
-            "MOODSTREAM_STREAM_PREFIX": prefix,
-            "MOODSTREAM_LOG_LEVEL": "INFO",
-        }
+        self.env = stage_env(redis_url, database_url, prefix)
         self.registry = registry
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -126,17 +113,7 @@ class Stages:
 @pytest.fixture(autouse=True)
 def same_server_kinds(request: pytest.FixtureRequest) -> None:
     """Run embedded+embedded and external+external; mixed pairs add time and no coverage here."""
-    params = getattr(request.node, "callspec", None)
-    kinds = {params.params.get(k) for k in ("redis_url", "admin_database_url")} if params else set()
-    if len(kinds - {None}) > 1:
-        pytest.skip("mixed embedded/external server pair: covered by the matching pairs")
-
-
-@pytest.fixture
-def engine(migrated_database_url: str) -> Iterator[Engine]:
-    e = create_database_engine(migrated_database_url)
-    yield e
-    e.dispose()
+    skip_mixed_server_kinds(request)
 
 
 def counted(engine: Engine) -> dict[tuple[str, str], dict[str, int]]:
@@ -210,10 +187,7 @@ def test_two_stores_give_exactly_the_counts_of_analyze_and_bad_entries_go_dead(
 
 
 def _pending(client: redis.Redis, names: StreamNames) -> int:
-    try:
-        return int(client.xpending(names.frames, "detector")["pending"])
-    except redis.ResponseError:
-        return 0
+    return pending_of_group(client, names.frames, "detector")
 
 
 def test_detector_killed_with_entries_pending_every_frame_counted_once(

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from moodstream.database import create_database_engine, create_reader_role, parse_database_url
 from schemas import tables
+from tests.integration.helpers import drop_role, refused
 
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 
@@ -36,9 +37,7 @@ def reader_role(writer: Engine) -> Iterator[str]:
     role = f"ms_reader_{uuid.uuid4().hex[:10]}"
     create_reader_role(writer, role, password="pw-for-test")
     yield role
-    with writer.begin() as conn:
-        conn.execute(text(f'DROP OWNED BY "{role}"'))
-        conn.execute(text(f'DROP ROLE "{role}"'))
+    drop_role(writer, role)
 
 
 @pytest.fixture
@@ -94,6 +93,5 @@ SIDE_DOORS = {
 
 @pytest.mark.parametrize("statement", SIDE_DOORS.values(), ids=SIDE_DOORS.keys())
 def test_reader_side_doors_are_closed(reader: Engine, statement: str) -> None:
-    with reader.connect() as conn, pytest.raises(DBAPIError) as info:
-        conn.execute(text(statement))
-    assert isinstance(info.value.orig, psycopg.errors.InsufficientPrivilege | psycopg.errors.UndefinedObject)
+    orig = refused(reader, statement, DBAPIError)
+    assert isinstance(orig, psycopg.errors.InsufficientPrivilege | psycopg.errors.UndefinedObject)

@@ -12,12 +12,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from moodstream.database import create_database_engine, create_reader_role, migrate, parse_database_url
 from schemas import tables
-
-
-def _drop_role(engine: Engine, role: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP OWNED BY "{role}"'))
-        conn.execute(text(f'DROP ROLE "{role}"'))
+from tests.integration.helpers import drop_role, refused
 
 
 @pytest.fixture
@@ -36,7 +31,7 @@ def reader(writer: Engine, migrated_database_url: str) -> Iterator[Engine]:
     engine = create_engine(url)
     yield engine
     engine.dispose()
-    _drop_role(writer, role)
+    drop_role(writer, role)
 
 
 @pytest.mark.parametrize("name", [*tables.PUBLIC_TABLES, *tables.PUBLIC_VIEWS])
@@ -59,9 +54,7 @@ FORBIDDEN = {
 
 @pytest.mark.parametrize("statement", FORBIDDEN.values(), ids=FORBIDDEN.keys())
 def test_reader_cannot_write_create_or_read_internal_tables(reader: Engine, statement: str) -> None:
-    with reader.connect() as conn, pytest.raises(ProgrammingError) as info:
-        conn.execute(text(statement))
-    assert isinstance(info.value.orig, psycopg.errors.InsufficientPrivilege)
+    assert isinstance(refused(reader, statement, ProgrammingError), psycopg.errors.InsufficientPrivilege)
 
 
 def test_create_reader_role_twice_updates_and_keeps_grants(
@@ -81,7 +74,7 @@ def test_create_reader_role_twice_updates_and_keeps_grants(
             assert conn.execute(text("SELECT count(*) FROM branch_daily_v")).scalar() == 0
         engine.dispose()
     finally:
-        _drop_role(writer, role)
+        drop_role(writer, role)
 
 
 def test_migration_grants_an_existing_reader_role(database_url: str) -> None:
@@ -98,5 +91,5 @@ def test_migration_grants_an_existing_reader_role(database_url: str) -> None:
                 conn.execute(text("SELECT * FROM applied_frames"))
         reader.dispose()
     finally:
-        _drop_role(engine, role)
+        drop_role(engine, role)
         engine.dispose()

@@ -32,6 +32,7 @@ from moodstream.metrics import StageCounters
 from moodstream.streams import StreamNames, connect_redis
 from moodstream.worker import BatchResult, Entry, StreamWorker, WorkerConfig
 from schemas.messages import EmotionsMessage, FrameKey, FrameMessage
+from tests.integration.helpers import run_worker_until
 
 DEPLOY_REDIS = Path(__file__).resolve().parents[2] / "deploy" / "redis"
 ACL_RULES = DEPLOY_REDIS / "moodstream.acl"
@@ -70,18 +71,6 @@ class EchoStage:
         return result
 
 
-def run_worker_until(worker: StreamWorker, done: Callable[[], bool], timeout: float = 20.0) -> None:
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,))
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not done() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    stop.set()
-    thread.join(10)
-    assert done(), "the worker did not finish its entries as the ACL user"
-
-
 def exercise_pipeline(client: redis.Redis, url: str, prefix: str) -> None:
     """Publisher, worker (read, reclaim, write, acknowledge, heartbeat) and status, all as ``client``."""
     names = StreamNames(prefix)
@@ -97,7 +86,12 @@ def exercise_pipeline(client: redis.Redis, url: str, prefix: str) -> None:
         client, url, names, stream=names.frames, group="detector", handler=EchoStage(),
         output_stream=names.emotions, config=FAST,
     )  # fmt: skip
-    run_worker_until(worker, lambda: client.xlen(names.emotions) == 6)
+
+    def done() -> bool:
+        return client.xlen(names.emotions) == 6
+
+    run_worker_until(worker, done)
+    assert done(), "the worker did not finish its entries as the ACL user"
     assert int(client.xpending(names.frames, "detector")["pending"]) == 0
     pipe = client.pipeline(transaction=False)
     pipe.lpush(names.latency, "12", "15")

@@ -15,14 +15,9 @@ from moodstream.metrics import StageCounters
 from moodstream.streams import StreamNames, connect_redis
 from moodstream.worker import BatchResult, Entry, StreamWorker, WorkerConfig
 from schemas.messages import DeadLetter, EmotionsMessage, FrameKey, FrameMessage, MessageError
+from tests.integration.helpers import run_worker_until, xrange_all
 
 FAST = WorkerConfig(batch_size=4, block_ms=50, claim_idle_ms=200, claim_interval_s=0.1, heartbeat_s=0.5)
-
-
-def xrange_all(client: redis.Redis, stream: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    """Every entry of a stream as (id, fields)."""
-    entries: Any = client.xrange(stream)
-    return list(entries)
 
 
 class ToEmptyEmotions:
@@ -73,15 +68,7 @@ def make_worker(
 
 
 def run_until(worker: StreamWorker, done: Callable[[], bool], timeout: float = 20.0) -> None:
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,))
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not done() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    stop.set()
-    thread.join(10)
-    assert not thread.is_alive(), "worker did not stop"
+    assert run_worker_until(worker, done, timeout), "worker did not stop"
     assert done(), "condition not reached in time"
 
 

@@ -17,27 +17,10 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from schemas.registry import Registry, RegistryError, load_registry
+from tests.unit.helpers import VALID_REGISTRY_YAML as VALID
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-VALID = """\
-version: 1
-pipeline:
-  bucket: 60s
-stores:
-  - id: hn-trangtien
-    name: Trang Tien
-    branch: hanoi
-    timezone: Asia/Ho_Chi_Minh
-    cameras:
-      - id: entrance
-        source: rtsp://${CAM_USER}:${CAM_PASS}@192.0.2.10/stream1
-        fps: 2
-      - id: counter
-        source: videos/counter.mp4
-        fps: 5
-        loop: true
-"""
 ENV = {"CAM_USER": "u", "CAM_PASS": "p@ss:w%40rd"}
 
 

@@ -19,27 +19,10 @@ from schemas.registry import (
     parse_duration,
     registry_json_schema,
 )
+from tests.unit.helpers import VALID_REGISTRY_YAML as GOOD
 
 REPO = Path(__file__).resolve().parents[2]
 
-GOOD = """\
-version: 1
-pipeline:
-  bucket: 60s
-stores:
-  - id: hn-trangtien
-    name: Trang Tien
-    branch: hanoi
-    timezone: Asia/Ho_Chi_Minh
-    cameras:
-      - id: entrance
-        source: rtsp://${CAM_USER}:${CAM_PASS}@192.0.2.10/stream1
-        fps: 2
-      - id: counter
-        source: videos/counter.mp4
-        fps: 5
-        loop: true
-"""
 ENV = {"CAM_USER": "viewer", "CAM_PASS": "p@ss:w%40rd"}
 
 
