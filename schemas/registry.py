@@ -362,6 +362,7 @@ def load_registry(path: Path | str, environ: Mapping[str, str] | None = None) ->
         registry = Registry.model_validate(data, context={"base_dir": file.resolve().parent})
     except ValidationError as exc:
         problems.extend(_problems_from_validation(exc, lines, str(file)))
+        problems.extend(_raw_duplicate_problems(data, lines, str(file), problems))
     if problems or registry is None:
         raise RegistryError(sorted(problems, key=lambda p: (p.line or 0, p.key)))
     registry._secrets = frozenset(secrets)
@@ -534,6 +535,40 @@ def _problems_from_validation(
             loc = (*loc, int(ctx["index"]), "id")
         problems.append(_problem(file, lines, loc, _message(error, loc)))
     return problems
+
+
+def _raw_duplicate_problems(
+    data: Any, lines: dict[Loc, int], file: str, known: list[RegistryProblem]
+) -> list[RegistryProblem]:
+    """Duplicate store/camera ids found in the raw data, for when other errors kept pydantic from checking.
+
+    Pydantic checks uniqueness only once every item is valid; this reports duplicates together with the
+    other problems. Ids already reported (same key path) are skipped.
+    """
+    reported = {p.key for p in known}
+    found: list[RegistryProblem] = []
+
+    def scan(items: Any, base: Loc, what: str) -> None:
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            ident = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(ident, str):
+                continue
+            loc: Loc = (*base, index, "id")
+            if ident in seen and _key_path(loc) not in reported:
+                message = (
+                    f"duplicate {what} id '{ident}' (already used by {what} number {seen[ident] + 1}); "
+                    "ids must be unique"
+                )
+                found.append(_problem(file, lines, loc, message))
+            seen.setdefault(ident, index)
+
+    stores = data.get("stores") if isinstance(data, dict) else None
+    scan(stores, ("stores",), "store")
+    for index, store in enumerate(stores if isinstance(stores, list) else []):
+        if isinstance(store, dict):
+            scan(store.get("cameras"), ("stores", index, "cameras"), "camera")
+    return found
 
 
 def _message(error: Any, loc: Loc) -> str:

@@ -223,6 +223,16 @@ def test_several_problems_reported_at_once(tmp_path: Path) -> None:
     assert len(info.value.problems) >= 2
 
 
+def test_duplicate_ids_reported_together_with_other_problems(tmp_path: Path) -> None:
+    store = GOOD.split("stores:\n", 1)[1]
+    text = (GOOD + store).replace("Asia/Ho_Chi_Minh", "Mars/Olympus")
+    with pytest.raises(RegistryError) as info:
+        load_registry(write(tmp_path, text), ENV)
+    by_key = {p.key: p for p in info.value.problems}
+    assert {"stores[0].timezone", "stores[1].timezone", "stores[1].id"} <= set(by_key)
+    assert by_key["stores[1].id"].line == 17 and "duplicate store id" in by_key["stores[1].id"].message
+
+
 def test_duplicate_store_id(tmp_path: Path) -> None:
     store = GOOD.split("stores:\n", 1)[1]
     with pytest.raises(RegistryError) as info:
