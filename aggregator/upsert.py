@@ -9,10 +9,10 @@ delivered twice, or a frame that went both through the pipeline and to ``dead``,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, TypeVar
 
-from sqlalchemy import Connection, func, tuple_
+from sqlalchemy import Connection, delete, func, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from aggregator.buckets import fold_emotions, fold_losses
@@ -132,3 +132,16 @@ def applied_count(conn: Connection, keys: Sequence[FrameKey]) -> int:
     ident = tuple_(table.c.store_id, table.c.camera_id, table.c.stream_epoch, table.c.seq)
     wanted = [(k.store_id, k.camera_id, k.stream_epoch, k.seq) for k in keys]
     return int(conn.scalar(func.count().select().where(ident.in_(wanted))) or 0)
+
+
+APPLIED_FRAMES_RETENTION: Final[timedelta] = timedelta(days=7)
+"""How long a counted frame's identity is kept. A frame can be redelivered only while its entry is still in
+a capped stream (minutes to hours), so identities older than this can go without risking a double count."""
+
+
+def prune_applied_frames(conn: Connection, older_than: timedelta = APPLIED_FRAMES_RETENTION) -> int:
+    """Delete the frame identities recorded more than ``older_than`` ago; returns how many were deleted."""
+    table = tables.applied_frames
+    cutoff = datetime.now(UTC) - older_than
+    result = conn.execute(delete(table).where(table.c.applied_at < cutoff))
+    return int(result.rowcount or 0)

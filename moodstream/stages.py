@@ -20,7 +20,7 @@ import sqlalchemy.exc
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, Engine
 
-from aggregator.upsert import apply_emotions, apply_losses
+from aggregator.upsert import apply_emotions, apply_losses, prune_applied_frames
 from ingest.jpeg import decode_jpeg
 from moodstream.database import unavailable_error
 from moodstream.frame_analysis import AnalysisError, CropSpec, FrameAnalyzer, FrameFaces, crop_spec_for_model
@@ -38,6 +38,8 @@ from schemas.messages import (
 log = logging.getLogger(__name__)
 
 LATENCY_SAMPLES = 20_000
+PRUNE_INTERVAL_S = 3600.0
+"""How often the aggregator deletes frame identities older than the retention from applied_frames."""
 """Capture-to-commit latencies kept in Redis (newest first) for status and benchmarks."""
 
 
@@ -197,9 +199,11 @@ class AggregatorStage:
         self.client = client
         self.names = names
         self.metrics = metrics
+        self._next_prune = 0.0  # monotonic time of the next applied_frames pruning (0: at the first batch)
 
     def handle(self, entries: Sequence[Entry], counters: StageCounters) -> BatchResult:
         """Commit the batch's counts; returns no outputs (the commit is the output) and the malformed."""
+        self._prune_if_due()
         good, dead = _decode_all(entries, EmotionsMessage)
         messages = [m for _, m in good if isinstance(m, EmotionsMessage)]
         with _database(self.engine) as conn:
@@ -213,6 +217,16 @@ class AggregatorStage:
             log.info("aggregator: %d of %d frames were already counted", skipped, len(messages))
         self._record_latency([committed_ms - m.captured_ms for m in counted])
         return BatchResult(dead=dead)
+
+    def _prune_if_due(self) -> None:
+        """Once an hour, forget frame identities older than APPLIED_FRAMES_RETENTION (bounded table)."""
+        if time.monotonic() < self._next_prune:
+            return
+        with _database(self.engine) as conn:
+            pruned = prune_applied_frames(conn)
+        self._next_prune = time.monotonic() + PRUNE_INTERVAL_S
+        if pruned:
+            log.info("aggregator: forgot %d frame identities older than the retention", pruned)
 
     def _record_latency(self, latencies_ms: list[float]) -> None:
         if not latencies_ms:

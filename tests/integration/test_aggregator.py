@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, insert, select, update
 
-from aggregator.upsert import apply_emotions, apply_losses
+from aggregator.upsert import APPLIED_FRAMES_RETENTION, apply_emotions, apply_losses
 from moodstream.database import create_database_engine
+from moodstream.metrics import StageCounters
 from moodstream.runtime import DB_TRANSIENT
 from moodstream.stages import AggregatorStage, LossesStage
 from moodstream.streams import StreamNames, connect_redis
@@ -194,3 +195,21 @@ def test_unreachable_postgres_makes_the_aggregator_wait_without_acknowledging(
     assert client.xlen(names.dead) == 0
     client.close()
     engine.dispose()
+
+
+def test_the_aggregator_forgets_frame_identities_older_than_the_retention(
+    engine: Engine, redis_url: str, redis_prefix: str
+) -> None:
+    t = tables.applied_frames
+    old = datetime.now(UTC) - APPLIED_FRAMES_RETENTION - timedelta(hours=1)
+    with engine.begin() as conn:
+        apply_emotions(conn, MESSAGES[:2], 60)  # two frames counted now, in one bucket row
+        conn.execute(insert(t).values(store_id="s1", camera_id="z", stream_epoch=1, seq=0))
+        conn.execute(update(t).where(t.c.camera_id == "z").values(applied_at=old))
+    names = StreamNames(redis_prefix)
+    stage = AggregatorStage(engine, 60, connect_redis(redis_url), names)
+    stage.handle([], StageCounters("aggregator", names))
+    with engine.connect() as conn:
+        left = {(r.camera_id, r.seq) for r in conn.execute(select(t.c.camera_id, t.c.seq))}
+        assert conn.execute(select(func.count()).select_from(tables.emotion_counts)).scalar_one() == 1
+    assert left == {("a", 0), ("a", 1)}, "the old identity is pruned, the recent ones are kept"
