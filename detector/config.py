@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from detector.providers import PROVIDERS
+from moodstream.providers import PROVIDERS, short_provider_name
 
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
 
@@ -87,9 +87,7 @@ class DetectorConfig(BaseModel):
             return value
         if not value:
             raise ValueError("providers must be 'auto' or a non-empty list")
-        by_runtime_name = {runtime: name for name, runtime in PROVIDERS.items()}
-        value = [by_runtime_name.get(name, name) for name in value]
-        unknown = [name for name in value if name not in PROVIDERS]
+        unknown = [name for name in value if short_provider_name(name) is None]
         if unknown:
             raise ValueError(f"unknown provider(s) {unknown}; expected names from {sorted(PROVIDERS)}")
-        return value
+        return [name for name in (short_provider_name(v) for v in value) if name is not None]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -10,39 +9,19 @@ from typing import Literal
 import onnxruntime as ort
 
 from detector.errors import DetectorError, ModelFileError
+from moodstream.providers import PROVIDERS, ProviderError
+from moodstream.providers import resolve_providers as resolve_execution_providers
 
-log = logging.getLogger(__name__)
-
-#: Config name -> ONNX Runtime provider name. The order is the preference order of ``"auto"``.
-PROVIDERS: dict[str, str] = {
-    "tensorrt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
+__all__ = ["PROVIDERS", "create_session", "resolve_providers"]
 
 
 def resolve_providers(choice: Literal["auto"] | Sequence[str]) -> list[str]:
-    """ONNX Runtime provider names for a config choice, keeping only the installed ones.
-
-    ``"auto"`` gives every installed provider of `PROVIDERS` in preference order (CPU always last);
-    an explicit list keeps its order. Raises `DetectorError` when none of the requested is installed.
-    """
-    available = set(ort.get_available_providers())
-    wanted = list(PROVIDERS) if choice == "auto" else list(choice)
-    unknown = [name for name in wanted if name not in PROVIDERS]
-    if unknown:
-        raise DetectorError(
-            f"unknown execution provider(s) {unknown}; expected names from {sorted(PROVIDERS)}"
-        )
-    chosen = [PROVIDERS[name] for name in wanted if PROVIDERS[name] in available]
-    missing = [name for name in wanted if PROVIDERS[name] not in available]
-    if missing and choice != "auto":
-        log.warning("execution provider(s) %s not installed; using %s", missing, chosen)
-    if not chosen:
-        raise DetectorError(
-            f"none of the execution providers {wanted} is installed; onnxruntime offers {sorted(available)}"
-        )
-    return chosen
+    """ONNX Runtime provider names for a config choice (see `moodstream.providers.resolve_providers`);
+    `DetectorError` when the choice names unknown providers or none that is installed."""
+    try:
+        return resolve_execution_providers(choice)
+    except ProviderError as exc:
+        raise DetectorError(str(exc)) from None
 
 
 def create_session(path: Path, providers: Sequence[str], intra_op_threads: int) -> ort.InferenceSession:
