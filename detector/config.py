@@ -66,11 +66,12 @@ class DetectorConfig(BaseModel):
         "checksums are verified). None: the models shipped in detector/models.",
     )
     crop_batch: int = Field(
-        default=32,
+        default=16,
         ge=1,
         le=65536,
-        description="Face candidates (of all frames of a call) per R-Net / O-Net run. Small runs keep "
-        "activations in CPU cache (32 is fastest on CPU); raise it for GPU providers.",
+        description="Face candidates (of all frames of a call) per R-Net run; O-Net runs take a quarter "
+        "of this (at least 1). Small runs keep activations in CPU cache (16 is fastest on CPU); raise it "
+        "for GPU providers.",
     )
     pnet_tile_pixels: int = Field(
         default=40_000,

@@ -14,7 +14,10 @@ from detector.face import Face
 from detector.frames import to_bgr
 from detector.models import MTCNNSessions
 from detector.providers import resolve_providers
-from detector.stages import Candidates, FrameBatch, finish, propose, refine
+from detector.stages import ONET_CROP_RATIO, Candidates, FrameBatch, finish, propose, refine
+
+#: Frames of at least this many pixels (about 960x540) run through the three stages one at a time.
+SOLO_FRAME_PIXELS = 500_000
 
 
 class FaceDetector:
@@ -94,7 +97,23 @@ class FaceDetector:
         return out, scales
 
     def _run_stages(self, sessions: MTCNNSessions, images: list[np.ndarray]) -> Candidates:
-        """All three stages; frames of equal size share P-Net runs, all frames share R-Net/O-Net runs."""
+        """All three stages. Small frames of equal size share P-Net runs and all small frames share
+        R-Net/O-Net runs; large frames go through all three stages one at a time (their integral images
+        stay in CPU cache, and they have enough candidates to fill network runs on their own)."""
+        large = [i for i, image in enumerate(images) if image.shape[0] * image.shape[1] >= SOLO_FRAME_PIXELS]
+        small = [i for i, image in enumerate(images) if image.shape[0] * image.shape[1] < SOLO_FRAME_PIXELS]
+        groups = [[i] for i in large]
+        if small:
+            groups.append(small)
+        parts = []
+        for group in groups:
+            found = self._run_group(sessions, [images[i] for i in group])
+            found.frames = np.asarray(group, dtype=np.int64)[found.frames]  # group -> call numbering
+            parts.append(found)
+        return Candidates.concat(parts) if len(parts) > 1 else parts[0]
+
+    def _run_group(self, sessions: MTCNNSessions, images: list[np.ndarray]) -> Candidates:
+        """All three stages on frames that share R-Net/O-Net runs; frames of equal size share P-Net runs."""
         cfg = self.config
         by_size: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(images):
@@ -117,8 +136,9 @@ class FaceDetector:
                 )
             )
         found = refine(sessions, batches, Candidates.concat(proposals), cfg.thresholds[1], cfg.crop_batch)
-        found = finish(sessions, batches, found, cfg.thresholds[2], cfg.crop_batch)
-        found.frames = np.asarray(order, dtype=np.int64)[found.frames]  # batch numbering -> input order
+        onet_chunk = max(1, cfg.crop_batch // ONET_CROP_RATIO)
+        found = finish(sessions, batches, found, cfg.thresholds[2], onet_chunk)
+        found.frames = np.asarray(order, dtype=np.int64)[found.frames]  # batch numbering -> group order
         return found
 
     @staticmethod

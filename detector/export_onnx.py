@@ -55,6 +55,18 @@ def face_probability(scores: torch.Tensor) -> torch.Tensor:
     return torch.softmax(scores, dim=1)[:, 1]
 
 
+def face_probability_map(scores: torch.Tensor) -> torch.Tensor:
+    """`face_probability` of a (N, 2, H, W) score map -> (N, H, W), written out as exp(z - max) / sum.
+
+    The same arithmetic as a softmax over the two channels, but ONNX Runtime runs a Softmax over axis 1
+    of a 4-D tensor through transposes that took about 9 % of P-Net's time; these element-wise ops do not.
+    """
+    background, face = scores[:, 0], scores[:, 1]
+    largest = torch.maximum(background, face)
+    face_exp = torch.exp(face - largest)
+    return face_exp / (torch.exp(background - largest) + face_exp)
+
+
 class PNet(nn.Module):
     """Proposal network: fully convolutional, one 12x12 window per output cell (stride 2)."""
 
@@ -69,6 +81,8 @@ class PNet(nn.Module):
         self.prelu3 = nn.PReLU(32)
         self.conv4_1 = nn.Conv2d(32, 2, kernel_size=1)
         self.conv4_2 = nn.Conv2d(32, 4, kernel_size=1)
+        #: conv4_1 and conv4_2 as one 6-channel convolution (set by `prepare_for_export`), or None.
+        self.merged_heads: nn.Conv2d | None = None
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = image.permute(0, 3, 1, 2)
@@ -76,8 +90,21 @@ class PNet(nn.Module):
         x = self.pool1(x)
         x = self.prelu2(self.conv2(x))
         x = self.prelu3(self.conv3(x))
-        face_prob = face_probability(self.conv4_1(x))
-        return self.conv4_2(x), face_prob
+        if self.merged_heads is None:
+            scores, regression = self.conv4_1(x), self.conv4_2(x)
+        else:
+            both = self.merged_heads(x)
+            scores, regression = both[:, :2], both[:, 2:]
+        return regression, face_probability_map(scores)
+
+
+class CaffeFlatten(nn.Module):
+    """(N, C, H, W) -> (N, W * H * C) in (N, W, H, C) order: the layout the dense layers were trained on
+    (the original Caffe MTCNN). `prepare_for_export` swaps it for a plain flatten and permutes the
+    dense layer's columns to match, which saves a transpose per run."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
 
 
 class RNet(nn.Module):
@@ -93,6 +120,7 @@ class RNet(nn.Module):
         self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
         self.conv3 = nn.Conv2d(48, 64, kernel_size=2)
         self.prelu3 = nn.PReLU(64)
+        self.flatten: nn.Module = CaffeFlatten()
         self.dense4 = nn.Linear(576, 128)
         self.prelu4 = nn.PReLU(128)
         self.dense5_1 = nn.Linear(128, 2)
@@ -103,9 +131,7 @@ class RNet(nn.Module):
         x = self.pool1(self.prelu1(self.conv1(x)))
         x = self.pool2(self.prelu2(self.conv2(x)))
         x = self.prelu3(self.conv3(x))
-        # The dense layer was trained on a (N, W, H, C) flattening (the original Caffe layout).
-        x = x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
-        x = self.prelu4(self.dense4(x))
+        x = self.prelu4(self.dense4(self.flatten(x)))
         face_prob = face_probability(self.dense5_1(x))
         return self.dense5_2(x), face_prob
 
@@ -126,6 +152,7 @@ class ONet(nn.Module):
         self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
         self.conv4 = nn.Conv2d(64, 128, kernel_size=2)
         self.prelu4 = nn.PReLU(128)
+        self.flatten: nn.Module = CaffeFlatten()
         self.dense5 = nn.Linear(1152, 256)
         self.prelu5 = nn.PReLU(256)
         self.dense6_1 = nn.Linear(256, 2)
@@ -138,8 +165,7 @@ class ONet(nn.Module):
         x = self.pool2(self.prelu2(self.conv2(x)))
         x = self.pool3(self.prelu3(self.conv3(x)))
         x = self.prelu4(self.conv4(x))
-        x = x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
-        x = self.prelu5(self.dense5(x))
+        x = self.prelu5(self.dense5(self.flatten(x)))
         face_prob = face_probability(self.dense6_1(x))
         return self.dense6_2(x), self.dense6_3(x), face_prob
 
@@ -168,41 +194,89 @@ class SplitPReLU(nn.Module):
         return x * self.slope + torch.relu(x) * self.relu_gain
 
 
-class ConvReluPairPReLU(nn.Module):
-    """conv followed by PReLU, as relu(conv(x)) - a * relu(-conv(x)) (equal for every slope a).
+class PooledPReLU(nn.Module):
+    """conv -> PReLU -> max-pool computed as conv' -> max-pool -> PReLU, on a quarter of the pixels.
 
-    The convolution computes [y, -y] (weights [W; -W]) with a fused ReLU and a 1x1 convolution mixes
-    the halves, so ONNX Runtime keeps the whole block in its blocked (NCHWc) layout; used for P-Net's
-    first layer, where it is about 13 % faster than `SplitPReLU` (not for R-Net / O-Net, where it is not).
+    Max-pooling commutes with any non-decreasing function, so for a slope a >= 0 the PReLU moves past
+    the pool unchanged. For a < 0 the PReLU is V-shaped and the largest value in a window is
+    max(M, a * m) from the window's maximum M and minimum m; conv' therefore also computes -y for those
+    channels (whose pooled value is -m). After the pool, output channel c is max(A_c, B_c) of two
+    1x1 channel selections: (P_c, a P_c) for 0 <= a <= 1 (that max is PReLU for any a <= 1),
+    (P_c, |a| P_c') for a < 0, and (-P_c, -a P_c) for a > 1, which gives -PReLU, so the sign of
+    input channel c of the next convolution is flipped to compensate (``next_conv`` is changed).
+    Every value equals the trained network's up to float rounding of the convolution sums.
     """
 
-    def __init__(self, conv: nn.Conv2d, prelu: nn.PReLU) -> None:
+    def __init__(self, conv: nn.Conv2d, prelu: nn.PReLU, pool: nn.MaxPool2d, next_conv: nn.Conv2d) -> None:
         super().__init__()
-        channels = conv.out_channels
         assert conv.bias is not None
-        self.conv = nn.Conv2d(conv.in_channels, 2 * channels, conv.kernel_size[0])
-        self.mix = nn.Conv2d(2 * channels, channels, kernel_size=1, bias=False)
         slope = prelu.weight.detach()
-        mix = torch.zeros(channels, 2 * channels, 1, 1)
-        mix[torch.arange(channels), torch.arange(channels), 0, 0] = 1.0
-        mix[torch.arange(channels), torch.arange(channels, 2 * channels), 0, 0] = -slope
+        channels = conv.out_channels
+        negative = torch.nonzero(slope < 0).flatten()
+        self.conv = nn.Conv2d(conv.in_channels, channels + len(negative), conv.kernel_size[0])
+        self.pool = pool
+        self.select_a = nn.Conv2d(channels + len(negative), channels, kernel_size=1, bias=False)
+        self.select_b = nn.Conv2d(channels + len(negative), channels, kernel_size=1, bias=False)
+        select_a = torch.zeros_like(self.select_a.weight)
+        select_b = torch.zeros_like(self.select_b.weight)
+        sign = torch.ones(channels)
+        for c, a in enumerate(slope.tolist()):
+            if a < 0:
+                partner = channels + int(torch.nonzero(negative == c)[0, 0])
+                select_a[c, c], select_b[c, partner] = 1.0, -a
+            elif a <= 1:
+                select_a[c, c], select_b[c, c] = 1.0, a
+            else:
+                select_a[c, c], select_b[c, c], sign[c] = -1.0, -a, -1.0
         with torch.no_grad():
-            self.conv.weight.copy_(torch.cat([conv.weight, -conv.weight]))
-            self.conv.bias.copy_(torch.cat([conv.bias, -conv.bias]))  # type: ignore[union-attr]
-            self.mix.weight.copy_(mix)
+            self.conv.weight.copy_(torch.cat([conv.weight, -conv.weight[negative]]))
+            self.conv.bias.copy_(torch.cat([conv.bias, -conv.bias[negative]]))  # type: ignore[union-attr]
+            self.select_a.weight.copy_(select_a)
+            self.select_b.weight.copy_(select_b)
+            next_conv.weight.mul_(sign.view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mix(torch.relu(self.conv(x)))
+        pooled = self.pool(self.conv(x))
+        return torch.maximum(self.select_a(pooled), self.select_b(pooled))
+
+
+def merge_heads(first: nn.Conv2d, second: nn.Conv2d) -> nn.Conv2d:
+    """One 1x1 convolution whose output channels are ``first``'s then ``second``'s."""
+    merged = nn.Conv2d(first.in_channels, first.out_channels + second.out_channels, kernel_size=1)
+    assert merged.bias is not None and first.bias is not None and second.bias is not None
+    with torch.no_grad():
+        merged.weight.copy_(torch.cat([first.weight, second.weight]))
+        merged.bias.copy_(torch.cat([first.bias, second.bias]))
+    return merged
+
+
+def flatten_channels_first(net: nn.Module, dense: nn.Linear, channels: int, side: int) -> None:
+    """Replace ``net.flatten`` (`CaffeFlatten` of a (channels, side, side) map) by a plain flatten,
+    permuting the input columns of ``dense`` so that it computes the same function."""
+    index = torch.arange(channels * side * side).view(side, side, channels)  # Caffe order: [w, h, c]
+    with torch.no_grad():
+        dense.weight.copy_(dense.weight[:, index.permute(2, 1, 0).reshape(-1)])  # now [c, h, w]
+    setattr(net, "flatten", nn.Flatten())  # noqa: B010
 
 
 def prepare_for_export(name: str, net: nn.Module) -> nn.Module:
-    """Swap in `ConvReluPairPReLU` (P-Net conv1) and `SplitPReLU` (the other PReLUs).
+    """Rewrite a trained network into the same function as a faster ONNX Runtime graph.
 
-    Same function as the trained network, a faster ONNX Runtime graph.
+    P-Net: `PooledPReLU` for conv1/prelu1/pool1 and one merged head convolution. R-Net and O-Net: the
+    dense layer reads the channels-first flattening (no transpose). All: `SplitPReLU` for the
+    remaining PReLUs. (`PooledPReLU` in R-Net and O-Net, and the max(y, a y) form of PReLU elsewhere,
+    were measured slower: ONNX Runtime reorders its blocked layout around each Max.)
     """
     if name == "pnet":
-        setattr(net, "conv1", ConvReluPairPReLU(net.conv1, net.prelu1))  # type: ignore[arg-type]  # noqa: B010
+        pooled = PooledPReLU(net.conv1, net.prelu1, net.pool1, net.conv2)  # type: ignore[arg-type]
+        setattr(net, "conv1", pooled)  # noqa: B010
         setattr(net, "prelu1", nn.Identity())  # noqa: B010
+        setattr(net, "pool1", nn.Identity())  # noqa: B010
+        setattr(net, "merged_heads", merge_heads(net.conv4_1, net.conv4_2))  # type: ignore[arg-type]  # noqa: B010
+    elif name == "rnet":
+        flatten_channels_first(net, net.dense4, 64, 3)  # type: ignore[arg-type]
+    else:
+        flatten_channels_first(net, net.dense5, 128, 3)  # type: ignore[arg-type]
     for attr, module in list(net.named_children()):
         if isinstance(module, nn.PReLU):
             spatial = not (name == "rnet" and attr == "prelu4") and not (name == "onet" and attr == "prelu5")
