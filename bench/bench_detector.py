@@ -5,9 +5,13 @@ warm up, then ``--repeat`` timed passes, and the best pass is reported (the mach
 "cpu ms/frame" is the process CPU time of that pass per frame (all threads): on a machine shared with
 other jobs it shows the work done, which wall-clock figures hide.
 
-    python bench/bench_detector.py                       # CPU provider, 2 threads
-    nice -n 0 python bench/bench_detector.py --repeat 5 --threads 2
-    python bench/bench_detector.py --threads 1 --workers 2   # 2 threads as 2 frame workers
+Each figure is printed for two ways of using 2 threads (``--setups``, THREADSxWORKERS):
+2 ONNX Runtime intra-op threads in one worker ("2x1"), and 2 frame workers of 1 intra-op thread each
+("1x2": a batch's frames are shared out between the workers; a single frame's pyramid levels and
+R-Net/O-Net runs are).
+
+    python bench/bench_detector.py                       # CPU provider, setups 2x1 and 1x2
+    python bench/bench_detector.py --setups 1x2 --repeat 5 --batches 8
 """
 
 from __future__ import annotations
@@ -54,9 +58,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA, help="folder with the clips")
     parser.add_argument("--clips", nargs="+", default=CLIPS)
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads per run")
     parser.add_argument(
-        "--workers", type=int, default=1, help="frame_workers: threads sharing out the frames of a batch"
+        "--setups",
+        nargs="+",
+        type=parse_setup,
+        default=[(2, 1), (1, 2)],
+        help="THREADSxWORKERS: ONNX Runtime intra-op threads per run x frame_workers (default: 2x1 1x2)",
     )
     parser.add_argument("--providers", nargs="+", default=["cpu"])
     parser.add_argument(
@@ -65,29 +72,43 @@ def main() -> None:
     parser.add_argument("--max-frames", type=int, default=None, help="use only the first N frames of a clip")
     args = parser.parse_args()
 
-    cv2.setNumThreads(args.threads)
-    config = DetectorConfig(
-        providers=args.providers, intra_op_threads=args.threads, frame_workers=args.workers
-    )
-    detector = FaceDetector(config)
-    print(f"providers={detector.providers} threads={args.threads} workers={args.workers}", end=" ")
-    print(f"repeat={args.repeat}")
+    print(f"providers={args.providers} repeat={args.repeat}")
     print(
-        f"{'clip':40} {'size':>10} {'frames':>6} {'batch':>5} {'faces':>6} "
+        f"{'clip':40} {'size':>10} {'frames':>6} {'setup':>5} {'batch':>5} {'faces':>6} "
         f"{'frames/s':>9} {'ms/frame':>9} {'cpu ms/frame':>12}"
     )
-    for clip in args.clips:
-        frames = read_frames(args.data / clip, args.max_frames)
-        height, width = frames[0].shape[:2]
-        count = len(frames)
-        for batch in args.batches:
-            timed_pass(detector, frames, batch)  # warm-up
-            best, cpu, faces = min(timed_pass(detector, frames, batch) for _ in range(args.repeat))
-            print(
-                f"{clip:40} {f'{width}x{height}':>10} {count:6d} {batch:5d} {faces:6d} "
-                f"{count / best:9.1f} {1000 * best / count:9.2f} {1000 * cpu / count:12.2f}",
-                flush=True,
-            )
+    clips = [(clip, read_frames(args.data / clip, args.max_frames)) for clip in args.clips]
+    for threads, workers in args.setups:
+        cv2.setNumThreads(threads)
+        config = DetectorConfig(providers=args.providers, intra_op_threads=threads, frame_workers=workers)
+        with FaceDetector(config) as detector:
+            for clip, frames in clips:
+                for batch in args.batches:
+                    print_figures(detector, clip, frames, batch, f"{threads}x{workers}", args.repeat)
+
+
+def parse_setup(text: str) -> tuple[int, int]:
+    """ "2x1" -> (2 intra-op threads, 1 frame worker)."""
+    try:
+        threads, workers = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected THREADSxWORKERS such as 1x2, got {text!r}") from None
+    return threads, workers
+
+
+def print_figures(
+    detector: FaceDetector, clip: str, frames: list[np.ndarray], batch: int, setup: str, repeat: int
+) -> None:
+    """One warm-up pass, then the best of ``repeat`` timed passes as a table row."""
+    height, width = frames[0].shape[:2]
+    timed_pass(detector, frames, batch)
+    best, cpu, faces = min(timed_pass(detector, frames, batch) for _ in range(repeat))
+    count = len(frames)
+    print(
+        f"{clip:40} {f'{width}x{height}':>10} {count:6d} {setup:>5} {batch:5d} {faces:6d} "
+        f"{count / best:9.1f} {1000 * best / count:9.2f} {1000 * cpu / count:12.2f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,16 @@ from detector.face import Face
 from detector.frames import to_bgr
 from detector.models import MTCNNSessions
 from detector.providers import resolve_providers
-from detector.stages import ONET_CROP_RATIO, Candidates, FrameBatch, finish, propose, refine
+from detector.stages import (
+    ONET_CROP_RATIO,
+    SERIAL,
+    Candidates,
+    FrameBatch,
+    WorkMap,
+    finish,
+    propose,
+    refine,
+)
 
 #: Frames of at least this many pixels (about 960x540) run through the three stages one at a time.
 SOLO_FRAME_PIXELS = 500_000
@@ -66,10 +75,16 @@ class FaceDetector:
         return self._to_faces(self._run_shared_out(self._sessions, images), len(images), scales)
 
     def _run_shared_out(self, sessions: MTCNNSessions, images: list[np.ndarray]) -> Candidates:
-        """`_run_stages` on the frames, split into contiguous shares over the worker threads if any."""
-        workers = min(self.config.frame_workers, len(images))
-        if self._pool is None or workers == 1:
+        """`_run_stages` on the frames, split into contiguous shares over the worker threads if any.
+
+        A call with fewer frames than workers shares out the work inside the stages instead (pyramid
+        levels, R-Net and O-Net runs), so that a single frame uses every worker too.
+        """
+        if self._pool is None:
             return self._run_stages(sessions, images)
+        if len(images) < self.config.frame_workers:
+            return self._run_stages(sessions, images, WorkMap(self._pool, self.config.frame_workers))
+        workers = self.config.frame_workers
         shares = [share for share in np.array_split(np.arange(len(images)), workers) if len(share)]
         futures = [
             self._pool.submit(self._run_stages, sessions, [images[i] for i in share]) for share in shares
@@ -96,7 +111,9 @@ class FaceDetector:
             scales.append((limit / width, new_height / height))
         return out, scales
 
-    def _run_stages(self, sessions: MTCNNSessions, images: list[np.ndarray]) -> Candidates:
+    def _run_stages(
+        self, sessions: MTCNNSessions, images: list[np.ndarray], map_work: WorkMap = SERIAL
+    ) -> Candidates:
         """All three stages. Small frames of equal size share P-Net runs and all small frames share
         R-Net/O-Net runs; large frames go through all three stages one at a time (their integral images
         stay in CPU cache, and they have enough candidates to fill network runs on their own)."""
@@ -107,13 +124,16 @@ class FaceDetector:
             groups.append(small)
         parts = []
         for group in groups:
-            found = self._run_group(sessions, [images[i] for i in group])
+            found = self._run_group(sessions, [images[i] for i in group], map_work)
             found.frames = np.asarray(group, dtype=np.int64)[found.frames]  # group -> call numbering
             parts.append(found)
         return Candidates.concat(parts) if len(parts) > 1 else parts[0]
 
-    def _run_group(self, sessions: MTCNNSessions, images: list[np.ndarray]) -> Candidates:
-        """All three stages on frames that share R-Net/O-Net runs; frames of equal size share P-Net runs."""
+    def _run_group(self, sessions: MTCNNSessions, images: list[np.ndarray], map_work: WorkMap) -> Candidates:
+        """All three stages on frames that share R-Net/O-Net runs; frames of equal size share P-Net runs.
+
+        ``map_work`` runs the pyramid levels and the R-Net/O-Net runs of each stage (maybe in parallel).
+        """
         cfg = self.config
         by_size: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(images):
@@ -133,11 +153,13 @@ class FaceDetector:
                     cfg.scale_factor,
                     cfg.thresholds[0],
                     cfg.pnet_tile_pixels,
+                    map_work,
                 )
             )
-        found = refine(sessions, batches, Candidates.concat(proposals), cfg.thresholds[1], cfg.crop_batch)
+        proposed = Candidates.concat(proposals)
+        found = refine(sessions, batches, proposed, cfg.thresholds[1], cfg.crop_batch, map_work)
         onet_chunk = max(1, cfg.crop_batch // ONET_CROP_RATIO)
-        found = finish(sessions, batches, found, cfg.thresholds[2], onet_chunk)
+        found = finish(sessions, batches, found, cfg.thresholds[2], onet_chunk, map_work)
         found.frames = np.asarray(order, dtype=np.int64)[found.frames]  # batch numbering -> group order
         return found
 

@@ -16,7 +16,10 @@ call share each R-Net and O-Net run; frames of the same size share each P-Net ru
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +34,32 @@ ONET_SIZE = 48
 #: O-Net runs take crop_batch // ONET_CROP_RATIO crops: each O-Net crop's activations are about 4x an
 #: R-Net crop's, and runs whose activations fit in the CPU's L2 cache are the fastest per crop.
 ONET_CROP_RATIO = 4
+
+
+@dataclass(frozen=True)
+class WorkMap:
+    """Applies a function to each of several items on the threads of ``pool`` (``workers`` of them),
+    or on the calling thread when ``pool`` is None; results come back in item order."""
+
+    pool: ThreadPoolExecutor | None = None
+    workers: int = 1
+
+    def __call__(self, function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        if self.pool is None or len(items) < 2:
+            return [function(item) for item in items]
+        return list(self.pool.map(function, items))
+
+    def chunks(self, count: int, largest: int) -> list[tuple[int, int]]:
+        """[start, stop) ranges covering 0 .. count - 1, at most ``largest`` long, as even as possible,
+        and (with several workers) a multiple of ``workers`` in number so that each gets the same work."""
+        pieces = -(-count // largest)
+        if self.pool is not None and self.workers > 1:
+            pieces = min(count, -(-pieces // self.workers) * self.workers)
+        bounds = np.linspace(0, count, pieces + 1).round().astype(int)
+        return [(int(a), int(b)) for a, b in pairwise(bounds.tolist()) if b > a]
+
+
+SERIAL = WorkMap()
 
 
 @dataclass
@@ -159,53 +188,94 @@ def propose(
     factor: float,
     threshold: float,
     tile_pixels: int,
+    map_scales: WorkMap = SERIAL,
 ) -> Candidates:
-    """Stage 1 on one batch of same-size frames: squared, regressed proposals (extra unused)."""
+    """Stage 1 on one batch of same-size frames: squared, regressed proposals (extra unused).
+
+    ``map_scales`` runs the pyramid levels (largest first), e.g. on several threads.
+    """
     height, width = batch.size
-    per_scale = []
-    for scale in pyramid_scales(height, width, min_face_size, factor):
+
+    def at_scale(scale: float) -> Candidates:
         level = pyramid_level(batch.integral, int(height * scale + 1), int(width * scale + 1))
         regression, face_prob = run_pnet_tiled(sessions, level, tile_pixels)
         found = proposals_at_scale(regression, face_prob, scale, threshold, batch.first)
-        per_scale.append(found.take(nms(found.boxes, found.scores, found.frames, 0.5)))
-    found = Candidates.concat(per_scale)
+        return found.take(nms(found.boxes, found.scores, found.frames, 0.5))
+
+    found = Candidates.concat(map_scales(at_scale, pyramid_scales(height, width, min_face_size, factor)))
     found = found.take(nms(found.boxes, found.scores, found.frames, 0.7))
     found.boxes = square_boxes(apply_regression(found.boxes, found.extra, inclusive=False))
     return found
 
 
-def crop_candidates(
-    batches: Sequence[FrameBatch], found: Candidates, size: int
-) -> tuple[Candidates, np.ndarray]:
-    """Crops (K', size, size, 3) float32 of the candidates that overlap their frame, and those candidates."""
-    index_parts, crop_parts = [], []
-    for batch in batches:
+@dataclass
+class CropPlan:
+    """Where each candidate's crop comes from, in candidate order (grouped by batch): the batch
+    index (K,) int64, the frame index within that batch (K,) int64 and the pixel window (K, 4) int64."""
+
+    batch: np.ndarray
+    frame: np.ndarray
+    windows: np.ndarray
+
+    def crops(self, batches: Sequence[FrameBatch], start: int, stop: int, size: int) -> np.ndarray:
+        """Crops (stop - start, size, size, 3) float32 of candidates start .. stop - 1."""
+        batch_ids = self.batch[start:stop]
+        parts = []
+        for b in np.unique(batch_ids):
+            members = np.flatnonzero(batch_ids == b) + start
+            parts.append(crop_windows(batches[b].integral, self.frame[members], self.windows[members], size))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def plan_crops(batches: Sequence[FrameBatch], found: Candidates) -> tuple[Candidates, CropPlan]:
+    """The candidates that overlap their frame, and where their crops come from."""
+    index_parts, batch_parts, frame_parts, window_parts = [], [], [], []
+    for b, batch in enumerate(batches):
         members = np.flatnonzero(batch.holds(found.frames))
         windows, valid = crop_windows_in_frame(found.boxes[members], *batch.size)
         members = members[valid]
         index_parts.append(members)
-        crop_parts.append(crop_windows(batch.integral, found.frames[members] - batch.first, windows, size))
-    index = np.concatenate(index_parts) if index_parts else np.zeros(0, np.int64)
-    crops = np.concatenate(crop_parts) if crop_parts else np.zeros((0, size, size, 3), np.float32)
-    return found.take(index), crops
+        batch_parts.append(np.full(len(members), b, np.int64))
+        frame_parts.append(found.frames[members] - batch.first)
+        window_parts.append(windows)
+    if not index_parts:
+        empty = np.zeros(0, np.int64)
+        return found.take(empty), CropPlan(empty, empty, np.zeros((0, 4), np.int64))
+    plan = CropPlan(np.concatenate(batch_parts), np.concatenate(frame_parts), np.concatenate(window_parts))
+    return found.take(np.concatenate(index_parts)), plan
 
 
-def run_chunked(
-    run: Callable[[np.ndarray], tuple[np.ndarray, ...]], crops: np.ndarray, chunk: int
+def run_on_crops(
+    run: Callable[[np.ndarray], tuple[np.ndarray, ...]],
+    batches: Sequence[FrameBatch],
+    plan: CropPlan,
+    size: int,
+    chunk: int,
+    map_chunks: WorkMap = SERIAL,
 ) -> list[np.ndarray]:
-    """Run a network on crops in chunks of at most ``chunk``; outputs concatenated along the batch axis."""
-    outputs = [run(crops[start : start + chunk]) for start in range(0, len(crops), chunk)]
+    """Crop and run a network in chunks of at most ``chunk`` candidates (each chunk crops its own
+    candidates, so ``map_chunks`` can spread both over threads); outputs concatenated in order."""
+
+    def crop_and_run(bounds: tuple[int, int]) -> tuple[np.ndarray, ...]:
+        return run(plan.crops(batches, *bounds, size))
+
+    outputs = map_chunks(crop_and_run, map_chunks.chunks(len(plan.batch), chunk))
     return [np.concatenate(parts) for parts in zip(*outputs, strict=True)]
 
 
 def refine(
-    sessions: MTCNNSessions, batches: Sequence[FrameBatch], found: Candidates, threshold: float, chunk: int
+    sessions: MTCNNSessions,
+    batches: Sequence[FrameBatch],
+    found: Candidates,
+    threshold: float,
+    chunk: int,
+    map_chunks: WorkMap = SERIAL,
 ) -> Candidates:
     """Stage 2: R-Net scores and regresses every proposal of every frame; squared boxes (extra unused)."""
-    found, crops = crop_candidates(batches, found, RNET_SIZE)
+    found, plan = plan_crops(batches, found)
     if len(found) == 0:
         return found
-    regression, face_prob = run_chunked(sessions.run_rnet, crops, chunk)
+    regression, face_prob = run_on_crops(sessions.run_rnet, batches, plan, RNET_SIZE, chunk, map_chunks)
     passed = face_prob > threshold
     found = Candidates(found.boxes[passed], face_prob[passed], found.frames[passed], regression[passed])
     found = found.take(nms(found.boxes, found.scores, found.frames, 0.7))
@@ -214,13 +284,20 @@ def refine(
 
 
 def finish(
-    sessions: MTCNNSessions, batches: Sequence[FrameBatch], found: Candidates, threshold: float, chunk: int
+    sessions: MTCNNSessions,
+    batches: Sequence[FrameBatch],
+    found: Candidates,
+    threshold: float,
+    chunk: int,
+    map_chunks: WorkMap = SERIAL,
 ) -> Candidates:
     """Stage 3: O-Net scores, regresses and places landmarks; extra = landmarks (K, 5, 2) float32."""
-    found, crops = crop_candidates(batches, found, ONET_SIZE)
+    found, plan = plan_crops(batches, found)
     if len(found) == 0:
         return Candidates(found.boxes, found.scores, found.frames, np.zeros((0, 5, 2), np.float32))
-    regression, landmarks, face_prob = run_chunked(sessions.run_onet, crops, chunk)
+    regression, landmarks, face_prob = run_on_crops(
+        sessions.run_onet, batches, plan, ONET_SIZE, chunk, map_chunks
+    )
     passed = face_prob > threshold
     boxes = found.boxes[passed]
     size = np.stack([boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1], axis=1)[:, None, :]

@@ -84,9 +84,12 @@ def test_batch_of_mixed_sizes_equals_single_calls(detector: FaceDetector, multif
         assert sorted(f.score for f in faces) == pytest.approx(sorted(f.score for f in single), abs=1e-5)
 
 
-def test_frame_workers_give_the_same_faces(detector: FaceDetector, multiface: np.ndarray) -> None:
+@pytest.mark.parametrize("count", [4, 1], ids=["frames shared out", "one frame, stages shared out"])
+def test_frame_workers_give_the_same_faces(detector: FaceDetector, multiface: np.ndarray, count: int) -> None:
     frames = [multiface, np.zeros((40, 40, 3), np.uint8), multiface[:, ::-1], multiface[100:500, 200:900]]
+    frames = frames[:count]
     expected = detector.detect(frames)
+    assert sum(len(faces) for faces in expected) > 0
     with FaceDetector(DetectorConfig(providers=["cpu"], intra_op_threads=1, frame_workers=3)) as parallel:
         got = parallel.detect(frames)
     assert [len(faces) for faces in got] == [len(faces) for faces in expected]
