@@ -42,8 +42,8 @@ class FaceDetector:
         self._sessions: MTCNNSessions | None = MTCNNSessions.load(
             self.config.model_dir, self.providers, self.config.intra_op_threads
         )
-        workers = self.config.frame_workers
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="detector") if workers > 1 else None
+        helpers = self.config.frame_workers - 1  # the thread that calls `detect` is a worker too
+        self._pool = ThreadPoolExecutor(helpers, thread_name_prefix="detector") if helpers else None
 
     def close(self) -> None:
         """Release the network sessions and worker threads; `detect` raises afterwards."""
@@ -75,25 +75,20 @@ class FaceDetector:
         return self._to_faces(self._run_shared_out(self._sessions, images), len(images), scales)
 
     def _run_shared_out(self, sessions: MTCNNSessions, images: list[np.ndarray]) -> Candidates:
-        """`_run_stages` on the frames, split into contiguous shares over the worker threads if any.
+        """`_run_stages` on the frames, split into contiguous shares over the workers if there are several.
 
         A call with fewer frames than workers shares out the work inside the stages instead (pyramid
         levels, R-Net and O-Net runs), so that a single frame uses every worker too.
         """
+        workers = WorkMap(self._pool, self.config.frame_workers)
         if self._pool is None:
             return self._run_stages(sessions, images)
         if len(images) < self.config.frame_workers:
-            return self._run_stages(sessions, images, WorkMap(self._pool, self.config.frame_workers))
-        workers = self.config.frame_workers
-        shares = [share for share in np.array_split(np.arange(len(images)), workers) if len(share)]
-        futures = [
-            self._pool.submit(self._run_stages, sessions, [images[i] for i in share]) for share in shares
-        ]
-        results = []
-        for share, future in zip(shares, futures, strict=True):
-            found = future.result()
+            return self._run_stages(sessions, images, workers)
+        shares = [share for share in np.array_split(np.arange(len(images)), workers.workers) if len(share)]
+        results = workers(lambda share: self._run_stages(sessions, [images[i] for i in share]), shares)
+        for share, found in zip(shares, results, strict=True):
             found.frames = share[found.frames]  # share numbering -> call numbering
-            results.append(found)
         return Candidates.concat(results)
 
     def _downscale(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], list[tuple[float, float]]]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import count, pairwise
 from typing import Any
 
 import numpy as np
@@ -38,16 +38,31 @@ ONET_CROP_RATIO = 4
 
 @dataclass(frozen=True)
 class WorkMap:
-    """Applies a function to each of several items on the threads of ``pool`` (``workers`` of them),
-    or on the calling thread when ``pool`` is None; results come back in item order."""
+    """Applies a function to each of several items, shared out over ``workers`` threads: the calling
+    thread and the helper threads of ``pool`` (``workers - 1`` of them; None: the calling thread alone).
+    Each thread takes the next item as soon as it is free, so results come back in item order and a
+    busy pool never blocks the caller, which then does the work itself."""
 
     pool: ThreadPoolExecutor | None = None
     workers: int = 1
 
     def __call__(self, function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        if self.pool is None or len(items) < 2:
+        if self.pool is None or self.workers < 2 or len(items) < 2:
             return [function(item) for item in items]
-        return list(self.pool.map(function, items))
+        results: list[Any] = [None] * len(items)
+        claim = count()  # next() on it is atomic: each index is taken by exactly one thread
+
+        def drain() -> None:
+            while (index := next(claim)) < len(items):
+                results[index] = function(items[index])
+
+        helpers = [self.pool.submit(drain) for _ in range(min(self.workers, len(items)) - 1)]
+        try:
+            drain()
+        finally:
+            for helper in helpers:
+                helper.result()
+        return results
 
     def chunks(self, count: int, largest: int) -> list[tuple[int, int]]:
         """[start, stop) ranges covering 0 .. count - 1, at most ``largest`` long, as even as possible,
