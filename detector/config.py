@@ -57,8 +57,10 @@ class DetectorConfig(BaseModel):
         default=1,
         ge=1,
         le=64,
-        description="Threads that share out the frames of one detect call (each runs the three stages on "
-        "its frames). With intra_op_threads=1 this spreads a batch over that many cores.",
+        description="Threads, the calling one included, that share out the frames of one detect call "
+        "(each runs the three stages on its frames); a call with fewer frames than workers shares out its "
+        "pyramid levels and R-Net/O-Net runs instead. With intra_op_threads=1 this spreads the work over "
+        "that many cores.",
     )
     model_dir: Path | None = Field(
         default=None,

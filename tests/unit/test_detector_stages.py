@@ -1,14 +1,17 @@
-"""MTCNN stage helpers: pyramid scales and exact tiling of P-Net runs."""
+"""MTCNN stage helpers: pyramid scales, exact tiling of P-Net runs, sharing work over threads."""
 
 from __future__ import annotations
 
 import itertools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from detector.models import MTCNNSessions
-from detector.stages import pnet_output_rows, pyramid_scales, run_pnet_tiled
+from detector.stages import SERIAL, WorkMap, pnet_output_rows, pyramid_scales, run_pnet_tiled
 
 
 def test_pyramid_scales_follow_the_reference_rule() -> None:
@@ -43,3 +46,48 @@ def test_tiled_pnet_equals_one_run(
     assert tiled_prob.shape == face_prob.shape == (count, pnet_output_rows(height), pnet_output_rows(width))
     np.testing.assert_allclose(tiled_prob, face_prob, atol=1e-6)
     np.testing.assert_allclose(tiled_regression, regression, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("count", "largest", "workers", "expected"),
+    [
+        (40, 16, 1, [(0, 13), (13, 27), (27, 40)]),  # as even as possible, none over 16
+        (40, 16, 2, [(0, 10), (10, 20), (20, 30), (30, 40)]),  # a multiple of 2 pieces
+        (12, 4, 2, [(0, 3), (3, 6), (6, 9), (9, 12)]),
+        (3, 4, 2, [(0, 2), (2, 3)]),
+        (1, 16, 2, [(0, 1)]),  # never an empty piece
+        (0, 16, 2, []),
+    ],
+)
+def test_work_map_chunks_are_even_and_shared_by_the_workers(
+    count: int, largest: int, workers: int, expected: list[tuple[int, int]]
+) -> None:
+    with ThreadPoolExecutor(max(1, workers - 1)) as pool:
+        assert WorkMap(pool, workers).chunks(count, largest) == expected
+
+
+def test_work_map_keeps_item_order_and_uses_every_worker() -> None:
+    def slow_square(item: int) -> tuple[int, str]:
+        time.sleep(0.01)
+        return item * item, threading.current_thread().name
+
+    with ThreadPoolExecutor(1, thread_name_prefix="helper") as pool:
+        results = WorkMap(pool, 2)(slow_square, list(range(8)))
+    assert [value for value, _ in results] == [i * i for i in range(8)]
+    assert {name.startswith("helper") for _, name in results} == {True, False}  # caller and helper
+    assert [value for value, _ in SERIAL(slow_square, [3, 4])] == [9, 16]
+
+
+def test_work_map_raises_a_worker_error_after_all_workers_stop() -> None:
+    done: list[int] = []
+
+    def fail_on_three(item: int) -> int:
+        if item == 3:
+            raise ValueError("bad item 3")
+        time.sleep(0.005)
+        done.append(item)
+        return item
+
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="bad item 3"):
+        WorkMap(pool, 2)(fail_on_three, list(range(8)))
+    assert sorted(done) == [i for i in range(8) if i != 3]  # the other items still ran, none twice
