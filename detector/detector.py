@@ -80,12 +80,13 @@ class FaceDetector:
         A call with fewer frames than workers shares out the work inside the stages instead (pyramid
         levels, R-Net and O-Net runs), so that a single frame uses every worker too.
         """
-        workers = WorkMap(self._pool, self.config.frame_workers)
         if self._pool is None:
             return self._run_stages(sessions, images)
-        if len(images) < self.config.frame_workers:
+        count = self.config.frame_workers
+        workers = WorkMap(self._pool, count)
+        if len(images) < count:
             return self._run_stages(sessions, images, workers)
-        shares = [share for share in np.array_split(np.arange(len(images)), workers.workers) if len(share)]
+        shares = np.array_split(np.arange(len(images)), count)  # none empty: len(images) >= count
         results = workers(lambda share: self._run_stages(sessions, [images[i] for i in share]), shares)
         for share, found in zip(shares, results, strict=True):
             found.frames = share[found.frames]  # share numbering -> call numbering
@@ -112,9 +113,13 @@ class FaceDetector:
         """All three stages. Small frames of equal size share P-Net runs and all small frames share
         R-Net/O-Net runs; large frames go through all three stages one at a time (their integral images
         stay in CPU cache, and they have enough candidates to fill network runs on their own)."""
-        large = [i for i, image in enumerate(images) if image.shape[0] * image.shape[1] >= SOLO_FRAME_PIXELS]
-        small = [i for i, image in enumerate(images) if image.shape[0] * image.shape[1] < SOLO_FRAME_PIXELS]
-        groups = [[i] for i in large]
+        groups: list[list[int]] = []
+        small: list[int] = []
+        for index, image in enumerate(images):
+            if image.shape[0] * image.shape[1] >= SOLO_FRAME_PIXELS:
+                groups.append([index])
+            else:
+                small.append(index)
         if small:
             groups.append(small)
         parts = []

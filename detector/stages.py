@@ -64,13 +64,13 @@ class WorkMap:
                 helper.result()
         return results
 
-    def chunks(self, count: int, largest: int) -> list[tuple[int, int]]:
-        """[start, stop) ranges covering 0 .. count - 1, at most ``largest`` long, as even as possible,
+    def chunks(self, total: int, largest: int) -> list[tuple[int, int]]:
+        """[start, stop) ranges covering 0 .. total - 1, at most ``largest`` long, as even as possible,
         and (with several workers) a multiple of ``workers`` in number so that each gets the same work."""
-        pieces = -(-count // largest)
+        pieces = -(-total // largest)
         if self.pool is not None and self.workers > 1:
-            pieces = min(count, -(-pieces // self.workers) * self.workers)
-        bounds = np.linspace(0, count, pieces + 1).round().astype(int)
+            pieces = min(total, -(-pieces // self.workers) * self.workers)
+        bounds = np.linspace(0, total, pieces + 1).round().astype(int)
         return [(int(a), int(b)) for a, b in pairwise(bounds.tolist()) if b > a]
 
 
