@@ -1,7 +1,7 @@
 """moodstream aggregator: capture-time buckets, idempotent upserts into PostgreSQL, per-branch reports.
 
-``aggregator.buckets`` (``bucket_start``, ``fold_emotions``, ``fold_losses``) turns frames into
-(bucket_start UTC, store, camera) rows; ``aggregator.upsert`` (``apply_emotions``, ``apply_losses``) writes
+``buckets`` (``bucket_start``, ``fold_emotions``, ``fold_losses``) turns frames into
+(bucket_start UTC, store, camera) rows; ``upsert`` (``apply_emotions``, ``apply_losses``) writes
 them in the caller's transaction, recording each frame's identity in ``applied_frames`` so a redelivered
-frame is never counted twice; ``aggregator.report`` builds the per-branch reports.
+frame is never counted twice; ``report`` builds the per-branch reports.
 """

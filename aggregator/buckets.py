@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from schemas.labels import EMOTIONS
-from schemas.messages import DeadLetter, EmotionsMessage
+from moodstream.schemas.labels import EMOTIONS
+from moodstream.schemas.messages import DeadLetter, EmotionsMessage
 
 
 class BucketError(ValueError):

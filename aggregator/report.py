@@ -3,7 +3,7 @@
 A report covers the local calendar days ``date_from`` .. ``date_to`` (both included) of each
 store, in the store's own time zone, and groups the counts per branch, store and local day or
 local hour. Renderers turn a :class:`Report` into table / csv / json text; the HTML renderer
-lives in :mod:`aggregator.report_html`.
+lives in :mod:`moodstream.aggregator.report_html`.
 
 Nothing here opens a database connection: callers pass a SQLAlchemy ``Connection``.
 """
@@ -21,7 +21,7 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, RowMapping, text
 
-from schemas.labels import EMOTIONS, NEGATIVE_EMOTIONS
+from moodstream.schemas.labels import EMOTIONS, NEGATIVE_EMOTIONS
 
 MAX_REPORT_DAYS: Final[int] = 3660
 """Longest report span accepted (about ten years)."""
@@ -377,7 +377,7 @@ def _cells(branch: str, store: str, period: str, counts: Counts) -> list[str]:
 
 
 def _render_html(report: Report) -> str:
-    from aggregator.report_html import render_html
+    from moodstream.aggregator.report_html import render_html
 
     return render_html(report)
 

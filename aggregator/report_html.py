@@ -15,8 +15,8 @@ from datetime import datetime
 from html import escape
 from typing import Final
 
-from aggregator.report import Counts, Report, ReportRow
-from schemas.labels import EMOTIONS
+from moodstream.aggregator.report import Counts, Report, ReportRow
+from moodstream.schemas.labels import EMOTIONS
 
 EMOTION_COLORS: Final[dict[str, str]] = {
     "angry": "#d62728",

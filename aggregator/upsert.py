@@ -15,10 +15,10 @@ from typing import Any, Final, TypeVar
 from sqlalchemy import Connection, delete, func, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
-from aggregator.buckets import fold_emotions, fold_losses
-from schemas import tables
-from schemas.labels import EMOTIONS
-from schemas.messages import DeadLetter, EmotionsMessage, FrameKey
+from moodstream.aggregator.buckets import fold_emotions, fold_losses
+from moodstream.schemas import tables
+from moodstream.schemas.labels import EMOTIONS
+from moodstream.schemas.messages import DeadLetter, EmotionsMessage, FrameKey
 
 M = TypeVar("M", EmotionsMessage, DeadLetter)
 

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from classifier import SHIPPED_MODELS, ClassifierConfig, EmotionClassifier
+from moodstream.classifier import SHIPPED_MODELS, ClassifierConfig, EmotionClassifier
 
 
 def bench(name: str, batch: int, threads: int, seconds: float) -> tuple[float, float]:

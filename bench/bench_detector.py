@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector import DetectorConfig, FaceDetector
+from moodstream.detector import DetectorConfig, FaceDetector
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "video"
 CLIPS = ["face-demographics-walking.gif", "facenet-pytorch-video.mp4"]

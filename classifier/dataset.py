@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from classifier.errors import DatasetError
-from schemas.labels import EMOTIONS
+from moodstream.classifier.errors import DatasetError
+from moodstream.schemas.labels import EMOTIONS
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 

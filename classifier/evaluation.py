@@ -10,9 +10,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from classifier.dataset import read_image, scan_split
-from classifier.runner import EmotionClassifier
-from schemas.labels import EMOTIONS
+from moodstream.classifier.dataset import read_image, scan_split
+from moodstream.classifier.runner import EmotionClassifier
+from moodstream.schemas.labels import EMOTIONS
 
 
 @dataclass(frozen=True)

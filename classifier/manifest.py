@@ -2,7 +2,7 @@
 
 A model ``models/foo.onnx`` is described by ``models/foo.json``. The classifier reads the manifest to
 turn aligned face crops into the model's input tensor and to map the model's outputs onto
-``schemas.labels.EMOTIONS``.
+``moodstream.schemas.labels.EMOTIONS``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from classifier.errors import ManifestError
-from schemas.labels import EMOTIONS
+from moodstream.classifier.errors import ManifestError
+from moodstream.schemas.labels import EMOTIONS
 
 
 class InputSpec(BaseModel):

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from classifier.errors import ClassifierError
-from classifier.manifest import InputSpec
+from moodstream.classifier.errors import ClassifierError
+from moodstream.classifier.manifest import InputSpec
 
 ACCEPTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.float32))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from classifier.errors import ModelFileError
+from moodstream.classifier.errors import ModelFileError
 
 MODELS_DIR: Final[Path] = Path(__file__).resolve().parent / "models"
 

@@ -10,12 +10,12 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field
 
-from classifier.errors import ClassifierError, ManifestError
-from classifier.manifest import ModelManifest, load_manifest, sha256_of
-from classifier.preprocess import crops_to_tensor
-from classifier.providers import choose_providers
-from classifier.registry import resolve_manifest_path
-from schemas.labels import EMOTIONS
+from moodstream.classifier.errors import ClassifierError, ManifestError
+from moodstream.classifier.manifest import ModelManifest, load_manifest, sha256_of
+from moodstream.classifier.preprocess import crops_to_tensor
+from moodstream.classifier.providers import choose_providers
+from moodstream.classifier.registry import resolve_manifest_path
+from moodstream.schemas.labels import EMOTIONS
 
 
 class ClassifierConfig(BaseModel):
@@ -26,7 +26,8 @@ class ClassifierConfig(BaseModel):
     model: str = Field(
         default="default",
         min_length=1,
-        description='"default", a shipped model name (classifier.registry) or a path to a model .json/.onnx.',
+        description='"default", a shipped model name (moodstream.classifier.registry) or a path to a '
+        "model .json/.onnx.",
     )
     batch_size: int = Field(
         default=64,
@@ -51,7 +52,7 @@ class EmotionClassifier:
 
     ``predict(crops)`` takes what ``align_face(frame, face, size=self.input_size, color=self.color)``
     returns: uint8 (H, W) gray / (H, W, 1) or (H, W, 3) colour crops (float32 in [0, 255] also accepted),
-    and returns (N, 7) float32 probabilities in ``schemas.labels.EMOTIONS`` order.
+    and returns (N, 7) float32 probabilities in ``moodstream.schemas.labels.EMOTIONS`` order.
     """
 
     def __init__(self, config: ClassifierConfig | None = None) -> None:

@@ -4,10 +4,10 @@ Public API: `FaceDetector`, `DetectorConfig`, `Face`, `align_face`, `DetectorErr
 Nothing runs at import time; networks load when a `FaceDetector` is created.
 """
 
-from detector.align import align_face
-from detector.config import DetectorConfig
-from detector.detector import FaceDetector
-from detector.errors import DetectorError, ModelFileError
-from detector.face import Face
+from moodstream.detector.align import align_face
+from moodstream.detector.config import DetectorConfig
+from moodstream.detector.detector import FaceDetector
+from moodstream.detector.errors import DetectorError, ModelFileError
+from moodstream.detector.face import Face
 
 __all__ = ["DetectorConfig", "DetectorError", "Face", "FaceDetector", "ModelFileError", "align_face"]

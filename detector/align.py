@@ -8,9 +8,9 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from detector.errors import DetectorError
-from detector.face import Face
-from detector.frames import to_bgr
+from moodstream.detector.errors import DetectorError
+from moodstream.detector.face import Face
+from moodstream.detector.frames import to_bgr
 
 ColorMode = Literal["gray", "bgr", "rgb"]
 COLOR_MODES = ("gray", "bgr", "rgb")

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from moodstream.providers import PROVIDERS, short_provider_name
+from moodstream.common.providers import PROVIDERS, short_provider_name
 
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
 

@@ -8,13 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from detector.config import DetectorConfig
-from detector.errors import DetectorError
-from detector.face import Face
-from detector.frames import to_bgr
-from detector.models import MTCNNSessions
-from detector.providers import resolve_providers
-from detector.stages import (
+from moodstream.detector.config import DetectorConfig
+from moodstream.detector.errors import DetectorError
+from moodstream.detector.face import Face
+from moodstream.detector.frames import to_bgr
+from moodstream.detector.models import MTCNNSessions
+from moodstream.detector.providers import resolve_providers
+from moodstream.detector.stages import (
     ONET_CROP_RATIO,
     SERIAL,
     Candidates,

@@ -10,7 +10,7 @@ Reproduce the shipped files (byte for byte with the same torch/onnx versions)::
 
     cd /tmp && pip download --no-deps facenet-pytorch==2.6.0
     unzip -o facenet_pytorch-2.6.0-py3-none-any.whl 'facenet_pytorch/data/*'
-    python -m detector.export_onnx --weights /tmp/facenet_pytorch/data --out detector/models
+    python -m moodstream.detector.export_onnx --weights /tmp/facenet_pytorch/data --out detector/models
 
 Layout of the exported graphs (all three): input ``image`` is (N, H, W, 3) float32 **BGR** pixel
 values in [0, 255] (channels-last, exactly what OpenCV decodes, averaged). The networks were trained on

@@ -7,7 +7,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.errors import DetectorError
+from moodstream.detector.errors import DetectorError
 
 EXPECTED = "a uint8 numpy array of shape (H, W, 3) BGR, (H, W, 4) BGRA, (H, W, 1) or (H, W) grayscale"
 

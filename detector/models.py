@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from detector.errors import ModelFileError
-from detector.providers import create_session
+from moodstream.detector.errors import ModelFileError
+from moodstream.detector.providers import create_session
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models"
 MANIFEST_NAME = "manifest.json"

@@ -8,15 +8,15 @@ from typing import Literal
 
 import onnxruntime as ort
 
-from detector.errors import DetectorError, ModelFileError
-from moodstream.providers import PROVIDERS, ProviderError
-from moodstream.providers import resolve_providers as resolve_execution_providers
+from moodstream.common.providers import PROVIDERS, ProviderError
+from moodstream.common.providers import resolve_providers as resolve_execution_providers
+from moodstream.detector.errors import DetectorError, ModelFileError
 
 __all__ = ["PROVIDERS", "create_session", "resolve_providers"]
 
 
 def resolve_providers(choice: Literal["auto"] | Sequence[str]) -> list[str]:
-    """ONNX Runtime provider names for a config choice (see `moodstream.providers.resolve_providers`);
+    """ONNX Runtime provider names for a config choice (see `moodstream.common.providers.resolve_providers`);
     `DetectorError` when the choice names unknown providers or none that is installed."""
     try:
         return resolve_execution_providers(choice)

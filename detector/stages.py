@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from detector.boxes import apply_regression, crop_windows_in_frame, nms, square_boxes
-from detector.models import MTCNNSessions
-from detector.resample import crop_windows, integral_images, pyramid_level
+from moodstream.detector.boxes import apply_regression, crop_windows_in_frame, nms, square_boxes
+from moodstream.detector.models import MTCNNSessions
+from moodstream.detector.resample import crop_windows, integral_images, pyramid_level
 
 PNET_STRIDE = 2
 PNET_CELL = 12

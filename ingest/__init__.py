@@ -4,13 +4,13 @@ Public API: ``CameraSpec``, ``IngestConfig``, ``CameraReader``, ``FramePublisher
 ``sample_file`` / ``sample_capture`` (the sampling shared with ``moodstream analyze``), ``encode_jpeg``.
 """
 
-from ingest.backoff import BackoffPolicy
-from ingest.camera import CameraReader, CameraStatus, IngestConfig
-from ingest.jpeg import JpegError, decode_jpeg, encode_jpeg
-from ingest.publisher import FramePublisher
-from ingest.sampling import SamplingError, sample_capture, sample_file
-from ingest.sources import CameraSpec, SourceError, open_capture, source_type
-from ingest.supervisor import IngestSupervisor
+from moodstream.ingest.backoff import BackoffPolicy
+from moodstream.ingest.camera import CameraReader, CameraStatus, IngestConfig
+from moodstream.ingest.publisher import FramePublisher
+from moodstream.ingest.sampling import SamplingError, sample_capture, sample_file
+from moodstream.ingest.sources import CameraSpec, SourceError, open_capture, source_type
+from moodstream.ingest.supervisor import IngestSupervisor
+from moodstream.schemas.jpeg import JpegError, decode_jpeg, encode_jpeg
 
 __all__ = [
     "BackoffPolicy",

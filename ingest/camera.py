@@ -18,12 +18,12 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest.backoff import BackoffPolicy
-from ingest.jpeg import encode_jpeg
-from ingest.sampling import sample_capture
-from ingest.sources import CameraSpec, SourceError, open_capture
-from moodstream.redaction import redact_text
-from schemas.messages import FrameKey, FrameMessage
+from moodstream.common.redaction import redact_text
+from moodstream.ingest.backoff import BackoffPolicy
+from moodstream.ingest.sampling import sample_capture
+from moodstream.ingest.sources import CameraSpec, SourceError, open_capture
+from moodstream.schemas.jpeg import encode_jpeg
+from moodstream.schemas.messages import FrameKey, FrameMessage
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import redis
 
-from moodstream.streams import StreamNames, retry_forever
-from schemas.messages import DeadLetter, FrameKey, FrameMessage
+from moodstream.common.streams import StreamNames, retry_forever
+from moodstream.schemas.messages import DeadLetter, FrameKey, FrameMessage
 
 log = logging.getLogger(__name__)
 

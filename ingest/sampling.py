@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ingest.sources import SourceError, open_capture
+from moodstream.ingest.sources import SourceError, open_capture
 
 
 class SamplingError(ValueError):

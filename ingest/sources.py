@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import cv2
 
-from moodstream.redaction import redact_url
+from moodstream.common.redaction import redact_url
 
 SourceType = Literal["file", "stream", "webcam"]
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import redis
 
-from ingest.camera import CameraReader, IngestConfig
-from ingest.publisher import FramePublisher
-from ingest.sources import CameraSpec
-from moodstream.redaction import redact_text
-from moodstream.streams import StreamNames
+from moodstream.common.redaction import redact_text
+from moodstream.common.streams import StreamNames
+from moodstream.ingest.camera import CameraReader, IngestConfig
+from moodstream.ingest.publisher import FramePublisher
+from moodstream.ingest.sources import CameraSpec
 
 log = logging.getLogger(__name__)
 

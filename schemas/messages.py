@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Final
 
 import numpy as np
 
-from schemas.labels import EMOTIONS
+from moodstream.schemas.labels import EMOTIONS
 
 WIRE_VERSION: Final[int] = 1
 """Version of the field layout; bumped when a field changes meaning."""

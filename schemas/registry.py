@@ -6,7 +6,7 @@ its file, line and key.
 resolves relative file sources against the YAML file's folder, and validates. Any mistake raises
 ``RegistryError`` whose ``problems`` list holds every problem found (file, line, key path, message).
 
-Regenerate the JSON Schema for editors with ``python -m schemas.registry --write``.
+Regenerate the JSON Schema for editors with ``python -m moodstream.schemas.registry --write``.
 """
 
 from __future__ import annotations
@@ -307,7 +307,7 @@ class Registry(_Strict):
 
     def redacted_source(self, camera: Camera) -> str:
         """The camera's source with URL passwords and every substituted secret shown as ``***``."""
-        from moodstream.redaction import redact_text
+        from moodstream.common.redaction import redact_text
 
         return redact_text(str(camera.source), self._secrets)
 
@@ -603,13 +603,13 @@ def registry_json_schema() -> dict[str, Any]:
 
 
 def _main(argv: list[str]) -> int:
-    """``python -m schemas.registry [--write]``: print the JSON Schema or write stores.schema.json."""
+    """``python -m moodstream.schemas.registry [--write]``: print the JSON Schema or write the file."""
     text = json.dumps(registry_json_schema(), indent=2, ensure_ascii=False) + "\n"
     if argv[1:] == ["--write"]:
         SCHEMA_PATH.write_text(text, encoding="utf-8")
         print(f"wrote {SCHEMA_PATH}")
     elif argv[1:]:
-        print("usage: python -m schemas.registry [--write]", file=sys.stderr)
+        print("usage: python -m moodstream.schemas.registry [--write]", file=sys.stderr)
         return 2
     else:
         sys.stdout.write(text)

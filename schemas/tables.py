@@ -31,7 +31,7 @@ from sqlalchemy import (
     func,
 )
 
-from schemas.labels import EMOTIONS
+from moodstream.schemas.labels import EMOTIONS
 
 NAMING_CONVENTION: Final[dict[str, str]] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

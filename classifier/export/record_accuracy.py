@@ -1,6 +1,7 @@
 """Measure a model on a folder split and record the accuracy in its manifest (maintainer tool).
 
-    python -m classifier.export.record_accuracy /tmp/fer2013/validation --model mini-xception-fer \\
+    python -m moodstream.classifier.export.record_accuracy /tmp/fer2013/validation \\
+        --model mini-xception-fer \\
         --dataset "FER-2013 PublicTest (msambare JPEG copy)"
 
 An existing entry with the same dataset label is replaced. The ONNX file (and its sha256) is untouched.
@@ -11,10 +12,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from classifier.evaluation import evaluate_folder
-from classifier.manifest import Accuracy, load_manifest, write_manifest
-from classifier.registry import resolve_manifest_path
-from classifier.runner import ClassifierConfig, EmotionClassifier
+from moodstream.classifier.evaluation import evaluate_folder
+from moodstream.classifier.manifest import Accuracy, load_manifest, write_manifest
+from moodstream.classifier.registry import resolve_manifest_path
+from moodstream.classifier.runner import ClassifierConfig, EmotionClassifier
 
 
 def record(dataset_dir: Path, model: str, dataset_label: str) -> Accuracy:

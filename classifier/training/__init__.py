@@ -1,1 +1,3 @@
-"""VGG-Face FER training on FER-2013 (PyTorch, ``train`` extra); see ``python -m classifier.training -h``."""
+"""VGG-Face FER training on FER-2013 (PyTorch, ``train`` extra).
+
+See ``python -m moodstream.classifier.training -h``."""

@@ -1,8 +1,8 @@
-"""Command line of VGG-FER training: ``python -m classifier.training train|export ...``.
+"""Command line of VGG-FER training: ``python -m moodstream.classifier.training train|export ...``.
 
 train:  every TrainConfig field is a flag (``--data``, ``--out-dir``, ``--width``, ``--epochs``, ...), plus
         ``--resume`` to continue from ``OUT_DIR/last.pt``.
-export: ``python -m classifier.training export OUT_DIR/best.pt classifier/models --name vgg-fer``.
+export: ``python -m moodstream.classifier.training export OUT_DIR/best.pt classifier/models --name vgg-fer``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 import typing
 from pathlib import Path
 
-from classifier.training.config import TrainConfig
+from moodstream.classifier.training.config import TrainConfig
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run training or export; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m classifier.training", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m moodstream.classifier.training", description=__doc__.split("\n")[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train (or resume) a VGG-FER model")
     _add_config_flags(train)
@@ -43,12 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(parser.parse_args(argv))
     command = args.pop("command")
     if command == "export":
-        from classifier.training.export import export_checkpoint
+        from moodstream.classifier.training.export import export_checkpoint
 
         manifest = export_checkpoint(args["checkpoint"], args["out_dir"], args["name"])
         print(f"wrote {args['out_dir'] / manifest.file} sha256={manifest.sha256}")
         return 0
-    from classifier.training.trainer import Trainer
+    from moodstream.classifier.training.trainer import Trainer
 
     resume = args.pop("resume")
     config = TrainConfig(**{k: v for k, v in args.items() if v is not None})

@@ -28,6 +28,18 @@ class TrainConfig(BaseModel):
     dropout: float = Field(
         default=0.5, ge=0.0, lt=1.0, description="Dropout before each FC layer after the first."
     )
+    standardize: bool = Field(
+        default=False,
+        description="Per-crop standardisation (zero mean, unit std) as the network's first layer.",
+    )
+    camera_augment: bool = Field(
+        default=False,
+        description="Camera-domain augmentation: low resolution (16-47 px), blur, gamma, sensor noise.",
+    )
+    bf16: bool = Field(
+        default=False,
+        description="bfloat16 autocast of the forward pass (about 2x faster on CPUs with AVX512-BF16).",
+    )
     epochs: int = Field(default=30, ge=1, le=1000, description="Epochs of the cosine schedule (upper bound).")
     batch_size: int = Field(default=64, ge=2, le=4096, description="Training mini-batch size.")
     lr: float = Field(default=0.05, gt=0.0, le=10.0, description="Peak SGD learning rate.")

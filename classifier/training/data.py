@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.dataset import load_split
-from classifier.errors import DatasetError
-from classifier.training.fer_csv import load_csv_split
-from schemas.labels import EMOTIONS
+from moodstream.classifier.dataset import load_split
+from moodstream.classifier.errors import DatasetError
+from moodstream.classifier.training.fer_csv import load_csv_split
+from moodstream.schemas.labels import EMOTIONS
 
 Arrays = tuple[np.ndarray, np.ndarray]
 

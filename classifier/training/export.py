@@ -6,12 +6,12 @@ from pathlib import Path
 
 import torch
 
-from classifier.export.onnx_io import export_onnx
-from classifier.manifest import InputSpec, ModelManifest, sha256_of, write_manifest
-from classifier.training.config import TrainConfig
-from classifier.training.model import Probabilities
-from classifier.training.trainer import INPUT_MEAN, INPUT_STD, build_model
-from schemas.labels import EMOTIONS
+from moodstream.classifier.export.onnx_io import export_onnx
+from moodstream.classifier.manifest import InputSpec, ModelManifest, sha256_of, write_manifest
+from moodstream.classifier.training.config import TrainConfig
+from moodstream.classifier.training.model import Probabilities
+from moodstream.classifier.training.trainer import INPUT_MEAN, INPUT_STD, build_model
+from moodstream.schemas.labels import EMOTIONS
 
 MAX_MODEL_BYTES = 30 * 1024 * 1024
 """Largest ONNX file we ship in the repository."""

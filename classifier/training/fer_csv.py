@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.errors import DatasetError
-from schemas.labels import EMOTIONS
+from moodstream.classifier.errors import DatasetError
+from moodstream.schemas.labels import EMOTIONS
 
 CSV_SPLITS = {"train": "Training", "validation": "PublicTest", "test": "PrivateTest"}
 """Our split names -> the csv's Usage values."""

@@ -15,12 +15,43 @@ BLOCKS: tuple[tuple[int, int], ...] = ((1, 2), (2, 2), (4, 3), (8, 3), (8, 3))
 """(width multiplier, number of 3x3 convolutions) for each of VGG16's five blocks."""
 
 
-class VggFer(nn.Module):
-    """(N, 1, 48, 48) float32 normalised faces -> (N, classes) logits."""
+class CropStandardize(nn.Module):
+    """Per-crop photometric normalisation: each face to zero mean and unit standard deviation.
 
-    def __init__(self, width: int = 16, fc_width: int = 256, dropout: float = 0.5, classes: int = 7) -> None:
+    (N, C, H, W) float32 -> the same shape. Any positive affine change of a crop's pixels (a flat, grey,
+    low-contrast camera face versus a high-contrast FER-2013 one) gives the same output, so the network
+    sees camera crops and training faces on one scale. ``eps`` keeps a blank crop finite (all zeros).
+    """
+
+    def __init__(self, eps: float = 1e-2) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, C, H, W) standardised per sample."""
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        centred = x - mean
+        std = torch.sqrt((centred * centred).mean(dim=(1, 2, 3), keepdim=True) + self.eps * self.eps)
+        return centred / std
+
+
+class VggFer(nn.Module):
+    """(N, 1, 48, 48) float32 normalised faces -> (N, classes) logits.
+
+    With ``standardize`` the first layer is :class:`CropStandardize`, so the graph itself normalises
+    each crop (and whatever affine input scaling the manifest declares cancels out).
+    """
+
+    def __init__(
+        self,
+        width: int = 16,
+        fc_width: int = 256,
+        dropout: float = 0.5,
+        classes: int = 7,
+        standardize: bool = False,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [CropStandardize()] if standardize else []
         channels = 1
         for multiplier, convs in BLOCKS:
             out = width * multiplier
@@ -55,14 +86,16 @@ class VggFer(nn.Module):
 class Probabilities(nn.Module):
     """Export wrapper: logits -> softmax, optionally averaged with the horizontally flipped face (TTA)."""
 
-    def __init__(self, net: nn.Module, flip_tta: bool) -> None:
+    def __init__(self, net: nn.Module, flip_tta: bool, temperature: float = 1.0) -> None:
         super().__init__()
         self.net = net
         self.flip_tta = flip_tta
+        self.temperature = temperature
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W) normalised faces -> (N, classes) probabilities."""
-        probs = torch.softmax(self.net(x), dim=1)
+        """(N, 1, H, W) normalised faces -> (N, classes) probabilities (logits / temperature, softmax)."""
+        probs = torch.softmax(self.net(x) / self.temperature, dim=1)
         if self.flip_tta:
-            probs = (probs + torch.softmax(self.net(torch.flip(x, dims=[3])), dim=1)) / 2
+            flipped = self.net(torch.flip(x, dims=[3])) / self.temperature
+            probs = (probs + torch.softmax(flipped, dim=1)) / 2
         return probs

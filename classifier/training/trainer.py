@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from classifier.training.augment import augment
-from classifier.training.config import TrainConfig
-from classifier.training.data import class_weights, limit_per_class, load_fer
-from classifier.training.model import VggFer
+from moodstream.classifier.training.augment import augment
+from moodstream.classifier.training.config import TrainConfig
+from moodstream.classifier.training.data import class_weights, limit_per_class, load_fer
+from moodstream.classifier.training.model import VggFer
 
 INPUT_MEAN = 0.5
 """Normalisation of the VGG input: x = (pixel / 255 - INPUT_MEAN) / INPUT_STD."""
@@ -54,7 +54,9 @@ def normalise(images: np.ndarray) -> torch.Tensor:
 
 def build_model(config: TrainConfig) -> VggFer:
     """The network this config describes."""
-    return VggFer(width=config.width, fc_width=config.fc_width, dropout=config.dropout)
+    return VggFer(
+        width=config.width, fc_width=config.fc_width, dropout=config.dropout, standardize=config.standardize
+    )
 
 
 def learning_rate(config: TrainConfig, progress: float, step: int, steps_per_epoch: int) -> float:
@@ -151,9 +153,11 @@ class Trainer:
             for group in optimiser.param_groups:
                 group["lr"] = lr
             index = order[start : start + cfg.batch_size]
-            x = augment(normalise(images[index]), gen)
+            x = augment(normalise(images[index]), gen, camera=cfg.camera_augment)
             y = torch.from_numpy(labels[index])
-            loss = F.cross_entropy(model(x), y, weight=weights, label_smoothing=cfg.label_smoothing)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, weight=weights, label_smoothing=cfg.label_smoothing)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

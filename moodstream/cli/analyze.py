@@ -1,7 +1,7 @@
 """`moodstream analyze VIDEO_OR_IMAGE`: offline, single process, no servers.
 
 Samples the file exactly as ingest would (same sampler, same JPEG round trip), runs the shared
-per-frame analysis (``moodstream.frame_analysis``) and prints per-emotion counts and shares with the
+per-frame analysis (``moodstream.runtime.frame_analysis``) and prints per-emotion counts and shares with the
 satisfaction index, like the paper's statistics; ``--annotate OUT`` writes the sampled frames with
 boxes and emotion labels (a video, or an image for a single image input).
 """
@@ -20,8 +20,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from schemas.labels import EMOTIONS, satisfaction_index
-from schemas.messages import ClassifiedFace
+from moodstream.schemas.labels import EMOTIONS, satisfaction_index
+from moodstream.schemas.messages import ClassifiedFace
 
 console = Console(stderr=True)
 out_console = Console()
@@ -75,8 +75,8 @@ class AnalysisSummary:
 
 
 def _frames(path: Path, fps: float | None) -> Iterator[tuple[float, np.ndarray]]:
-    from ingest.sampling import read_image, sample_capture, sample_file
-    from ingest.sources import open_capture
+    from moodstream.ingest.sampling import read_image, sample_capture, sample_file
+    from moodstream.ingest.sources import open_capture
 
     if path.suffix.lower() in IMAGE_SUFFIXES:
         yield 0.0, read_image(path)
@@ -138,7 +138,7 @@ def analyze_file(
     path: Path, fps: float | None, analyzer: Any, jpeg_quality: int, annotate_to: Path | None = None
 ) -> AnalysisSummary:
     """Sample ``path`` like ingest, JPEG round-trip, analyse in batches; optionally write annotations."""
-    from moodstream.frame_analysis import jpeg_round_trip
+    from moodstream.runtime.frame_analysis import jpeg_round_trip
 
     summary = AnalysisSummary(file=str(path), fps=fps)
     writer = _Annotator(annotate_to, fps or 10.0) if annotate_to else None
@@ -202,8 +202,8 @@ def analyze(
     ] = 85,
 ) -> None:
     """Count the emotions of the faces in a video or image, offline (no servers), like the pipeline does."""
-    from ingest.sources import SourceError
-    from moodstream.stages import AnalysisConfig, build_analyzer
+    from moodstream.ingest.sources import SourceError
+    from moodstream.runtime.stages import AnalysisConfig, build_analyzer
 
     if not file.is_file():
         console.print(f"[red]error:[/red] no such file: {file}")

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from schemas.registry import Registry, RegistryError, load_registry
+from moodstream.schemas.registry import Registry, RegistryError, load_registry
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The camera registry (stores.yaml).", show_default=False)

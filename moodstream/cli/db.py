@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from moodstream.database import (
+from moodstream.runtime.database import (
     DatabaseError,
     create_database_engine,
     create_reader_role,
@@ -24,9 +24,9 @@ from moodstream.database import (
     migrate,
     sync_registry,
 )
-from moodstream.embedded import EmbeddedServerError, database_server
-from moodstream.settings import Settings, SettingsError
-from schemas.registry import RegistryError, load_registry
+from moodstream.runtime.embedded import EmbeddedServerError, database_server
+from moodstream.runtime.settings import Settings, SettingsError
+from moodstream.schemas.registry import RegistryError, load_registry
 
 DEFAULT_PASSWORD_ENV = "MOODSTREAM_READER_PASSWORD"
 

@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from classifier import ClassifierConfig, ClassifierError, DatasetError, EmotionClassifier
-from classifier.evaluation import EvaluationResult, evaluate_folder, write_confusion_png
-from schemas.labels import EMOTIONS
+from moodstream.classifier import ClassifierConfig, ClassifierError, DatasetError, EmotionClassifier
+from moodstream.classifier.evaluation import EvaluationResult, evaluate_folder, write_confusion_png
+from moodstream.schemas.labels import EMOTIONS
 
 
 def _print_result(console: Console, result: EvaluationResult) -> None:

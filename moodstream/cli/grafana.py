@@ -34,7 +34,7 @@ def export(
     ] = 0,
 ) -> None:
     """Write the dashboards' JSON (what Grafana's file provisioning loads)."""
-    from moodstream.dashboards.build import export_dashboards
+    from moodstream.runtime.dashboards.build import export_dashboards
 
     try:
         paths = export_dashboards(out, min_faces)
@@ -71,7 +71,7 @@ def push(
     ] = 0,
 ) -> None:
     """Upload the datasource (password from MOODSTREAM_READER_PASSWORD) and dashboards; idempotent."""
-    from moodstream.dashboards.push import DatasourceSettings, GrafanaPusher, GrafanaPushError
+    from moodstream.runtime.dashboards.push import DatasourceSettings, GrafanaPusher, GrafanaPushError
 
     if not url.startswith(("http://", "https://")):
         raise _fail(f"--url must start with http:// or https:// (got {url.split('://')[0]}://...)")

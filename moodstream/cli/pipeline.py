@@ -17,8 +17,8 @@ import typer
 from rich.console import Console, Group
 from rich.live import Live
 
-from moodstream.redaction import redact_text
-from moodstream.settings import Settings, SettingsError
+from moodstream.common.redaction import redact_text
+from moodstream.runtime.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 130)
@@ -49,7 +49,7 @@ def _settings() -> Settings:
 
 
 def _load(path: Path) -> Any:
-    from schemas.registry import RegistryError, load_registry
+    from moodstream.schemas.registry import RegistryError, load_registry
 
     try:
         return load_registry(path)
@@ -62,9 +62,9 @@ def _load(path: Path) -> Any:
 def _base_options(
     settings: Settings, redis_url: str, database_url: str | None, registry_path: Path | None, **knobs: Any
 ) -> Any:
-    from moodstream.runtime import RunOptions
-    from moodstream.stages import AnalysisConfig
-    from moodstream.worker import WorkerConfig
+    from moodstream.runtime.processes import RunOptions
+    from moodstream.runtime.stages import AnalysisConfig
+    from moodstream.runtime.worker import WorkerConfig
 
     analysis = AnalysisConfig(
         model=knobs.get("model", "default"),
@@ -110,9 +110,9 @@ def run(
     migrates the database and syncs the registry first. With --metrics-port P the aggregator serves
     Prometheus metrics on P, the classifier on P+1 and detector i on P+1+i.
     """
-    from moodstream.demo import ensure_demo_videos, write_demo_registry
-    from moodstream.embedded import EmbeddedServerError, embedded_servers
-    from moodstream.runtime import options_from_registry, setup_logging
+    from moodstream.runtime.demo import ensure_demo_videos, write_demo_registry
+    from moodstream.runtime.embedded import EmbeddedServerError, embedded_servers
+    from moodstream.runtime.processes import options_from_registry, setup_logging
 
     settings = _settings()
     if demo == (config is not None):
@@ -140,7 +140,7 @@ def run(
 
 
 def _prepare_database(database_url: str, registry: Any, settings: Settings) -> None:
-    from moodstream.database import DatabaseError, create_database_engine, migrate, sync_registry
+    from moodstream.runtime.database import DatabaseError, create_database_engine, migrate, sync_registry
 
     try:
         engine = create_database_engine(database_url, settings.connect_timeout)
@@ -154,9 +154,9 @@ def _prepare_database(database_url: str, registry: Any, settings: Settings) -> N
 def _run_processes(options: Any, registry: Any, detectors: int, duration: float | None) -> None:
     import sqlalchemy.exc
 
-    from moodstream.database import create_database_engine
-    from moodstream.progress import store_table, store_totals
-    from moodstream.runtime import spawn_stage, stop_processes
+    from moodstream.runtime.database import create_database_engine
+    from moodstream.runtime.processes import spawn_stage, stop_processes
+    from moodstream.runtime.progress import store_table, store_totals
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -189,9 +189,9 @@ def _live_view(
     import redis
     import sqlalchemy.exc
 
-    from moodstream.progress import camera_progress, drained, progress_table, store_table
-    from moodstream.runtime import GROUPS
-    from moodstream.streams import StreamNames, connect_redis
+    from moodstream.common.streams import StreamNames, connect_redis
+    from moodstream.runtime.processes import GROUPS
+    from moodstream.runtime.progress import camera_progress, drained, progress_table, store_table
 
     names = StreamNames(options.prefix)
     client = connect_redis(options.redis_url)
@@ -222,7 +222,7 @@ def _live_view(
 
 
 def _run_alone(stage: str, options: Any) -> None:
-    from moodstream.runtime import STAGE_RUNNERS, install_stop_signals, setup_logging
+    from moodstream.runtime.processes import STAGE_RUNNERS, install_stop_signals, setup_logging
 
     setup_logging(options.log_level, options.secrets)
     stop = threading.Event()
@@ -239,7 +239,7 @@ def _external(settings: Settings, need_database: bool) -> tuple[str, str | None]
 
 
 def _stage_options(config: Path | None, need_database: bool, **knobs: Any) -> Any:
-    from moodstream.runtime import options_from_registry
+    from moodstream.runtime.processes import options_from_registry
 
     settings = _settings()
     redis_url, database_url = _external(settings, need_database)

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from moodstream.redaction import redact_url
+from moodstream.common.redaction import redact_url
 
 console = Console()
 err_console = Console(stderr=True)
@@ -27,8 +27,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _urls() -> tuple[str, str | None]:
-    from moodstream.embedded import EmbeddedPostgres, EmbeddedRedis
-    from moodstream.settings import Settings, SettingsError
+    from moodstream.runtime.embedded import EmbeddedPostgres, EmbeddedRedis
+    from moodstream.runtime.settings import Settings, SettingsError
 
     try:
         settings = Settings.from_env()
@@ -56,9 +56,9 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 def collect_status(redis_url: str, database_url: str | None, prefix: str) -> dict[str, Any]:
     """Everything ``status`` shows, as plain data."""
-    from moodstream.progress import camera_progress, group_backlogs, store_totals
-    from moodstream.runtime import GROUPS
-    from moodstream.streams import StreamNames, connect_redis
+    from moodstream.common.streams import StreamNames, connect_redis
+    from moodstream.runtime.processes import GROUPS
+    from moodstream.runtime.progress import camera_progress, group_backlogs, store_totals
 
     names = StreamNames(prefix)
     client = connect_redis(redis_url)
@@ -87,7 +87,7 @@ def collect_status(redis_url: str, database_url: str | None, prefix: str) -> dic
     if database_url is not None:
         import sqlalchemy.exc
 
-        from moodstream.database import DatabaseError, create_database_engine
+        from moodstream.runtime.database import DatabaseError, create_database_engine
 
         try:
             engine = create_database_engine(database_url)
@@ -103,7 +103,7 @@ def collect_status(redis_url: str, database_url: str | None, prefix: str) -> dic
 
 
 def _tables(status: dict[str, Any]) -> list[Table]:
-    from moodstream.progress import CameraProgress, StoreTotals, progress_table, store_table
+    from moodstream.runtime.progress import CameraProgress, StoreTotals, progress_table, store_table
 
     workers = Table(title="workers", title_justify="left")
     for column in ("stage", "consumer", "processed", "lag", "last beat"):
@@ -133,7 +133,7 @@ def status(
     """Show live workers, stream backlogs, per-camera progress, latency and per-store totals."""
     import redis
 
-    from moodstream.settings import Settings
+    from moodstream.runtime.settings import Settings
 
     redis_url, database_url = _urls()
     try:

@@ -1,6 +1,6 @@
 """Alembic environment of moodstream.
 
-Run through ``moodstream db upgrade`` (``moodstream.database.migrate``), which hands over an open
+Run through ``moodstream db upgrade`` (``moodstream.runtime.database.migrate``), which hands over an open
 connection in ``config.attributes["connection"]``; ``alembic -c schemas/alembic.ini`` with
 ``sqlalchemy.url`` (or ``MOODSTREAM_DATABASE_URL``) works too, for writing new revisions.
 """
@@ -12,7 +12,7 @@ import os
 from alembic import context
 from sqlalchemy import Connection, create_engine, make_url
 
-from schemas.tables import metadata
+from moodstream.schemas.tables import metadata
 
 config = context.config
 target_metadata = metadata

@@ -25,8 +25,8 @@ import pytest
 import redis
 from sqlalchemy import Engine, create_engine, text
 
-from moodstream.database import create_database_engine, migrate, parse_database_url
-from moodstream.embedded import EmbeddedPostgres, EmbeddedRedis
+from moodstream.runtime.database import create_database_engine, migrate, parse_database_url
+from moodstream.runtime.embedded import EmbeddedPostgres, EmbeddedRedis
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -24,7 +24,7 @@ from typing import Final
 
 from sqlalchemy import Connection, text
 
-from schemas.labels import EMOTIONS
+from moodstream.schemas.labels import EMOTIONS
 
 STORES: Final = (
     ("hn-trangtien", "Trang Tien", "hanoi", "Asia/Ho_Chi_Minh"),

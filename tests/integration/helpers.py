@@ -14,8 +14,8 @@ import redis
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from moodstream.worker import StreamWorker
-from schemas import tables
+from moodstream.runtime.worker import StreamWorker
+from moodstream.schemas import tables
 
 
 def xrange_all(client: redis.Redis, stream: str) -> list[tuple[bytes, dict[bytes, bytes]]]:

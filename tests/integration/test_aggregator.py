@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, insert, select, update
 
-from aggregator.upsert import APPLIED_FRAMES_RETENTION, apply_emotions, apply_losses
-from moodstream.database import create_database_engine
-from moodstream.metrics import StageCounters
-from moodstream.runtime import DB_TRANSIENT
-from moodstream.stages import AggregatorStage, LossesStage
-from moodstream.streams import StreamNames, connect_redis
-from moodstream.worker import StreamWorker, WorkerConfig
-from schemas import tables
-from schemas.labels import EMOTIONS
-from schemas.messages import ClassifiedFace, DeadLetter, EmotionsMessage, FrameKey
+from moodstream.aggregator.upsert import APPLIED_FRAMES_RETENTION, apply_emotions, apply_losses
+from moodstream.common.streams import StreamNames, connect_redis
+from moodstream.runtime.database import create_database_engine
+from moodstream.runtime.metrics import StageCounters
+from moodstream.runtime.processes import DB_TRANSIENT
+from moodstream.runtime.stages import AggregatorStage, LossesStage
+from moodstream.runtime.worker import StreamWorker, WorkerConfig
+from moodstream.schemas import tables
+from moodstream.schemas.labels import EMOTIONS
+from moodstream.schemas.messages import ClassifiedFace, DeadLetter, EmotionsMessage, FrameKey
 from tests.integration.helpers import run_worker_until
 
 BASE_MS = int(datetime(2026, 3, 1, 10, 0, tzinfo=UTC).timestamp() * 1000)

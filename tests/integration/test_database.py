@@ -13,13 +13,13 @@ from sqlalchemy import Engine, select, text
 from typer.testing import CliRunner
 
 from moodstream.cli.app import build_app
-from moodstream.database import (
+from moodstream.runtime.database import (
     DatabaseUnavailableError,
     create_database_engine,
     sync_registry,
 )
-from schemas import tables
-from schemas.registry import load_registry
+from moodstream.schemas import tables
+from moodstream.schemas.registry import load_registry
 
 REGISTRY = """\
 version: 1

@@ -13,8 +13,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import create_engine, text
 
-from moodstream.embedded import EmbeddedPostgres, EmbeddedRedis, embedded_servers
-from moodstream.settings import Settings
+from moodstream.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, embedded_servers
+from moodstream.runtime.settings import Settings
 
 
 def test_embedded_redis_reuse_stop_and_persistence(server_dir: Path) -> None:
@@ -98,7 +98,7 @@ def test_embedded_servers_start_what_is_not_configured(server_dir: Path, kind: s
 
 def test_concurrent_starts_share_one_server(server_dir: Path) -> None:
     script = (
-        "import sys; from pathlib import Path; from moodstream.embedded import EmbeddedRedis; "
+        "import sys; from pathlib import Path; from moodstream.runtime.embedded import EmbeddedRedis; "
         "r = EmbeddedRedis(Path(sys.argv[1])); print(r.start(), r._owned)"
     )
     procs = [

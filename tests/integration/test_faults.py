@@ -25,15 +25,15 @@ import pytest
 import redis
 from sqlalchemy import Engine
 
-from ingest.publisher import FramePublisher
-from moodstream.database import create_database_engine, migrate
-from moodstream.embedded import EmbeddedPostgres, EmbeddedRedis
-from moodstream.metrics import StageCounters
-from moodstream.runtime import DB_TRANSIENT
-from moodstream.stages import AggregatorStage, LossesStage
-from moodstream.streams import StreamNames, connect_redis, ensure_group
-from moodstream.worker import BatchResult, Entry, StreamWorker, WorkerConfig
-from schemas.messages import EmotionsMessage, FrameKey, FrameMessage
+from moodstream.common.streams import StreamNames, connect_redis, ensure_group
+from moodstream.ingest.publisher import FramePublisher
+from moodstream.runtime.database import create_database_engine, migrate
+from moodstream.runtime.embedded import EmbeddedPostgres, EmbeddedRedis
+from moodstream.runtime.metrics import StageCounters
+from moodstream.runtime.processes import DB_TRANSIENT
+from moodstream.runtime.stages import AggregatorStage, LossesStage
+from moodstream.runtime.worker import BatchResult, Entry, StreamWorker, WorkerConfig
+from moodstream.schemas.messages import EmotionsMessage, FrameKey, FrameMessage
 from tests.integration.helpers import assert_history, history, pending_of_group, skip_mixed_server_kinds
 
 FAST = WorkerConfig(batch_size=4, block_ms=50, claim_idle_ms=100, claim_interval_s=0.1, heartbeat_s=0.5)

@@ -18,12 +18,12 @@ import cv2
 import numpy as np
 import pytest
 
-from ingest.backoff import BackoffPolicy
-from ingest.camera import CameraReader, IngestConfig
-from ingest.publisher import FramePublisher
-from ingest.sources import CameraSpec
-from moodstream.streams import StreamNames, connect_redis
-from schemas.messages import FrameMessage
+from moodstream.common.streams import StreamNames, connect_redis
+from moodstream.ingest.backoff import BackoffPolicy
+from moodstream.ingest.camera import CameraReader, IngestConfig
+from moodstream.ingest.publisher import FramePublisher
+from moodstream.ingest.sources import CameraSpec
+from moodstream.schemas.messages import FrameMessage
 
 READ_TIMEOUT_S = 1.0
 BACKOFF = BackoffPolicy(base_s=0.2, cap_s=4.0, jitter=0.2)

@@ -24,10 +24,10 @@ import pytest
 import redis
 from sqlalchemy import Engine
 
-from ingest.jpeg import encode_jpeg
-from ingest.publisher import FramePublisher
-from moodstream.streams import StreamNames, connect_redis
-from schemas.messages import FrameKey, FrameMessage
+from moodstream.common.streams import StreamNames, connect_redis
+from moodstream.ingest.publisher import FramePublisher
+from moodstream.schemas.jpeg import encode_jpeg
+from moodstream.schemas.messages import FrameKey, FrameMessage
 from tests.integration.helpers import assert_history, history, stage_env
 
 FRAMES_PER_CAMERA = 32

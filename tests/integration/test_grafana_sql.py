@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, create_engine, text
 
-from moodstream.dashboards.macros import ALL_VALUE, VariableValue, expand
-from moodstream.database import create_reader_role, parse_database_url
+from moodstream.runtime.dashboards.macros import ALL_VALUE, VariableValue, expand
+from moodstream.runtime.database import create_reader_role, parse_database_url
 from tests.integration import dashboard_seed
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import redis
 
-from ingest import FramePublisher, IngestConfig, IngestSupervisor
-from ingest.backoff import BackoffPolicy
-from moodstream.runtime import load_camera_specs
-from moodstream.streams import StreamNames, connect_redis
-from schemas.messages import DeadLetter, FrameKey, FrameMessage
+from moodstream.common.streams import StreamNames, connect_redis
+from moodstream.ingest import FramePublisher, IngestConfig, IngestSupervisor
+from moodstream.ingest.backoff import BackoffPolicy
+from moodstream.runtime.processes import load_camera_specs
+from moodstream.schemas.messages import DeadLetter, FrameKey, FrameMessage
 from tests.integration.helpers import xrange_all
 
 CONFIG = IngestConfig(

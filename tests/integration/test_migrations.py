@@ -9,9 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, insert, inspect, select, text
 
-from moodstream.database import current_revision, migrate
-from schemas import tables
-from schemas.labels import EMOTIONS, satisfaction_index
+from moodstream.runtime.database import current_revision, migrate
+from moodstream.schemas import tables
+from moodstream.schemas.labels import EMOTIONS, satisfaction_index
 
 
 def test_upgrade_creates_every_table_and_view(engine: Engine) -> None:

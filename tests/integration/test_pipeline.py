@@ -21,11 +21,11 @@ import redis
 from sqlalchemy import Engine, func, select
 
 from moodstream.cli.analyze import analyze_file
-from moodstream.stages import AnalysisConfig, build_analyzer
-from moodstream.streams import StreamNames, connect_redis
-from schemas import tables
-from schemas.labels import EMOTIONS
-from schemas.messages import DeadLetter, FrameKey, FrameMessage
+from moodstream.common.streams import StreamNames, connect_redis
+from moodstream.runtime.stages import AnalysisConfig, build_analyzer
+from moodstream.schemas import tables
+from moodstream.schemas.labels import EMOTIONS
+from moodstream.schemas.messages import DeadLetter, FrameKey, FrameMessage
 from tests.integration.helpers import pending_of_group, skip_mixed_server_kinds, stage_env, xrange_all
 
 FPS = 4.0

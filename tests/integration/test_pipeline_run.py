@@ -12,8 +12,8 @@ from typing import Any
 
 import redis
 
-from moodstream.demo import write_demo_video
-from moodstream.embedded import EmbeddedRedis
+from moodstream.runtime.demo import write_demo_video
+from moodstream.runtime.embedded import EmbeddedRedis
 
 
 def test_run_demo_on_a_fresh_machine_counts_every_sampled_frame(server_dir: Path) -> None:

@@ -23,14 +23,14 @@ from sqlalchemy import Connection, create_engine, text
 from typer.testing import CliRunner
 
 from moodstream.cli.app import build_app
-from moodstream.dashboards.build import build_dashboards
-from moodstream.dashboards.macros import ALL_VALUE, VariableValue, expand
-from moodstream.database import create_reader_role, parse_database_url
-from moodstream.embedded import EmbeddedPostgres, EmbeddedRedis
-from moodstream.privacy import scan_database, scan_directory
-from moodstream.streams import StreamNames
-from schemas.labels import EMOTIONS
-from schemas.messages import FacesMessage
+from moodstream.common.streams import StreamNames
+from moodstream.runtime.dashboards.build import build_dashboards
+from moodstream.runtime.dashboards.macros import ALL_VALUE, VariableValue, expand
+from moodstream.runtime.database import create_reader_role, parse_database_url
+from moodstream.runtime.embedded import EmbeddedPostgres, EmbeddedRedis
+from moodstream.runtime.privacy import scan_database, scan_directory
+from moodstream.schemas.labels import EMOTIONS
+from moodstream.schemas.messages import FacesMessage
 from tests.integration import dashboard_seed
 
 # ---------------------------------------------------------------------------- reports

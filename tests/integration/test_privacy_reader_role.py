@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from moodstream.database import create_database_engine, create_reader_role, parse_database_url
-from schemas import tables
+from moodstream.runtime.database import create_database_engine, create_reader_role, parse_database_url
+from moodstream.schemas import tables
 from tests.integration.helpers import drop_role, refused
 
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")

@@ -26,12 +26,12 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from ingest.publisher import FramePublisher
 from moodstream.cli.status import collect_status
-from moodstream.metrics import StageCounters
-from moodstream.streams import StreamNames, connect_redis
-from moodstream.worker import BatchResult, Entry, StreamWorker, WorkerConfig
-from schemas.messages import EmotionsMessage, FrameKey, FrameMessage
+from moodstream.common.streams import StreamNames, connect_redis
+from moodstream.ingest.publisher import FramePublisher
+from moodstream.runtime.metrics import StageCounters
+from moodstream.runtime.worker import BatchResult, Entry, StreamWorker, WorkerConfig
+from moodstream.schemas.messages import EmotionsMessage, FrameKey, FrameMessage
 from tests.integration.helpers import run_worker_until
 
 DEPLOY_REDIS = Path(__file__).resolve().parents[2] / "deploy" / "redis"

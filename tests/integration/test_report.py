@@ -16,9 +16,16 @@ import pytest
 from sqlalchemy import Connection, create_engine, text
 from typer.testing import CliRunner
 
-from aggregator.report import Report, ReportError, ReportRequest, UnknownScopeError, fetch_report, render
+from moodstream.aggregator.report import (
+    Report,
+    ReportError,
+    ReportRequest,
+    UnknownScopeError,
+    fetch_report,
+    render,
+)
 from moodstream.cli.app import build_app
-from moodstream.database import parse_database_url
+from moodstream.runtime.database import parse_database_url
 from tests.integration import dashboard_seed
 
 JAN15, JAN16 = date(2024, 1, 15), date(2024, 1, 16)

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine
 
-from aggregator.report import ReportRequest, fetch_report, render
-from aggregator.report_html import EMOTION_COLORS
-from moodstream.database import parse_database_url
+from moodstream.aggregator.report import ReportRequest, fetch_report, render
+from moodstream.aggregator.report_html import EMOTION_COLORS
+from moodstream.runtime.database import parse_database_url
 from tests.integration import dashboard_seed
 
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser")) if p), None)

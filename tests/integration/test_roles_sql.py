@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import ProgrammingError
 
-from moodstream.database import create_database_engine, migrate, parse_database_url
-from moodstream.embedded import postgres_bin_dir
+from moodstream.runtime.database import create_database_engine, migrate, parse_database_url
+from moodstream.runtime.embedded import postgres_bin_dir
 
 ROLES_SQL = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "roles.sql"
 

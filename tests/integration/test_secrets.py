@@ -32,11 +32,11 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from moodstream.cli.app import build_app
-from moodstream.database import create_database_engine, sync_registry
-from moodstream.privacy import scan_database
-from moodstream.streams import StreamNames
-from schemas.messages import EmotionsMessage, FrameKey
-from schemas.registry import load_registry
+from moodstream.common.streams import StreamNames
+from moodstream.runtime.database import create_database_engine, sync_registry
+from moodstream.runtime.privacy import scan_database
+from moodstream.schemas.messages import EmotionsMessage, FrameKey
+from moodstream.schemas.registry import load_registry
 from tests.integration.test_redis_acl import url_as, worker_rules
 
 SENTINEL = "Sntl1Kq@Sntl2Wx:Sntl3%40Zy"

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import redis
 
-from moodstream.metrics import StageCounters
-from moodstream.streams import StreamNames, connect_redis
-from moodstream.worker import BatchResult, Entry, StreamWorker, WorkerConfig
-from schemas.messages import DeadLetter, EmotionsMessage, FrameKey, FrameMessage, MessageError
+from moodstream.common.streams import StreamNames, connect_redis
+from moodstream.runtime.metrics import StageCounters
+from moodstream.runtime.worker import BatchResult, Entry, StreamWorker, WorkerConfig
+from moodstream.schemas.messages import DeadLetter, EmotionsMessage, FrameKey, FrameMessage, MessageError
 from tests.integration.helpers import run_worker_until, xrange_all
 
 FAST = WorkerConfig(batch_size=4, block_ms=50, claim_idle_ms=200, claim_interval_s=0.1, heartbeat_s=0.5)

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aggregator.buckets import BucketError, bucket_start, fold_emotions, fold_losses
-from schemas.labels import EMOTIONS
-from schemas.messages import ClassifiedFace, DeadLetter, EmotionsMessage, FrameKey
+from moodstream.aggregator.buckets import BucketError, bucket_start, fold_emotions, fold_losses
+from moodstream.schemas.labels import EMOTIONS
+from moodstream.schemas.messages import ClassifiedFace, DeadLetter, EmotionsMessage, FrameKey
 
 
 def _ms(text: str) -> int:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from classifier import ClassifierConfig, DatasetError, EmotionClassifier
-from classifier.dataset import read_image, scan_split
+from moodstream.classifier import ClassifierConfig, DatasetError, EmotionClassifier
+from moodstream.classifier.dataset import read_image, scan_split
 from moodstream.cli.app import build_app
-from schemas.labels import EMOTIONS
+from moodstream.schemas.labels import EMOTIONS
 from tests.unit.fer_sample import extract_fer_sample
 
 

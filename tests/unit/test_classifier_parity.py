@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from classifier import ClassifierConfig, EmotionClassifier
-from classifier.dataset import read_image
+from moodstream.classifier import ClassifierConfig, EmotionClassifier
+from moodstream.classifier.dataset import read_image
 from tests.unit.fer_sample import extract_fer_sample
 
 PARITY_IMAGES = 200

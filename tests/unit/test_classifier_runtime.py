@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from classifier import (
+from moodstream.classifier import (
     DEFAULT_MODEL,
     SHIPPED_MODELS,
     ClassifierConfig,
@@ -21,10 +21,10 @@ from classifier import (
     ManifestError,
     ModelFileError,
 )
-from classifier.dataset import read_image
-from classifier.providers import choose_providers
-from classifier.registry import MODELS_DIR, resolve_manifest_path
-from schemas.labels import EMOTIONS
+from moodstream.classifier.dataset import read_image
+from moodstream.classifier.providers import choose_providers
+from moodstream.classifier.registry import MODELS_DIR, resolve_manifest_path
+from moodstream.schemas.labels import EMOTIONS
 from tests.unit.fer_sample import extract_fer_sample
 
 

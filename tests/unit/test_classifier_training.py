@@ -12,15 +12,15 @@ import pytest
 torch = pytest.importorskip("torch", reason="training needs the train extra (torch)")
 pytest.importorskip("onnx", reason="export needs the train extra (onnx)")
 
-from classifier import ClassifierConfig, DatasetError, EmotionClassifier  # noqa: E402
-from classifier.training.__main__ import main as training_main  # noqa: E402
-from classifier.training.config import TrainConfig  # noqa: E402
-from classifier.training.data import class_weights, load_fer  # noqa: E402
-from classifier.training.export import export_checkpoint  # noqa: E402
-from classifier.training.fer_csv import load_csv_split  # noqa: E402
-from classifier.training.model import VggFer  # noqa: E402
-from classifier.training.trainer import Trainer, normalise  # noqa: E402
-from schemas.labels import EMOTIONS  # noqa: E402
+from moodstream.classifier import ClassifierConfig, DatasetError, EmotionClassifier  # noqa: E402
+from moodstream.classifier.training.__main__ import main as training_main  # noqa: E402
+from moodstream.classifier.training.config import TrainConfig  # noqa: E402
+from moodstream.classifier.training.data import class_weights, load_fer  # noqa: E402
+from moodstream.classifier.training.export import export_checkpoint  # noqa: E402
+from moodstream.classifier.training.fer_csv import load_csv_split  # noqa: E402
+from moodstream.classifier.training.model import VggFer  # noqa: E402
+from moodstream.classifier.training.trainer import Trainer, normalise  # noqa: E402
+from moodstream.schemas.labels import EMOTIONS  # noqa: E402
 from tests.unit.fer_sample import extract_fer_sample  # noqa: E402
 
 

@@ -15,7 +15,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 from ruamel.yaml import YAML
 
-from moodstream.dashboards.build import (
+from moodstream.runtime.dashboards.build import (
     CAMERA_HEALTH_UID,
     DATASOURCE_TYPE,
     DATASOURCE_UID,
@@ -24,7 +24,7 @@ from moodstream.dashboards.build import (
     dashboard_json_text,
     register_sql_dataquery,
 )
-from moodstream.dashboards.macros import ALL_VALUE, VariableValue, expand
+from moodstream.runtime.dashboards.macros import ALL_VALUE, VariableValue, expand
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / "deploy" / "grafana" / "dashboards"

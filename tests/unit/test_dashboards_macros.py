@@ -1,4 +1,4 @@
-"""Grafana PostgreSQL macro and variable expansion (moodstream.dashboards.macros)."""
+"""Grafana PostgreSQL macro and variable expansion (moodstream.runtime.dashboards.macros)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from moodstream.dashboards.macros import (
+from moodstream.runtime.dashboards.macros import (
     ALL_VALUE,
     MacroError,
     VariableValue,

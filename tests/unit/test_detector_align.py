@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from detector import DetectorError, Face, align_face
-from detector.align import FER_TEMPLATE, similarity_transform, template_points
+from moodstream.detector import DetectorError, Face, align_face
+from moodstream.detector.align import FER_TEMPLATE, similarity_transform, template_points
 
 
 def synthetic_face(angle_deg: float, scale: float, centre: tuple[float, float]) -> tuple[np.ndarray, Face]:
@@ -126,7 +126,7 @@ def test_bad_landmarks_and_frames_raise_detector_error() -> None:
 
 
 def test_aligns_real_detections(shared_data: Path) -> None:
-    from detector import DetectorConfig, FaceDetector
+    from moodstream.detector import DetectorConfig, FaceDetector
 
     frame = cv2.imread(str(shared_data / "images" / "multiface.jpg"))
     faces = FaceDetector(DetectorConfig(providers=["cpu"])).detect([frame])[0]

@@ -11,9 +11,9 @@ import numpy as np
 import pydantic
 import pytest
 
-from detector import DetectorConfig, DetectorError, Face, FaceDetector, ModelFileError
-from detector.models import DEFAULT_MODEL_DIR, file_sha256
-from detector.providers import PROVIDERS, resolve_providers
+from moodstream.detector import DetectorConfig, DetectorError, Face, FaceDetector, ModelFileError
+from moodstream.detector.models import DEFAULT_MODEL_DIR, file_sha256
+from moodstream.detector.providers import PROVIDERS, resolve_providers
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,8 @@ def test_non_contiguous_frame_is_accepted(detector: FaceDetector, multiface: np.
     view = multiface[:, ::-1]
     assert not view.flags.c_contiguous
     np.testing.assert_allclose(
-        boxes_of(detector.detect([view])[0]), boxes_of(detector.detect([np.ascontiguousarray(view)])[0])
+        boxes_of(detector.detect([view])[0]),
+        boxes_of(detector.detect([np.ascontiguousarray(view)])[0]),
     )
 
 

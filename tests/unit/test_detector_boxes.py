@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.boxes import apply_regression, crop_windows_in_frame, nms, square_boxes
+from moodstream.detector.boxes import apply_regression, crop_windows_in_frame, nms, square_boxes
 
 
 def boxes(*rows: tuple[float, float, float, float]) -> np.ndarray:

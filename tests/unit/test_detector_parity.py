@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from detector import DetectorConfig, Face, FaceDetector
+from moodstream.detector import DetectorConfig, Face, FaceDetector
 
 IMAGES = [
     "multiface.jpg",

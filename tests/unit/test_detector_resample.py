@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.resample import crop_windows, integral_images, pool_bins, pyramid_level
+from moodstream.detector.resample import crop_windows, integral_images, pool_bins, pyramid_level
 
 
 def pooled_by_loops(image: np.ndarray, height: int, width: int) -> np.ndarray:

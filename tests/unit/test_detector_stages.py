@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from detector.models import MTCNNSessions
-from detector.stages import SERIAL, WorkMap, pnet_output_rows, pyramid_scales, run_pnet_tiled
+from moodstream.detector.models import MTCNNSessions
+from moodstream.detector.stages import SERIAL, WorkMap, pnet_output_rows, pyramid_scales, run_pnet_tiled
 
 
 def test_pyramid_scales_follow_the_reference_rule() -> None:

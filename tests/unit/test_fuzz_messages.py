@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ingest.jpeg import MAX_FRAME_PIXELS, decode_jpeg, jpeg_dimensions
-from schemas.messages import (
+from moodstream.schemas.jpeg import MAX_FRAME_PIXELS, decode_jpeg, jpeg_dimensions
+from moodstream.schemas.messages import (
     MESSAGE_TYPES,
     DeadLetter,
     EmotionsMessage,

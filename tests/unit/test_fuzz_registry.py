@@ -1,4 +1,4 @@
-"""Fuzzing the camera registry loader (``schemas.registry.load_registry``) with hypothesis.
+"""Fuzzing the camera registry loader (``moodstream.schemas.registry.load_registry``) with hypothesis.
 
 The promise: whatever stores.yaml holds (random bytes, random YAML documents, a valid registry with
 fields mutated, hostile YAML such as alias bombs and self-references), loading it returns a Registry
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from schemas.registry import Registry, RegistryError, load_registry
+from moodstream.schemas.registry import Registry, RegistryError, load_registry
 from tests.unit.helpers import VALID_REGISTRY_YAML as VALID
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -12,12 +12,12 @@ import cv2
 import numpy as np
 import pytest
 
-from ingest.backoff import BackoffPolicy
-from ingest.camera import CameraReader, IngestConfig
-from ingest.jpeg import JpegError, decode_jpeg, encode_jpeg
-from ingest.sampling import SamplingError, sample_file
-from ingest.sources import CameraSpec, SourceError, open_capture, source_type
-from schemas.messages import FrameMessage
+from moodstream.ingest.backoff import BackoffPolicy
+from moodstream.ingest.camera import CameraReader, IngestConfig
+from moodstream.ingest.sampling import SamplingError, sample_file
+from moodstream.ingest.sources import CameraSpec, SourceError, open_capture, source_type
+from moodstream.schemas.jpeg import JpegError, decode_jpeg, encode_jpeg
+from moodstream.schemas.messages import FrameMessage
 
 FAST = IngestConfig(realtime=False, backoff=BackoffPolicy(base_s=0.05, cap_s=0.2), open_timeout_ms=1000)
 

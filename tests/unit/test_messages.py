@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.labels import EMOTIONS
-from schemas.messages import (
+from moodstream.schemas.labels import EMOTIONS
+from moodstream.schemas.messages import (
     ClassifiedFace,
     DeadLetter,
     DetectedFace,

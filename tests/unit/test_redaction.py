@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from moodstream.redaction import RedactingFilter, redact_text, redact_url
+from moodstream.common.redaction import RedactingFilter, redact_text, redact_url
 
 CASES = [
     ("rtsp://cam:s3cr@t@10.0.0.5/stream", "rtsp://cam:***@10.0.0.5/stream"),

@@ -1,4 +1,4 @@
-"""Property tests of ``moodstream.redaction``: whatever the password, it never survives redaction.
+"""Property tests of ``moodstream.common.redaction``: whatever the password, it never survives redaction.
 
 Passwords are drawn with the characters that break naive redactors (``@``, ``:``, ``%40``, unicode,
 quotes) in every URL scheme moodstream accepts (camera sources, Redis and PostgreSQL URLs). The
@@ -14,7 +14,7 @@ from urllib.parse import quote, quote_plus, unquote
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from moodstream.redaction import MASK, RedactingFilter, redact_text, redact_url
+from moodstream.common.redaction import MASK, RedactingFilter, redact_text, redact_url
 
 SCHEMES = (
     "rtsp",

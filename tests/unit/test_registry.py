@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
-from schemas.registry import (
+from moodstream.schemas.registry import (
     SCHEMA_PATH,
     RegistryError,
     load_registry,
@@ -261,7 +261,7 @@ def test_examples_validate() -> None:
 
 def test_json_schema_file_has_no_drift() -> None:
     committed = json.loads(SCHEMA_PATH.read_text())
-    assert committed == registry_json_schema(), "run: python -m schemas.registry --write"
+    assert committed == registry_json_schema(), "run: python -m moodstream.schemas.registry --write"
 
 
 @pytest.mark.parametrize("name", ["stores.yaml", "stores-rtsp.yaml"])

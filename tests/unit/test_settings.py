@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from moodstream.settings import Settings, SettingsError
+from moodstream.runtime.settings import Settings, SettingsError
 
 
 def test_defaults_mean_embedded_servers() -> None:

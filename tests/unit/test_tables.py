@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from schemas import tables
-from schemas.labels import EMOTIONS
+from moodstream.schemas import tables
+from moodstream.schemas.labels import EMOTIONS
 
 CONTRACT = {
     "stores": (["id"], ["id", "name", "branch", "timezone", "enabled", "created_at", "updated_at"]),

@@ -21,7 +21,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
 
-from moodstream.dashboards import sql
+from moodstream.runtime.dashboards import sql
 
 DATASOURCE_TYPE: Final[str] = "grafana-postgresql-datasource"
 """Plugin id of Grafana's bundled PostgreSQL datasource (Grafana >= 10.3)."""

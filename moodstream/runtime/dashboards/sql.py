@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from schemas.labels import EMOTIONS
+from moodstream.schemas.labels import EMOTIONS
 
 SCOPE_FILTER: Final[str] = "branch IN ($branch) AND store_id IN ($store) AND camera_id IN ($camera)"
 """Variable filter on emotion_counts_v (camera ids repeat across stores, so both are filtered)."""

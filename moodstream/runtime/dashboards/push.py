@@ -13,8 +13,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from moodstream.dashboards.build import DATASOURCE_TYPE, DATASOURCE_UID, build_dashboards
-from moodstream.redaction import redact_url
+from moodstream.common.redaction import redact_url
+from moodstream.runtime.dashboards.build import DATASOURCE_TYPE, DATASOURCE_UID, build_dashboards
 
 logger = logging.getLogger(__name__)
 

@@ -29,10 +29,10 @@ from typing import Any, Protocol
 import redis
 from pydantic import BaseModel, ConfigDict, Field
 
-from moodstream.metrics import PipelineMetrics, StageCounters
-from moodstream.redaction import redact_text
-from moodstream.streams import ServerUnavailable, StreamNames, ensure_group, retry_forever
-from schemas.messages import DeadLetter, Fields, frame_key_if_readable
+from moodstream.common.redaction import redact_text
+from moodstream.common.streams import ServerUnavailable, StreamNames, ensure_group, retry_forever
+from moodstream.runtime.metrics import PipelineMetrics, StageCounters
+from moodstream.schemas.messages import DeadLetter, Fields, frame_key_if_readable
 
 log = logging.getLogger(__name__)
 

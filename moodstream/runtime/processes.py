@@ -20,11 +20,12 @@ from typing import Final
 import sqlalchemy.exc
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest import CameraSpec, FramePublisher, IngestConfig, IngestSupervisor
-from moodstream.database import DatabaseUnavailableError, create_database_engine
-from moodstream.metrics import PipelineMetrics
-from moodstream.redaction import RedactingFilter
-from moodstream.stages import (
+from moodstream.common.redaction import RedactingFilter
+from moodstream.common.streams import ServerUnavailable, StreamNames, connect_redis, wait_for_redis
+from moodstream.ingest import CameraSpec, FramePublisher, IngestConfig, IngestSupervisor
+from moodstream.runtime.database import DatabaseUnavailableError, create_database_engine
+from moodstream.runtime.metrics import PipelineMetrics
+from moodstream.runtime.stages import (
     AggregatorStage,
     AnalysisConfig,
     ClassifierStage,
@@ -32,9 +33,8 @@ from moodstream.stages import (
     LossesStage,
     build_analyzer,
 )
-from moodstream.streams import ServerUnavailable, StreamNames, connect_redis, wait_for_redis
-from moodstream.worker import StreamWorker, WorkerConfig
-from schemas.registry import Registry, load_registry
+from moodstream.runtime.worker import StreamWorker, WorkerConfig
+from moodstream.schemas.registry import Registry, load_registry
 
 log = logging.getLogger(__name__)
 

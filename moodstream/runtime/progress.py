@@ -13,10 +13,10 @@ import redis
 from rich.table import Table
 from sqlalchemy import Engine, func, select
 
-from moodstream.metrics import read_stage_counters
-from moodstream.streams import StreamNames
-from schemas import tables
-from schemas.labels import EMOTIONS, satisfaction_index
+from moodstream.common.streams import StreamNames
+from moodstream.runtime.metrics import read_stage_counters
+from moodstream.schemas import tables
+from moodstream.schemas.labels import EMOTIONS, satisfaction_index
 
 
 @dataclass

@@ -9,7 +9,7 @@ list means nothing was found):
   also in hex (``ffd8ff``) and base64 (``/9j/``, ``iVBORw0KGgo``) spelling inside text;
 * a binary blob the size of a face crop or larger (``min_blob_bytes``, default 1024 = 32x32 gray,
   smaller than any crop the shipped FER models take) in a ``bytea`` column;
-* optionally, any spelling of given secrets (passwords), via ``moodstream.redaction.secret_spellings``.
+* optionally, any spelling of given secrets (passwords), via ``moodstream.common.redaction.secret_spellings``.
 
 Every table and column of every non-system schema is read (values cast to text, ``bytea`` as bytes),
 so a table added later is covered without changing this module.
@@ -25,7 +25,7 @@ from typing import Final
 
 from sqlalchemy import Connection, text
 
-from moodstream.redaction import secret_spellings
+from moodstream.common.redaction import secret_spellings
 
 JPEG_SIGNATURE: Final[bytes] = b"\xff\xd8\xff"
 PNG_SIGNATURE: Final[bytes] = b"\x89PNG\r\n\x1a\n"

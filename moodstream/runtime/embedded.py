@@ -30,7 +30,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from moodstream.settings import Settings
+from moodstream.runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 

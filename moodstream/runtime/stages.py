@@ -20,14 +20,20 @@ import sqlalchemy.exc
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, Engine
 
-from aggregator.upsert import apply_emotions, apply_losses, prune_applied_frames
-from ingest.jpeg import decode_jpeg
-from moodstream.database import unavailable_error
-from moodstream.frame_analysis import AnalysisError, CropSpec, FrameAnalyzer, FrameFaces, crop_spec_for_model
-from moodstream.metrics import PipelineMetrics, StageCounters
-from moodstream.streams import StreamNames
-from moodstream.worker import BatchResult, Entry
-from schemas.messages import (
+from moodstream.aggregator.upsert import apply_emotions, apply_losses, prune_applied_frames
+from moodstream.common.streams import StreamNames
+from moodstream.runtime.database import unavailable_error
+from moodstream.runtime.frame_analysis import (
+    AnalysisError,
+    CropSpec,
+    FrameAnalyzer,
+    FrameFaces,
+    crop_spec_for_model,
+)
+from moodstream.runtime.metrics import PipelineMetrics, StageCounters
+from moodstream.runtime.worker import BatchResult, Entry
+from moodstream.schemas.jpeg import decode_jpeg
+from moodstream.schemas.messages import (
     DeadLetter,
     EmotionsMessage,
     FacesMessage,
@@ -71,7 +77,7 @@ def build_analyzer(config: AnalysisConfig, *, detect: bool = True, classify: boo
     crop = crop_spec_for_model(config.model, config.crop_margin)
     face_detector = align = emotion_classifier = None
     if detect:
-        from detector import DetectorConfig, FaceDetector, align_face
+        from moodstream.detector import DetectorConfig, FaceDetector, align_face
 
         face_detector = FaceDetector(
             DetectorConfig(
@@ -83,7 +89,7 @@ def build_analyzer(config: AnalysisConfig, *, detect: bool = True, classify: boo
         )
         align = align_face
     if classify:
-        from classifier import ClassifierConfig, EmotionClassifier
+        from moodstream.classifier import ClassifierConfig, EmotionClassifier
 
         emotion_classifier = EmotionClassifier(
             ClassifierConfig(

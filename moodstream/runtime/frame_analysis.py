@@ -17,8 +17,8 @@ from typing import Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest.jpeg import decode_jpeg, encode_jpeg
-from schemas.messages import ClassifiedFace, DetectedFace, stack_crops
+from moodstream.schemas.jpeg import decode_jpeg, encode_jpeg
+from moodstream.schemas.messages import ClassifiedFace, DetectedFace, stack_crops
 
 Color = Literal["gray", "bgr", "rgb"]
 
@@ -42,7 +42,7 @@ class FaceDetectorLike(Protocol):
 
 
 class AlignFunction(Protocol):
-    """``detector.align_face``."""
+    """``moodstream.detector.align_face``."""
 
     def __call__(
         self, frame_bgr: np.ndarray, face: FaceLike, size: tuple[int, int], color: Color, margin: float
@@ -170,8 +170,8 @@ class FrameAnalyzer:
 
 def crop_spec_for_model(model: str, margin: float = 0.0) -> CropSpec:
     """The crop a FER model expects, read from its manifest (no model is loaded)."""
-    from classifier.manifest import load_manifest
-    from classifier.registry import resolve_manifest_path
+    from moodstream.classifier.manifest import load_manifest
+    from moodstream.classifier.registry import resolve_manifest_path
 
     spec = load_manifest(resolve_manifest_path(model)).input
     return CropSpec(width=spec.width, height=spec.height, color=spec.color, margin=margin)

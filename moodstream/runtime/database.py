@@ -17,15 +17,15 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import URL, Row, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from moodstream.redaction import redact_text
-from schemas import tables
+from moodstream.common.redaction import redact_text
+from moodstream.schemas import tables
 
 if TYPE_CHECKING:
-    from schemas.registry import Registry
+    from moodstream.schemas.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS_LOCATION = "schemas:migrations"
+MIGRATIONS_LOCATION = "moodstream.schemas:migrations"
 _MIGRATION_LOCK_KEY = 0x6D6F6F64  # "mood": one migration at a time per database
 
 

@@ -21,7 +21,7 @@ from typing import Final, TypeVar
 
 import redis
 
-from moodstream.redaction import redact_text, redact_url
+from moodstream.common.redaction import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 

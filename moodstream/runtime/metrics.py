@@ -16,7 +16,7 @@ import redis
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 from prometheus_client import Counter as PromCounter
 
-from moodstream.streams import StreamNames
+from moodstream.common.streams import StreamNames
 
 log = logging.getLogger(__name__)
 

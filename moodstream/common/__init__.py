@@ -1,0 +1,1 @@
+"""Shared leaves below every stage: secret redaction, execution providers, Redis stream keys."""

@@ -1,0 +1,1 @@
+"""The runtime: settings, Redis/PostgreSQL connections, worker loop, stage adapters and process wiring."""
