@@ -56,7 +56,8 @@ def head_yaw(landmarks: tuple[tuple[float, float], ...] | np.ndarray) -> float:
 
 def sharpness(crop: np.ndarray) -> float:
     """Contrast-free sharpness of a crop (H, W) or (H, W, 3) uint8: std of its 4-neighbour Laplacian over
-    the std of its grey levels. Sharp 48 px faces score about 0.3-0.8; blurred or upscaled ones less."""
+    the std of its grey levels. Sharp FER-2013 faces score about 0.9, faces in video frames 0.2-0.4,
+    heavily blurred ones below 0.12."""
     gray = crop.astype(np.float32)
     if gray.ndim == 3:
         gray = gray.mean(axis=2)
