@@ -11,7 +11,7 @@ from tests.unit.visit_scenes import Frame, scene, sharp_crops, stand, walk
 
 
 def _released_seqs(window: ReorderWindow, pushes: list[tuple[int, int, int]]) -> list[tuple[int, bool]]:
-    out = []
+    out: list[tuple[int, bool]] = []
     for epoch, seq, now in pushes:
         out.extend((r.seq, r.late) for r in window.push(epoch, seq, f"{epoch}:{seq}", now))
     return out
@@ -73,7 +73,7 @@ def test_a_redelivered_item_still_held_is_flagged_duplicate() -> None:
 
 
 def test_a_new_epoch_releases_the_old_one_and_counts_from_zero() -> None:
-    window = ReorderWindow(max_frames=8, max_wait_ms=1000)
+    window: ReorderWindow[str] = ReorderWindow(max_frames=8, max_wait_ms=1000)
     window.push(1, 5, "old 5", 0)
     window.push(1, 7, "old 7", 0)
     released = window.push(2, 0, "new 0", 10)

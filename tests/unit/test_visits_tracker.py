@@ -12,10 +12,11 @@ RATES = [2, 5, 10]
 
 
 def _ids_of(person: int, frames: list[Frame], ids: list) -> set[int]:
+    """The track ids given to one person's faces over all frames (one id = never switched)."""
     return {
         tid
         for frame, row in zip(frames, ids, strict=True)
-        for p, tid in zip(frame.people, row)
+        for p, tid in zip(frame.people, row, strict=True)
         if p == person
     }
 

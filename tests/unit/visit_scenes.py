@@ -69,7 +69,7 @@ def scene(
 
 def run(
     frames: Iterator[Frame], config: VisitConfig | None = None
-) -> tuple[list[EndedVisit], list[Frame], list]:
+) -> tuple[list[EndedVisit], list[Frame], list[tuple[int, ...]]]:
     """All visits of the frames (flushed at the end), the frames and each frame's track ids."""
     builder = VisitBuilder(config)
     visits: list[EndedVisit] = []
