@@ -47,8 +47,9 @@ class TrackerConfig(BaseModel):
         default=3.0,
         gt=0.0,
         le=20.0,
-        description="Distance gate of the fallback match, in standard deviations of the predicted position "
-        "(Mahalanobis distance of the box centre); used when people move far between frames at low rates.",
+        description="Distance gate, in standard deviations of the predicted box (Mahalanobis distance of "
+        "centre and size): boxes within it may match without overlapping (people move far between frames "
+        "at low rates); also the unit of the distance part of the matching cost.",
     )
     max_size_ratio: float = Field(
         default=1.6,
