@@ -101,9 +101,7 @@ class VisitBuilder:
         boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
         scores = np.array([f.score for f in faces], dtype=np.float64)
         ids = self.tracker.update(captured_ms, boxes, scores, frame_size)
-        verdicts = tuple(
-            self.gate.assess(face, None if crops is None else crops[i]) for i, face in enumerate(faces)
-        )
+        verdicts = self.gate.assess_all(faces, crops)
         for i, track in enumerate(ids.tolist()):
             if track >= 0:
                 self._add(track, captured_ms, verdicts[i], None if crops is None else crops[i])

@@ -15,6 +15,8 @@ import numpy as np
 
 #: Size (w, h) changes this much slower than position, relative to the motion noise.
 SIZE_NOISE_RATIO = 0.25
+_EYE8 = np.eye(8)
+_EYE4 = np.eye(4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,7 @@ def _side(means: np.ndarray) -> np.ndarray:
 def measurement_cov(heights: np.ndarray, noise: MotionNoise) -> np.ndarray:
     """(T, 4, 4) diagonal measurement covariance for boxes of these heights (T,)."""
     std = noise.measurement * np.maximum(heights, 1.0)
-    return np.eye(4)[None] * (std**2)[:, None, None]
+    return _EYE4[None] * (std**2)[:, None, None]
 
 
 def initiate(measurements: np.ndarray, noise: MotionNoise) -> tuple[np.ndarray, np.ndarray]:
@@ -71,11 +73,11 @@ def predict(
     hidden person is neither carried across the frame nor given a reach that takes in everyone.
     """
     dt = np.minimum(np.maximum(dt, 0.0), max_extrapolation)
-    step = dt
-    transition = np.tile(np.eye(8), (len(means), 1, 1))
+    transition = np.repeat(_EYE8[None], len(means), axis=0)
     idx = np.arange(4)
-    transition[:, idx, idx + 4] = step[:, None]
-    new_means = np.einsum("tij,tj->ti", transition, means)
+    transition[:, idx, idx + 4] = dt[:, None]
+    new_means = means.copy()
+    new_means[:, :4] += means[:, 4:] * dt[:, None]
     new_covs = transition @ covs @ transition.transpose(0, 2, 1)
     q_pos = (noise.accel * _side(means)) ** 2
     q = np.stack([q_pos, q_pos, q_pos * SIZE_NOISE_RATIO**2, q_pos * SIZE_NOISE_RATIO**2], axis=1)  # (T, 4)

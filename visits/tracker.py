@@ -101,10 +101,14 @@ class FaceTracker:
         low = np.flatnonzero(score_array < self.config.high_score)
         free_tracks = np.arange(len(self._ids))
         for group in (high, low):
+            if len(group) == 0 or len(free_tracks) == 0:
+                continue
             pairs = self._associate(means[free_tracks], covs[free_tracks], measured[group])
+            taken = np.zeros(len(free_tracks), dtype=bool)
             for t, b in pairs:
                 track_of_box[group[b]] = free_tracks[t]
-            free_tracks = np.setdiff1d(free_tracks, free_tracks[[t for t, _ in pairs]])
+                taken[t] = True
+            free_tracks = free_tracks[~taken]
         self._correct(means, covs, measured, track_of_box, captured_ms)
         ids = np.full(len(box_array), -1, dtype=np.int64)
         matched = track_of_box >= 0
