@@ -142,3 +142,15 @@ def test_settings_out_of_range_are_rejected_naming_the_field(model, values: dict
 def test_every_setting_has_a_description() -> None:
     for model in (GateConfig, TrackerConfig, VisitConfig):
         assert all(info.description for info in model.model_fields.values()), model.__name__
+
+
+def test_assessing_a_frame_at_once_agrees_with_one_face_at_a_time() -> None:
+    faces = [face(100, 100, 80), face(300, 100, 24), face(500, 100, 60, turn=0.5)]
+    crops = sharp_crops(3)
+    crops[2] = cv2.GaussianBlur(crops[2], (0, 0), 3.0)
+    gate = QualityGate()
+
+    assert gate.assess_all(faces, crops) == tuple(
+        gate.assess(f, c) for f, c in zip(faces, crops, strict=True)
+    )
+    assert gate.assess_all([], None) == ()

@@ -126,3 +126,26 @@ def test_tracker_rejects_malformed_boxes() -> None:
 def test_builder_rejects_crops_that_do_not_match_the_faces() -> None:
     with pytest.raises(VisitsError, match="expected 2 crops"):
         VisitBuilder().observe(0, [face(50, 50, 40), face(150, 50, 40)], sharp_crops(1))
+
+
+def test_someone_entering_where_another_just_left_the_frame_is_a_new_visit() -> None:
+    # A walks out of the right edge; 1 s later B enters at the same place, walking left.
+    leaving = walk(400, 700, 240, 60, 0, 2)
+    entering = walk(640, 300, 240, 60, 2.6, 5)
+    builder, visits = VisitBuilder(), []
+    for frame in scene([leaving, entering], 5, 5):
+        inside = [f for f in frame.faces if f.box[0] < 640]
+        result = builder.observe(frame.captured_ms, inside, sharp_crops(len(inside)), frame_size=(640, 480))
+        visits.extend(result.ended)
+    visits.extend(builder.flush())
+
+    assert len(visits) == 2
+
+
+def test_a_track_predicted_outside_the_frame_ends_when_it_finds_no_box() -> None:
+    tracker = FaceTracker()
+    for k in range(5):
+        tracker.update(200 * k, np.array([[500.0 + 40 * k, 200.0, 560.0 + 40 * k, 260.0]]), np.ones(1))
+    tracker.update(1000, np.zeros((0, 4)), np.zeros(0), frame_size=(640, 480))
+
+    assert tracker.ended(1000) == [1]
