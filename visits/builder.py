@@ -116,7 +116,7 @@ class VisitBuilder:
         visit = self._open.get(track)
         if visit is None:
             visit = self._open[track] = _OpenVisit(captured_ms, captured_ms)
-        visit.last_seen_ms = captured_ms
+        visit.last_seen_ms = max(visit.last_seen_ms, captured_ms)  # a clock step back never shrinks dwell
         visit.faces += 1
         if not verdict.readable:
             return
