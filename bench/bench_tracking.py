@@ -32,6 +32,9 @@
 
 4. A sweep of min_frames and max_gap_seconds on the synthetic scenes at 5 fps (detections reused).
 
+5. If norfair is installed (it is not a dependency), the same detections through norfair's tracker
+   (IoU and centre-distance variants; its gaps and confirmations count frames, set to 3 s and 3 frames).
+
     nice -n 10 python bench/bench_tracking.py          # about 2 minutes on 2 shared vCPUs
 """
 
@@ -504,6 +507,60 @@ def report_sweep(clips: dict[str, Clip]) -> None:
         print(f"| {min_frames} | " + " | ".join(cells) + " |")
 
 
+def track_norfair(clip: Clip, fps: float, distance: str, threshold: float) -> Score:
+    """The same clip through norfair's tracker (frame-based; gap and confirmation set to our defaults)."""
+    import motmetrics as mm
+    from norfair import Detection, Tracker
+
+    tracker = Tracker(
+        distance_function=distance,
+        distance_threshold=threshold,
+        hit_counter_max=round(3 * fps),
+        initialization_delay=2,
+    )
+    accumulator, ids = mm.MOTAccumulator(auto_id=True), set()
+    assert clip.truth is not None
+    for faces, truth in zip(clip.faces, clip.truth, strict=True):
+        boxes = [np.array([[f.box[0], f.box[1]], [f.box[2], f.box[3]]]) for f in faces]
+        detections = [
+            Detection(points=b, scores=np.array([f.score] * 2)) for b, f in zip(boxes, faces, strict=True)
+        ]
+        track_ids = [-1] * len(faces)
+        for obj in tracker.update(detections=detections):
+            for i, detection in enumerate(detections):
+                if obj.last_detection is detection and obj.id is not None:
+                    track_ids[i] = obj.id
+                    ids.add(obj.id)
+        _accumulate(accumulator, truth, faces, track_ids)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = mm.metrics.create().compute(accumulator, metrics=["idf1", "num_switches"], name="x")
+    idf1, switches = float(summary["idf1"].iloc[0]), int(summary["num_switches"].iloc[0])
+    return Score(len(ids), clip.true_visits, 0, idf1, switches)
+
+
+def report_norfair(clips: dict[str, Clip]) -> None:
+    try:
+        import norfair  # noqa: F401
+    except ImportError:
+        print("\nnorfair not installed (pip install norfair): library comparison skipped")
+        return
+    print("\nnorfair 2.3 on the same detections (count error, mean IDF1, ID switches):")
+    print("| distance | 2 fps | 5 fps | 10 fps |")
+    print("|---|---|---|---|")
+    for distance, threshold in (("iou", 0.8), ("mean_euclidean", 60.0)):
+        cells = []
+        for fps in (2, 5, 10):
+            scores = [
+                track_norfair(clip.every(BASE_FPS // fps), fps, distance, threshold)
+                for clip in clips.values()
+            ]
+            err = sum(abs(s.visits - s.true_visits) for s in scores) / sum(s.true_visits for s in scores)
+            idf1 = np.mean([s.idf1 for s in scores])
+            cells.append(f"{100 * err:.1f}% / {idf1:.3f} / {sum(s.switches for s in scores)}")
+        print(f"| {distance} (threshold {threshold:g}) | " + " | ".join(cells) + " |")
+
+
 def report_videos(detector: FaceDetector, data: Path, config: VisitConfig) -> None:
     print("\nShared clips (true visits counted by eye; see the docstring):")
     print("| clip | fps | frames | faces | visits (by eye) | visits | readable |")
@@ -547,6 +604,7 @@ def main() -> None:
         report_synthetic(clips, config)
         if not args.no_sweep:
             report_sweep(clips)
+        report_norfair(clips)
         if not args.no_videos:
             report_videos(detector, args.data, config)
 
