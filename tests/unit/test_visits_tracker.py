@@ -149,3 +149,18 @@ def test_a_track_predicted_outside_the_frame_ends_when_it_finds_no_box() -> None
     tracker.update(1000, np.zeros((0, 4)), np.zeros(0), frame_size=(640, 480))
 
     assert tracker.ended(1000) == [1]
+
+
+@pytest.mark.parametrize("fps", RATES)
+def test_a_walker_hidden_behind_another_while_crossing_keeps_their_visit(fps: int) -> None:
+    near, far = walk(40, 600, 240, 70, 0, 5), walk(600, 40, 236, 60, 0, 5)
+
+    def behind(t: float):
+        a, b = near(t), far(t)
+        return None if a and b and abs(a[0] - b[0]) < 70 else b
+
+    visits, frames, ids = run(scene([near, behind], 5.2, fps))
+
+    assert len(visits) == 2
+    assert len(_ids_of(0, frames, ids)) == 1
+    assert len(_ids_of(1, frames, ids)) == 1
