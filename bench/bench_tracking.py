@@ -35,7 +35,7 @@
 5. If norfair is installed (it is not a dependency), the same detections through norfair's tracker
    (IoU and centre-distance variants; its gaps and confirmations count frames, set to 3 s and 3 frames).
 
-    nice -n 10 python bench/bench_tracking.py          # about 2 minutes on 2 shared vCPUs
+    nice -n 10 python bench/bench_tracking.py   # a few minutes on 2 quiet vCPUs, ~15 beside a training run
 """
 
 from __future__ import annotations
