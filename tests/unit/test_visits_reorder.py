@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from moodstream.visits import EndedVisit, ReorderError, ReorderWindow, VisitBuilder
 from tests.unit.visit_scenes import Frame, scene, sharp_crops, stand, walk
@@ -113,6 +115,17 @@ def test_bad_window_settings_are_rejected(name: str, args: tuple) -> None:
 def test_bad_frame_identities_are_rejected(epoch, seq, name: str) -> None:
     with pytest.raises(ReorderError, match=name):
         ReorderWindow(8, 100).push(epoch, seq, None, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 60), st.integers(0, 8), st.randoms(use_true_random=False))
+def test_any_bounded_disorder_is_undone_exactly(count: int, spread: int, rng: random.Random) -> None:
+    arrival = sorted(range(count), key=lambda i: i + rng.uniform(0, spread))
+    window: ReorderWindow[int] = ReorderWindow(max_frames=2 * spread + 1, max_wait_ms=10_000)
+    released = [r for seq in arrival for r in window.push(3, seq, seq, 0)] + window.flush()
+
+    assert [r.item for r in released] == list(range(count))
+    assert not any(r.late or r.duplicate or r.skipped for r in released)
 
 
 # ---------------------------------------------------------------------------- same visits in any order
