@@ -85,7 +85,8 @@ def test_every_stage_is_a_layer_of_the_import_contract() -> None:
 
 
 def _lint_imports() -> str:
-    found = shutil.which("lint-imports") or shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    beside_python = str(Path(sys.executable).parent)
+    found = shutil.which("lint-imports", path=beside_python) or shutil.which("lint-imports")
     if found is None:
         pytest.skip("lint-imports is not installed (pip install -e .[dev])")
     return found
