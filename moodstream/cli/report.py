@@ -83,13 +83,15 @@ def report(
             raise ReportCommandError(f"--by {by!r} is not valid; expected day or hour")
         if fmt not in RENDERERS:
             raise ReportCommandError(f"--format {fmt!r} is not valid; expected one of {', '.join(RENDERERS)}")
-        request = ReportRequest(
-            branch=branch,
-            store=store,
-            date_from=_parse_date("--from", date_from),
-            date_to=_parse_date("--to", date_to),
-            by=by,  # type: ignore[arg-type]
-            min_faces=min_faces,
+        request = ReportRequest.model_validate(
+            {
+                "branch": branch,
+                "store": store,
+                "date_from": _parse_date("--from", date_from),
+                "date_to": _parse_date("--to", date_to),
+                "by": by,
+                "min_faces": min_faces,
+            }
         )
         text = _run_report(database_url, request, fmt)
         if output is None:

@@ -93,4 +93,4 @@ def build_analyzer(config: AnalysisConfig, *, detect: bool = True, classify: boo
         from moodstream.classifier import EmotionClassifier
 
         emotion_classifier = EmotionClassifier(classifier_config(config))
-    return FrameAnalyzer(face_detector, align, emotion_classifier, crop)  # type: ignore[arg-type]
+    return FrameAnalyzer(face_detector, align, emotion_classifier, crop)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
 
+import redis
 import sqlalchemy.exc
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,7 +29,7 @@ from moodstream.runtime.metrics import PipelineMetrics
 from moodstream.runtime.models import AnalysisConfig, build_analyzer
 from moodstream.runtime.settings import LogLevel
 from moodstream.runtime.stages import AggregatorStage, ClassifierStage, DetectorStage, LossesStage
-from moodstream.runtime.worker import StreamWorker, WorkerConfig
+from moodstream.runtime.worker import BatchHandler, StreamWorker, WorkerConfig
 from moodstream.schemas import defaults
 from moodstream.schemas.registry import Registry, load_registry
 
@@ -118,19 +119,30 @@ def options_from_registry(registry: Registry, base: RunOptions) -> RunOptions:
     return RunOptions.model_validate(data)
 
 
-def _worker(
-    options: RunOptions, stage: str, stream: str, handler: object, output: str | None
-) -> StreamWorker:
-    client = connect_redis(options.redis_url)
+def _serve_metrics(options: RunOptions) -> PipelineMetrics:
+    """This process's metrics, served on ``options.metrics_port`` (0: not served)."""
     metrics = PipelineMetrics()
     metrics.serve(options.metrics_port)
+    return metrics
+
+
+def _worker(
+    options: RunOptions,
+    stage: str,
+    streams: tuple[str, str | None],
+    handler: BatchHandler,
+    metrics: PipelineMetrics,
+    client: redis.Redis | None = None,
+) -> StreamWorker:
+    """The consumer loop of ``stage`` over ``streams`` (input, output or None), with the run's config."""
+    stream, output = streams
     return StreamWorker(
-        client,
+        client or connect_redis(options.redis_url),
         options.redis_url,
         StreamNames(options.prefix),
         stream=stream,
         group=GROUPS[stage],
-        handler=handler,  # type: ignore[arg-type]
+        handler=handler,
         output_stream=output,
         config=options.worker,
         metrics=metrics,
@@ -142,14 +154,14 @@ def run_detector(options: RunOptions, stop: threading.Event) -> None:
     """``frames`` -> ``faces`` until stopped."""
     names = StreamNames(options.prefix)
     handler = DetectorStage(build_analyzer(options.analysis, classify=False))
-    _worker(options, "detector", names.frames, handler, names.faces).run(stop)
+    _worker(options, "detector", (names.frames, names.faces), handler, _serve_metrics(options)).run(stop)
 
 
 def run_classifier(options: RunOptions, stop: threading.Event) -> None:
     """``faces`` -> ``emotions`` until stopped."""
     names = StreamNames(options.prefix)
     handler = ClassifierStage(build_analyzer(options.analysis, detect=False))
-    _worker(options, "classifier", names.faces, handler, names.emotions).run(stop)
+    _worker(options, "classifier", (names.faces, names.emotions), handler, _serve_metrics(options)).run(stop)
 
 
 def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
@@ -159,22 +171,14 @@ def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
     names = StreamNames(options.prefix)
     engine = create_database_engine(options.database_url, check=False)
     client = connect_redis(options.redis_url)
-    metrics = PipelineMetrics()
-    metrics.serve(options.metrics_port)
+    metrics = _serve_metrics(options)
     counts = AggregatorStage(engine, options.bucket_seconds, client, names, metrics)
     losses = LossesStage(engine, options.bucket_seconds)
-    common = {"config": options.worker, "metrics": metrics, "transient": DB_TRANSIENT}
-    loss_worker = StreamWorker(
-        connect_redis(options.redis_url), options.redis_url, names, stream=names.dead,
-        group=GROUPS["losses"], handler=losses, output_stream=None, **common,  # type: ignore[arg-type]
-    )  # fmt: skip
+    loss_worker = _worker(options, "losses", (names.dead, None), losses, metrics)
     thread = threading.Thread(target=loss_worker.run, args=(stop,), name="losses", daemon=True)
     thread.start()
     try:
-        StreamWorker(
-            client, options.redis_url, names, stream=names.emotions, group=GROUPS["aggregator"],
-            handler=counts, output_stream=None, **common,  # type: ignore[arg-type]
-        ).run(stop)  # fmt: skip
+        _worker(options, "aggregator", (names.emotions, None), counts, metrics, client).run(stop)
     finally:
         stop.set()
         thread.join(timeout=30)
