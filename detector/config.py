@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from moodstream.common.providers import DEFAULT_PROVIDERS, ProviderChoice
+from moodstream.schemas import defaults
 
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
 
@@ -18,7 +19,7 @@ class DetectorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_face_size: int = Field(
-        default=20,
+        default=defaults.MIN_FACE_SIZE,
         ge=12,
         le=4096,
         description="Smallest face side, in pixels of the (possibly downscaled) frame, that the image "
@@ -35,7 +36,7 @@ class DetectorConfig(BaseModel):
         description="Face-probability thresholds of P-Net, R-Net and O-Net, each in (0, 1).",
     )
     max_input_width: int | None = Field(
-        default=None,
+        default=defaults.MAX_INPUT_WIDTH,
         ge=32,
         le=16384,
         description="Frames wider than this are downscaled to this width before detection; boxes and "
@@ -43,7 +44,7 @@ class DetectorConfig(BaseModel):
     )
     providers: ProviderChoice = DEFAULT_PROVIDERS
     intra_op_threads: int = Field(
-        default=0,
+        default=defaults.MODEL_INTRA_OP_THREADS,
         ge=0,
         le=256,
         description="Threads ONNX Runtime uses inside one network run; 0 lets ONNX Runtime choose.",

@@ -11,7 +11,6 @@ import logging
 from collections.abc import Sequence
 from typing import Annotated, Final, Literal
 
-import onnxruntime as ort
 from pydantic import AfterValidator, Field
 
 log = logging.getLogger(__name__)
@@ -79,6 +78,8 @@ def resolve_providers(choice: Literal["auto"] | Sequence[str]) -> list[str]:
         raise ProviderError(
             f"unknown execution provider(s) {unknown}: not available; expected names from {sorted(PROVIDERS)}"
         )
+    import onnxruntime as ort  # here, so that configs can use ProviderChoice without loading ONNX Runtime
+
     available = set(ort.get_available_providers())
     chosen = [PROVIDERS[s] for s in short if s is not None and PROVIDERS[s] in available]
     missing = [name for name, s in zip(wanted, short, strict=True) if s and PROVIDERS[s] not in available]

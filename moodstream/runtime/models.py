@@ -2,28 +2,29 @@
 from one ``AnalysisConfig`` and wrapped in a ``FrameAnalyzer``.
 
 ``AnalysisConfig`` is the pipeline's view of the two model configs: each knob it shares with
-``DetectorConfig`` / ``ClassifierConfig`` takes its default from there (stated once), except
-``intra_op_threads`` (see ``PIPELINE_INTRA_OP_THREADS``).
+``DetectorConfig`` / ``ClassifierConfig`` has the same default (``moodstream.schemas.defaults``), except
+``intra_op_threads`` (see ``PIPELINE_INTRA_OP_THREADS``). The stage packages (and ONNX Runtime) are imported
+only when models are built.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from moodstream.classifier import ClassifierConfig
-from moodstream.common.providers import ProviderChoice
-from moodstream.detector import DetectorConfig
+from moodstream.common.providers import DEFAULT_PROVIDERS, ProviderChoice
 from moodstream.runtime.frame_analysis import CropSpec, FrameAnalyzer
+from moodstream.schemas import defaults
+
+if TYPE_CHECKING:
+    from moodstream.classifier import ClassifierConfig
+    from moodstream.detector import DetectorConfig
 
 PIPELINE_INTRA_OP_THREADS: Final[int] = 1
 """ONNX Runtime threads per model process in the pipeline: one, because the pipeline scales by running
 several model processes side by side (``--detectors``); a lone model object (``DetectorConfig``,
 ``ClassifierConfig``) defaults to 0, ONNX Runtime's own choice of every core."""
-
-_DETECTOR = DetectorConfig()
-_CLASSIFIER = ClassifierConfig()
 
 
 class AnalysisConfig(BaseModel):
@@ -32,13 +33,13 @@ class AnalysisConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(
-        default=_CLASSIFIER.model, min_length=1, description="FER model: default, a name or a path."
+        default=defaults.FER_MODEL, min_length=1, description="FER model: default, a name or a path."
     )
     min_face_size: int = Field(
-        default=_DETECTOR.min_face_size, ge=12, le=4096, description="Smallest face side searched (px)."
+        default=defaults.MIN_FACE_SIZE, ge=12, le=4096, description="Smallest face side searched (px)."
     )
     max_input_width: int | None = Field(
-        default=_DETECTOR.max_input_width,
+        default=defaults.MAX_INPUT_WIDTH,
         ge=32,
         le=16384,
         description="Downscale wider frames to this width before detection.",
@@ -50,7 +51,7 @@ class AnalysisConfig(BaseModel):
         le=256,
         description="ONNX Runtime threads per model process (0: its choice).",
     )
-    providers: ProviderChoice = _DETECTOR.providers
+    providers: ProviderChoice = DEFAULT_PROVIDERS
 
 
 def crop_spec_for_model(model: str, margin: float = 0.0) -> CropSpec:
@@ -63,6 +64,8 @@ def crop_spec_for_model(model: str, margin: float = 0.0) -> CropSpec:
 
 def detector_config(config: AnalysisConfig) -> DetectorConfig:
     """The detector's own config for the pipeline's analysis knobs (validated)."""
+    from moodstream.detector import DetectorConfig
+
     return DetectorConfig.model_validate(
         {
             "min_face_size": config.min_face_size,
@@ -75,6 +78,8 @@ def detector_config(config: AnalysisConfig) -> DetectorConfig:
 
 def classifier_config(config: AnalysisConfig) -> ClassifierConfig:
     """The classifier's own config for the pipeline's analysis knobs (validated)."""
+    from moodstream.classifier import ClassifierConfig
+
     return ClassifierConfig.model_validate(
         {"model": config.model, "providers": config.providers, "intra_op_threads": config.intra_op_threads}
     )

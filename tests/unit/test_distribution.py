@@ -12,7 +12,18 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-NOT_SHIPPED = (".git", ".venv", "tests", "bench", "deploy", "examples", "runs", "build", "dist", ".moodstream")
+NOT_SHIPPED = (
+    ".git",
+    ".venv",
+    "tests",
+    "bench",
+    "deploy",
+    "examples",
+    "runs",
+    "build",
+    "dist",
+    ".moodstream",
+)
 """Folders the wheel build does not need (copying them would only cost time)."""
 
 
