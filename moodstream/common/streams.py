@@ -48,7 +48,7 @@ class StreamNames:
 
     @property
     def tracks(self) -> str:
-        """Stream of tracked frames (gate verdicts, ended visits, their vote crops), read by ``classifier``."""
+        """Stream of tracked frames (gate verdicts, ended visits, vote crops), read by ``classifier``."""
         return self.prefix + "tracks"
 
     @property
