@@ -32,8 +32,12 @@ SAME_KNOB: dict[tuple[str, str], tuple[str, Callable[[object], object]]] = {
     ("PipelineConfig", "reclaim_idle"): ("reclaim_idle_seconds", lambda v: float(parse_duration(str(v)))),
     ("PipelineConfig", "bucket"): ("bucket_seconds", lambda v: parse_duration(str(v))),
     ("Settings", "stream_prefix"): ("prefix", lambda v: v),
+    # a different knob under a shared name: the smallest face that may vote for its visit's emotion, not the
+    # smallest face the detector searches for (DetectorConfig.min_face_size)
+    ("GateConfig", "min_face_size"): ("vote_min_face_size", lambda v: v),
 }
-"""Fields that are the same knob under another name or unit: (model, field) -> (knob, value in its unit)."""
+"""Fields whose knob is not their name: the same knob under another name or unit, or another knob under a
+shared name. (model, field) -> (knob, value in the knob's unit)."""
 
 DIFFERENT_ON_PURPOSE: dict[str, str] = {
     "batch_size": "three knobs sharing a word: WorkerConfig reads stream entries per XREADGROUP, "
