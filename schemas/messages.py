@@ -24,14 +24,20 @@ import numpy as np
 
 from moodstream.schemas.labels import EMOTIONS
 
-WIRE_VERSION: Final[int] = 1
-"""Version of the field layout; bumped when a field changes meaning."""
+WIRE_VERSION: Final[int] = 2
+"""Version of the field layout; bumped when a field changes meaning (2: visits, the ``tracks`` stream)."""
 
 MAX_JPEG_BYTES: Final[int] = 16 * 1024 * 1024
 """Largest JPEG payload accepted (a 4K frame at high quality is well below this)."""
 
 MAX_FACES: Final[int] = 512
 """Most faces one frame may carry."""
+
+MAX_VISITS: Final[int] = 512
+"""Most visits that may end at one frame."""
+
+MAX_VOTES: Final[int] = 64
+"""Most classified faces (votes) one visit may carry."""
 
 MAX_REASON_CHARS: Final[int] = 2000
 """Longest dead-letter reason kept (longer ones are cut)."""
@@ -339,17 +345,22 @@ class FacesMessage:
         """Parse a ``faces`` entry; raises MessageError."""
         _expect_kind(fields, cls.KIND)
         faces = tuple(DetectedFace.from_json(item) for item in _faces_list(fields))
-        shape = _json_field(fields, "crop_shape")
-        shape_ok = isinstance(shape, list) and all(type(v) is int for v in shape)
-        if not shape_ok or len(shape) not in (3, 4):
-            raise _fail("crop_shape", "[N, H, W] or [N, H, W, 3]", shape)
-        raw = _raw(fields, "crops")
-        expected = math.prod(shape)
-        if min(shape) < 0 or len(raw) != expected:
-            raise _fail("crops", f"{expected} bytes for shape {shape}", f"{len(raw)} bytes")
-        crops = np.frombuffer(raw, dtype=np.uint8).reshape(shape)
+        crops = _crops_field(fields)
         size = (_int_field(fields, "frame_w", 1, 65535), _int_field(fields, "frame_h", 1, 65535))
         return cls(FrameKey.from_fields(fields), _int_field(fields, "ts"), size, faces, crops)
+
+
+def _crops_field(fields: Mapping[bytes, bytes]) -> np.ndarray:
+    """The ``crops`` bytes reshaped by ``crop_shape``: (N, H, W) or (N, H, W, 3) uint8."""
+    shape = _json_field(fields, "crop_shape")
+    shape_ok = isinstance(shape, list) and all(type(v) is int for v in shape)
+    if not shape_ok or len(shape) not in (3, 4):
+        raise _fail("crop_shape", "[N, H, W] or [N, H, W, 3]", shape)
+    raw = _raw(fields, "crops")
+    expected = math.prod(shape)
+    if min(shape) < 0 or len(raw) != expected:
+        raise _fail("crops", f"{expected} bytes for shape {shape}", f"{len(raw)} bytes")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
 
 
 def _check_crops(crops: object, n_faces: int) -> None:
@@ -358,22 +369,294 @@ def _check_crops(crops: object, n_faces: int) -> None:
     if crops.ndim not in (3, 4) or (crops.ndim == 4 and crops.shape[3] != 3):
         raise _fail("crop_shape", "(N, H, W) or (N, H, W, 3)", crops.shape)
     if crops.shape[0] != n_faces:
-        raise _fail("crop_shape", f"{n_faces} crops (one per face)", crops.shape)
+        raise _fail("crop_shape", f"{n_faces} crops (one per face or vote)", crops.shape)
+
+
+def _check_probs(name: str, probs: object) -> tuple[float, ...]:
+    if not isinstance(probs, list | tuple) or len(probs) != len(EMOTIONS):
+        raise _fail(name, f"{len(EMOTIONS)} probabilities", probs)
+    values = tuple(_check_finite(name, p) for p in probs)
+    if any(not 0.0 <= p <= 1.0 + 1e-3 for p in values):
+        raise _fail(name, "probabilities in [0, 1]", probs)
+    return values
+
+
+def _emotion_of(probs: Sequence[float]) -> str:
+    return EMOTIONS[int(np.argmax(np.asarray(probs)))]
+
+
+def _json_list(fields: Mapping[bytes, bytes], name: str, limit: int) -> list[Any]:
+    items = _json_field(fields, name)
+    if not isinstance(items, list) or len(items) > limit:
+        raise _fail(name, f"a JSON list of at most {limit} items", items)
+    return items
+
+
+def _check_keys(name: str, item: object, keys: set[str]) -> dict[str, Any]:
+    if not isinstance(item, dict) or set(item) != keys:
+        raise _fail(name, f"objects with keys {', '.join(sorted(keys))}", item)
+    return item
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedFace:
+    """One face of a frame after tracking: box (x1, y1, x2, y2), detector score, the quality gate's verdict.
+
+    ``readable``: the face passed the quality gate (it may vote for its visit's emotion); ``quality``: in
+    [0, 1].
+    No track id: ids live only in the tracker's memory.
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    readable: bool
+    quality: float
+
+    def __post_init__(self) -> None:
+        _check_box("faces.box", list(self.box))
+        _check_finite("faces.score", self.score)
+        if not isinstance(self.readable, bool):
+            raise _fail("faces.readable", "true or false", self.readable)
+        if not 0.0 <= _check_finite("faces.quality", self.quality) <= 1.0:
+            raise _fail("faces.quality", "a number in [0, 1]", self.quality)
+
+    def to_json(self) -> dict[str, Any]:
+        """Compact JSON form."""
+        return {
+            "box": [round(v, 2) for v in self.box],
+            "score": round(self.score, 5),
+            "ok": self.readable,
+            "q": round(self.quality, 4),
+        }
+
+    @classmethod
+    def from_json(cls, item: object) -> TrackedFace:
+        """Parse one ``faces`` item; raises MessageError when malformed."""
+        data = _check_keys("faces", item, {"box", "score", "ok", "q"})
+        return cls(
+            _check_box("faces.box", data["box"]),
+            _check_finite("faces.score", data["score"]),
+            data["ok"],
+            _check_finite("faces.q", data["q"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VisitRecord:
+    """A visit that ended at this frame, as the tracker knows it (no emotion yet, no track id).
+
+    ``started_ms``/``ended_ms``: capture times of its first and last observed face; ``faces``: faces observed;
+    ``readable_faces``: those that passed the gate; ``vote_ms``: capture time of each vote crop sent along
+    (at most MAX_VOTES, the best readable faces; empty = the visit is unreadable).
+    """
+
+    started_ms: int
+    ended_ms: int
+    faces: int
+    readable_faces: int
+    vote_ms: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        _check_int("visits.start", self.started_ms)
+        _check_int("visits.end", self.ended_ms, self.started_ms)
+        _check_int("visits.faces", self.faces, 1)
+        _check_int("visits.readable", self.readable_faces, 0, self.faces)
+        if len(self.vote_ms) > min(MAX_VOTES, self.readable_faces):
+            raise _fail("visits.votes", f"at most {min(MAX_VOTES, self.readable_faces)} votes", self.vote_ms)
+        for ms in self.vote_ms:
+            _check_int("visits.votes", ms, self.started_ms, self.ended_ms)
+
+    @property
+    def dwell_ms(self) -> int:
+        """Time from the first to the last observation of the visit."""
+        return self.ended_ms - self.started_ms
+
+    def to_json(self) -> dict[str, Any]:
+        """Compact JSON form."""
+        return {
+            "start": self.started_ms,
+            "end": self.ended_ms,
+            "faces": self.faces,
+            "readable": self.readable_faces,
+            "votes": list(self.vote_ms),
+        }
+
+    @classmethod
+    def from_json(cls, item: object) -> VisitRecord:
+        """Parse one ``visits`` item; raises MessageError when malformed."""
+        data = _check_keys("visits", item, {"start", "end", "faces", "readable", "votes"})
+        votes = data["votes"]
+        if not isinstance(votes, list):
+            raise _fail("visits.votes", "a list of capture times", votes)
+        return cls(data["start"], data["end"], data["faces"], data["readable"], tuple(votes))
+
+
+@dataclass(frozen=True, slots=True)
+class TracksMessage:
+    """``tracks`` stream: one frame after tracking (tracker -> classifier).
+
+    ``faces``: every face of the frame with the gate's verdict; ``late``: the frame arrived after the reorder
+    window had passed its position (counted as a frame, its faces not tracked); ``visits``: visits that ended
+    at this frame; ``crops``: uint8 (V, H, W) or (V, H, W, 3), the vote crops of those visits concatenated in
+    visit order (V == sum of len(vote_ms)); on the wire raw bytes plus their shape.
+    """
+
+    KIND: ClassVar[str] = "tracks"
+    key: FrameKey
+    captured_ms: int
+    frame_size: tuple[int, int]
+    faces: tuple[TrackedFace, ...]
+    late: bool
+    visits: tuple[VisitRecord, ...]
+    crops: np.ndarray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_int("ts", self.captured_ms)
+        _check_int("frame_w", self.frame_size[0], 1, 65535)
+        _check_int("frame_h", self.frame_size[1], 1, 65535)
+        if len(self.faces) > MAX_FACES:
+            raise _fail("faces", f"at most {MAX_FACES} faces", len(self.faces))
+        if len(self.visits) > MAX_VISITS:
+            raise _fail("visits", f"at most {MAX_VISITS} visits", len(self.visits))
+        _check_crops(self.crops, sum(len(v.vote_ms) for v in self.visits))
+
+    def encode(self) -> Fields:
+        """Field map for XADD."""
+        crops = np.ascontiguousarray(self.crops, dtype=np.uint8)
+        return {
+            **_header(self.KIND),
+            **self.key.to_fields(),
+            b"ts": str(self.captured_ms).encode(),
+            b"frame_w": str(self.frame_size[0]).encode(),
+            b"frame_h": str(self.frame_size[1]).encode(),
+            b"late": b"1" if self.late else b"0",
+            b"faces": json.dumps([f.to_json() for f in self.faces], separators=(",", ":")).encode(),
+            b"visits": json.dumps([v.to_json() for v in self.visits], separators=(",", ":")).encode(),
+            b"crop_shape": json.dumps(list(crops.shape)).encode(),
+            b"crops": crops.tobytes(),
+        }
+
+    @classmethod
+    def decode(cls, fields: Mapping[bytes, bytes]) -> TracksMessage:
+        """Parse a ``tracks`` entry; raises MessageError."""
+        _expect_kind(fields, cls.KIND)
+        faces = tuple(TrackedFace.from_json(item) for item in _json_list(fields, "faces", MAX_FACES))
+        visits = tuple(VisitRecord.from_json(item) for item in _json_list(fields, "visits", MAX_VISITS))
+        late = _text(fields, "late")
+        if late not in ("0", "1"):
+            raise _fail("late", "0 or 1", late)
+        size = (_int_field(fields, "frame_w", 1, 65535), _int_field(fields, "frame_h", 1, 65535))
+        crops = _crops_field(fields)
+        return cls(
+            FrameKey.from_fields(fields), _int_field(fields, "ts"), size, faces, late == "1", visits, crops
+        )
+
+    @property
+    def readable_faces(self) -> int:
+        """Faces of this frame that passed the quality gate."""
+        return sum(1 for f in self.faces if f.readable)
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifiedVote:
+    """A classified face (a visit's vote): its capture time and emotion probabilities (7, EMOTIONS order)."""
+
+    captured_ms: int
+    probs: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        _check_int("votes.ts", self.captured_ms)
+        _check_probs("votes.p", self.probs)
+
+    @property
+    def emotion(self) -> str:
+        """The most probable emotion (first one on ties, in EMOTIONS order)."""
+        return _emotion_of(self.probs)
+
+    def to_json(self) -> dict[str, Any]:
+        """Compact JSON form (probabilities keep float32 precision)."""
+        return {"ts": self.captured_ms, "p": [float(np.float32(p)) for p in self.probs]}
+
+    @classmethod
+    def from_json(cls, item: object) -> ClassifiedVote:
+        """Parse one ``votes`` item; raises MessageError when malformed."""
+        data = _check_keys("votes", item, {"ts", "p"})
+        return cls(data["ts"], _check_probs("votes.p", data["p"]))
+
+
+@dataclass(frozen=True, slots=True)
+class VisitEmotion:
+    """A finished visit with its emotion: ``probs`` = mean of its votes' probabilities (None: unreadable)."""
+
+    started_ms: int
+    ended_ms: int
+    faces: int
+    readable_faces: int
+    probs: tuple[float, ...] | None
+
+    def __post_init__(self) -> None:
+        _check_int("visits.start", self.started_ms)
+        _check_int("visits.end", self.ended_ms, self.started_ms)
+        _check_int("visits.faces", self.faces, 1)
+        _check_int("visits.readable", self.readable_faces, 0, self.faces)
+        if self.probs is not None:
+            _check_probs("visits.p", self.probs)
+
+    @property
+    def dwell_ms(self) -> int:
+        """Time from the first to the last observation of the visit."""
+        return self.ended_ms - self.started_ms
+
+    @property
+    def emotion(self) -> str | None:
+        """The visit's emotion (argmax of the mean probabilities), None for an unreadable visit."""
+        return None if self.probs is None else _emotion_of(self.probs)
+
+    def to_json(self) -> dict[str, Any]:
+        """Compact JSON form."""
+        probs = None if self.probs is None else [float(np.float32(p)) for p in self.probs]
+        return {
+            "start": self.started_ms,
+            "end": self.ended_ms,
+            "faces": self.faces,
+            "readable": self.readable_faces,
+            "p": probs,
+        }
+
+    @classmethod
+    def from_json(cls, item: object) -> VisitEmotion:
+        """Parse one ``visits`` item; raises MessageError when malformed."""
+        data = _check_keys("visits", item, {"start", "end", "faces", "readable", "p"})
+        probs = None if data["p"] is None else _check_probs("visits.p", data["p"])
+        return cls(data["start"], data["end"], data["faces"], data["readable"], probs)
 
 
 @dataclass(frozen=True, slots=True)
 class EmotionsMessage:
-    """``emotions`` stream: the faces of one frame with their emotion probabilities (possibly no face)."""
+    """``emotions`` stream: one frame's counts and the visits that ended at it, with emotions (classifier ->
+    aggregator).
+
+    ``faces``/``readable_faces``: faces detected in the frame / passing the quality gate; ``votes``: the
+    faces classified for this frame's ended visits (face-level statistics, each in its own capture bucket);
+    ``visits``: the visits that ended at this frame (each counted in the bucket of its start).
+    """
 
     KIND: ClassVar[str] = "emotions"
     key: FrameKey
     captured_ms: int
-    faces: tuple[ClassifiedFace, ...]
+    faces: int
+    readable_faces: int
+    votes: tuple[ClassifiedVote, ...] = ()
+    visits: tuple[VisitEmotion, ...] = ()
 
     def __post_init__(self) -> None:
         _check_int("ts", self.captured_ms)
-        if len(self.faces) > MAX_FACES:
-            raise _fail("faces", f"at most {MAX_FACES} faces", len(self.faces))
+        _check_int("faces", self.faces, 0, MAX_FACES)
+        _check_int("readable", self.readable_faces, 0, self.faces)
+        if len(self.visits) > MAX_VISITS:
+            raise _fail("visits", f"at most {MAX_VISITS} visits", len(self.visits))
+        if len(self.votes) > MAX_VISITS * MAX_VOTES:
+            raise _fail("votes", f"at most {MAX_VISITS * MAX_VOTES} votes", len(self.votes))
 
     def encode(self) -> Fields:
         """Field map for XADD."""
@@ -381,21 +664,33 @@ class EmotionsMessage:
             **_header(self.KIND),
             **self.key.to_fields(),
             b"ts": str(self.captured_ms).encode(),
-            b"faces": json.dumps([f.to_json() for f in self.faces], separators=(",", ":")).encode(),
+            b"faces": str(self.faces).encode(),
+            b"readable": str(self.readable_faces).encode(),
+            b"votes": json.dumps([v.to_json() for v in self.votes], separators=(",", ":")).encode(),
+            b"visits": json.dumps([v.to_json() for v in self.visits], separators=(",", ":")).encode(),
         }
 
     @classmethod
     def decode(cls, fields: Mapping[bytes, bytes]) -> EmotionsMessage:
         """Parse an ``emotions`` entry; raises MessageError."""
         _expect_kind(fields, cls.KIND)
-        faces = tuple(ClassifiedFace.from_json(item) for item in _faces_list(fields))
-        return cls(FrameKey.from_fields(fields), _int_field(fields, "ts"), faces)
+        votes_limit = MAX_VISITS * MAX_VOTES
+        votes = tuple(ClassifiedVote.from_json(item) for item in _json_list(fields, "votes", votes_limit))
+        visits = tuple(VisitEmotion.from_json(item) for item in _json_list(fields, "visits", MAX_VISITS))
+        return cls(
+            FrameKey.from_fields(fields),
+            _int_field(fields, "ts"),
+            _int_field(fields, "faces", 0, MAX_FACES),
+            _int_field(fields, "readable", 0, MAX_FACES),
+            votes,
+            visits,
+        )
 
-    def emotion_counts(self) -> dict[str, int]:
-        """Faces per emotion (argmax of each face), every label present."""
+    def vote_emotion_counts(self) -> dict[str, int]:
+        """Classified faces per emotion (argmax of each vote), every label present."""
         counts = dict.fromkeys(EMOTIONS, 0)
-        for face in self.faces:
-            counts[face.emotion] += 1
+        for vote in self.votes:
+            counts[vote.emotion] += 1
         return counts
 
 
@@ -473,11 +768,13 @@ class DeadLetter:
         )
 
 
-Message = FrameMessage | FacesMessage | EmotionsMessage | DeadLetter
+Message = FrameMessage | FacesMessage | TracksMessage | EmotionsMessage | DeadLetter
 
-MessageType = type[FrameMessage] | type[FacesMessage] | type[EmotionsMessage] | type[DeadLetter]
+MessageType = (
+    type[FrameMessage] | type[FacesMessage] | type[TracksMessage] | type[EmotionsMessage] | type[DeadLetter]
+)
 MESSAGE_TYPES: Final[dict[str, MessageType]] = {
-    cls.KIND: cls for cls in (FrameMessage, FacesMessage, EmotionsMessage, DeadLetter)
+    cls.KIND: cls for cls in (FrameMessage, FacesMessage, TracksMessage, EmotionsMessage, DeadLetter)
 }
 """Message class by its wire ``type`` field."""
 

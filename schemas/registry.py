@@ -33,6 +33,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from moodstream.schemas import defaults
+
 SCHEMA_PATH: Final[Path] = Path(__file__).with_name("stores.schema.json")
 SLUG_PATTERN: Final[str] = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
 SLUG_WORDS: Final[str] = (
@@ -62,33 +64,36 @@ class PipelineConfig(_Strict):
     """Settings of the streaming pipeline shared by every camera."""
 
     bucket: str = Field(
-        default="60s",
+        default=f"{defaults.BUCKET_SECONDS}s",
         pattern=DURATION_PATTERN,
         description="Width of an aggregation bucket, e.g. 10s, 60s, 5m, 15m: 1s to 15m and dividing 15m "
         "evenly, so no bucket straddles a local midnight.",
         examples=["60s", "5m"],
     )
     stream_maxlen: int = Field(
-        default=2000,
+        default=defaults.STREAM_MAXLEN,
         ge=50,
         le=1_000_000,
         description="Approximate cap on entries kept per Redis stream; a slow stage sheds older frames "
         "beyond it (counted in frame_losses).",
     )
     max_deliveries: int = Field(
-        default=5,
+        default=defaults.MAX_DELIVERIES,
         ge=1,
         le=100,
         description="Deliveries of one stream entry before it is moved to the dead-letter stream.",
     )
     reclaim_idle: str = Field(
-        default="60s",
+        default=f"{defaults.RECLAIM_IDLE_SECONDS}s",
         pattern=DURATION_PATTERN,
         description="How long an entry may stay pending with a silent worker before another worker "
         "reclaims it: 1s to 1h.",
     )
     jpeg_quality: int = Field(
-        default=85, ge=10, le=100, description="JPEG quality of frames on the frames stream (10-100)."
+        default=defaults.JPEG_QUALITY,
+        ge=10,
+        le=100,
+        description="JPEG quality of frames on the frames stream (10-100).",
     )
 
     @field_validator("bucket")

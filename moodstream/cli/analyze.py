@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from moodstream.schemas import defaults
 from moodstream.schemas.labels import EMOTIONS, satisfaction_index
 from moodstream.schemas.messages import ClassifiedFace
 
@@ -75,8 +76,7 @@ class AnalysisSummary:
 
 
 def _frames(path: Path, fps: float | None) -> Iterator[tuple[float, np.ndarray]]:
-    from moodstream.ingest.sampling import read_image, sample_capture, sample_file
-    from moodstream.ingest.sources import open_capture
+    from moodstream.ingest import open_capture, read_image, sample_capture, sample_file
 
     if path.suffix.lower() in IMAGE_SUFFIXES:
         yield 0.0, read_image(path)
@@ -199,18 +199,20 @@ def analyze(
     ] = None,
     jpeg_quality: Annotated[
         int, typer.Option("--jpeg-quality", min=10, max=100, help="JPEG quality, as the pipeline's ingest.")
-    ] = 85,
+    ] = defaults.JPEG_QUALITY,
 ) -> None:
     """Count the emotions of the faces in a video or image, offline (no servers), like the pipeline does."""
-    from moodstream.ingest.sources import SourceError
-    from moodstream.runtime.stages import AnalysisConfig, build_analyzer
+    from moodstream.ingest import SourceError
+    from moodstream.runtime.models import AnalysisConfig, build_analyzer
 
     if not file.is_file():
         console.print(f"[red]error:[/red] no such file: {file}")
         raise typer.Exit(1)
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own error line says it better
     try:
-        analyzer = build_analyzer(AnalysisConfig(model=model, max_input_width=max_input_width))
+        # one process here, so ONNX Runtime may use every core (0), unlike the pipeline's model processes
+        config = AnalysisConfig(model=model, max_input_width=max_input_width, intra_op_threads=0)
+        analyzer = build_analyzer(config)
         summary = analyze_file(file, fps, analyzer, jpeg_quality, annotate_to)
     except (SourceError, OSError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")

@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
-from moodstream.aggregator.report import RENDERERS, ReportError, ReportRequest
+from moodstream.aggregator import RENDERERS, ReportError, ReportRequest
 
 DATE_HELP = "local calendar day YYYY-MM-DD (in each store's own time zone)"
 
@@ -30,7 +30,7 @@ def _parse_date(option: str, value: str) -> date:
 def _run_report(explicit_url: str | None, request: ReportRequest, fmt: str) -> str:
     """Connect (bounded time) to --database-url, MOODSTREAM_DATABASE_URL or the embedded PostgreSQL under
     the data directory, fetch and render. Errors name the server, never a password."""
-    from moodstream.aggregator.report import fetch_report, render
+    from moodstream.aggregator import fetch_report, render
     from moodstream.runtime.database import DatabaseError, create_database_engine, unavailable_error
     from moodstream.runtime.embedded import EmbeddedServerError, database_server
     from moodstream.runtime.settings import Settings, SettingsError
@@ -83,13 +83,15 @@ def report(
             raise ReportCommandError(f"--by {by!r} is not valid; expected day or hour")
         if fmt not in RENDERERS:
             raise ReportCommandError(f"--format {fmt!r} is not valid; expected one of {', '.join(RENDERERS)}")
-        request = ReportRequest(
-            branch=branch,
-            store=store,
-            date_from=_parse_date("--from", date_from),
-            date_to=_parse_date("--to", date_to),
-            by=by,  # type: ignore[arg-type]
-            min_faces=min_faces,
+        request = ReportRequest.model_validate(
+            {
+                "branch": branch,
+                "store": store,
+                "date_from": _parse_date("--from", date_from),
+                "date_to": _parse_date("--to", date_to),
+                "by": by,
+                "min_faces": min_faces,
+            }
         )
         text = _run_report(database_url, request, fmt)
         if output is None:

@@ -2,7 +2,7 @@
 
 | key | what |
 |---|---|
-| ``<prefix>frames`` / ``faces`` / ``emotions`` / ``dead`` | the streams of DESIGN.md |
+| ``<prefix>frames`` / ``faces`` / ``tracks`` / ``emotions`` / ``dead`` | the streams of DESIGN.md |
 | ``<prefix>stats:<stage>`` | hash of per-camera counters (``store/camera:frames_in`` ...) |
 | ``<prefix>heartbeat:<stage>:<consumer>`` | hash of a live worker's state, expiring |
 | ``<prefix>latency`` | capped list of recent capture-to-commit latencies in ms |
@@ -25,7 +25,7 @@ from moodstream.common.redaction import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
-STAGES: Final[tuple[str, ...]] = ("ingest", "detector", "classifier", "aggregator")
+STAGES: Final[tuple[str, ...]] = ("ingest", "detector", "tracker", "classifier", "aggregator")
 
 T = TypeVar("T")
 
@@ -43,8 +43,13 @@ class StreamNames:
 
     @property
     def faces(self) -> str:
-        """Stream of detected faces with crops, read by the ``classifier`` group."""
+        """Stream of detected faces with crops, read by the ``tracker`` group."""
         return self.prefix + "faces"
+
+    @property
+    def tracks(self) -> str:
+        """Stream of tracked frames (gate verdicts, ended visits, vote crops), read by ``classifier``."""
+        return self.prefix + "tracks"
 
     @property
     def emotions(self) -> str:

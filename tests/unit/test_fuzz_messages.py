@@ -22,12 +22,17 @@ from hypothesis import strategies as st
 from moodstream.schemas.jpeg import MAX_FRAME_PIXELS, decode_jpeg, jpeg_dimensions
 from moodstream.schemas.messages import (
     MESSAGE_TYPES,
+    ClassifiedVote,
     DeadLetter,
     EmotionsMessage,
     FacesMessage,
     FrameKey,
     FrameMessage,
     MessageError,
+    TrackedFace,
+    TracksMessage,
+    VisitEmotion,
+    VisitRecord,
     decode_message,
     frame_key_if_readable,
 )
@@ -55,12 +60,22 @@ def valid_entries() -> dict[str, dict[bytes, bytes]]:
     return {
         "frame": FrameMessage(KEY, 1_700_000_000_000, b"\xff\xd8\xff\xe0jpeg").encode(),
         "faces": faces.encode(),
-        "emotions": EmotionsMessage.decode(
-            {
-                **FrameMessage(KEY, 1, b"x").encode(),
-                b"type": b"emotions",
-                b"faces": json.dumps([{"box": FACE["box"], "score": 0.5, "p": [1 / 7] * 7}]).encode(),
-            }
+        "tracks": TracksMessage(
+            KEY,
+            5,
+            (64, 48),
+            (TrackedFace((1.0, 2.0, 30.0, 40.0), 0.9, True, 0.5),),
+            False,
+            (VisitRecord(1, 5, 3, 2, (2,)),),
+            np.zeros((1, 4, 4), np.uint8),
+        ).encode(),
+        "emotions": EmotionsMessage(
+            KEY,
+            5,
+            faces=1,
+            readable_faces=1,
+            votes=(ClassifiedVote(2, (1 / 7,) * 7),),
+            visits=(VisitEmotion(1, 5, 3, 2, (1 / 7,) * 7),),
         ).encode(),
         "dead": DeadLetter("s:frames", "1-0", "detector", "why", 3, 5, key=KEY, captured_ms=1).encode(),
     }

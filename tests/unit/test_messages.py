@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from moodstream.schemas.labels import EMOTIONS
 from moodstream.schemas.messages import (
-    ClassifiedFace,
+    ClassifiedVote,
     DeadLetter,
     DetectedFace,
     EmotionsMessage,
@@ -21,6 +21,10 @@ from moodstream.schemas.messages import (
     FrameKey,
     FrameMessage,
     MessageError,
+    TrackedFace,
+    TracksMessage,
+    VisitEmotion,
+    VisitRecord,
     decode_message,
     frame_key_if_readable,
 )
@@ -59,20 +63,66 @@ def test_faces_round_trip_keeps_crops_bit_exact(crop_shape: tuple[int, ...]) -> 
 
 
 def test_emotions_round_trip_and_counts() -> None:
-    faces = (
-        ClassifiedFace((0, 0, 10, 10), 0.9, _probs(EMOTIONS.index("happy"))),
-        ClassifiedFace((0, 0, 10, 10), 0.9, _probs(EMOTIONS.index("sad"))),
-        ClassifiedFace((0, 0, 10, 10), 0.9, _probs(EMOTIONS.index("happy"))),
+    votes = (
+        ClassifiedVote(5, _probs(EMOTIONS.index("happy"))),
+        ClassifiedVote(6, _probs(EMOTIONS.index("sad"))),
+        ClassifiedVote(7, _probs(EMOTIONS.index("happy"))),
     )
-    message = EmotionsMessage(KEY, 7, faces)
+    visits = (
+        VisitEmotion(5, 7, 4, 3, _probs(EMOTIONS.index("happy"))),
+        VisitEmotion(1, 6, 2, 0, None),
+    )
+    message = EmotionsMessage(KEY, 7, faces=3, readable_faces=2, votes=votes, visits=visits)
     decoded = decode_message(message.encode())
     assert isinstance(decoded, EmotionsMessage)
-    assert decoded.emotion_counts() == {**dict.fromkeys(EMOTIONS, 0), "happy": 2, "sad": 1}
+    assert decoded.vote_emotion_counts() == {**dict.fromkeys(EMOTIONS, 0), "happy": 2, "sad": 1}
+    assert [v.emotion for v in decoded.visits] == ["happy", None]
+    assert [v.dwell_ms for v in decoded.visits] == [2, 5]
+    assert (decoded.faces, decoded.readable_faces) == (3, 2)
 
 
 def test_emotions_with_zero_faces_is_one_entry() -> None:
-    decoded = decode_message(EmotionsMessage(KEY, 7, ()).encode())
-    assert isinstance(decoded, EmotionsMessage) and decoded.faces == ()
+    decoded = decode_message(EmotionsMessage(KEY, 7, 0, 0).encode())
+    assert isinstance(decoded, EmotionsMessage)
+    assert (decoded.faces, decoded.votes, decoded.visits) == (0, (), ())
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_tracks_round_trip_keeps_vote_crops(late: bool) -> None:
+    rng = np.random.default_rng(1)
+    crops = rng.integers(0, 256, size=(3, 48, 48), dtype=np.uint8)
+    faces = (TrackedFace((1, 2, 30, 40), 0.99, True, 0.8), TrackedFace((50, 2, 60, 12), 0.7, False, 0.1))
+    visits = (VisitRecord(1, 5, 6, 4, (3, 5)), VisitRecord(2, 5, 2, 1, (2,)), VisitRecord(4, 5, 1, 0, ()))
+    message = TracksMessage(KEY, 5, (640, 480), faces, late, visits, crops)
+    decoded = decode_message(message.encode())
+    assert isinstance(decoded, TracksMessage)
+    assert (decoded.faces, decoded.visits, decoded.late) == (faces, visits, late)
+    assert decoded.readable_faces == 1
+    assert np.array_equal(decoded.crops, crops)
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: VisitRecord(5, 4, 1, 1, ()), "visits.end"),
+        (lambda: VisitRecord(1, 4, 2, 3, ()), "visits.readable"),
+        (lambda: VisitRecord(1, 4, 2, 1, (2, 3)), "at most 1 votes"),
+        (lambda: VisitRecord(1, 4, 2, 2, (9,)), "visits.votes"),
+        (lambda: VisitRecord(1, 4, 0, 0, ()), "visits.faces"),
+        (lambda: VisitEmotion(1, 2, 1, 1, (0.5,) * 6), "7 probabilities"),
+        (lambda: TrackedFace((0, 0, 1, 1), 0.9, True, 1.5), "faces.quality"),
+        (lambda: EmotionsMessage(KEY, 1, 2, 3), "readable"),
+        (
+            lambda: TracksMessage(
+                KEY, 1, (9, 9), (), False, (VisitRecord(1, 2, 1, 1, (1,)),), np.zeros((0, 4, 4), np.uint8)
+            ),
+            "1 crops",
+        ),
+    ],
+)
+def test_visit_records_reject_inconsistent_values(make: Any, expected: str) -> None:
+    with pytest.raises(MessageError, match=expected.replace("[", r"\[")):
+        make()
 
 
 @pytest.mark.parametrize("with_key", [True, False])
@@ -112,7 +162,7 @@ def _frame_fields(**changes: Any) -> dict[bytes, bytes]:
         ({"ts": b"12.5"}, "field 'ts': expected an integer"),
         ({"jpeg": b""}, "field 'jpeg': expected 1 to"),
         ({"type": b"faces"}, "field 'type': expected 'frame'"),
-        ({"v": b"2"}, "field 'v': expected wire version 1"),
+        ({"v": b"1"}, "field 'v': expected wire version 2"),
     ],
 )
 def test_malformed_frame_entries(changes: dict[str, bytes | None], expected: str) -> None:
@@ -153,16 +203,19 @@ def test_malformed_faces_entries(changes: dict[str, bytes], expected: str) -> No
 
 
 @pytest.mark.parametrize(
-    ("faces", "expected"),
+    ("field", "value", "expected"),
     [
-        ([{"box": [0, 0, 1, 1], "score": 1, "p": [0.5] * 6}], "7 probabilities"),
-        ([{"box": [0, 0, 1, 1], "score": 1, "p": [2.0] * 7}], "probabilities in [0, 1]"),
-        ([{"box": [0, 0, 1, 1], "score": "x", "p": [0.1] * 7}], "a finite number"),
+        (b"votes", [{"ts": 1, "p": [0.5] * 6}], "7 probabilities"),
+        (b"votes", [{"ts": 1, "p": [2.0] * 7}], "probabilities in [0, 1]"),
+        (b"votes", [{"ts": "x", "p": [0.1] * 7}], "an integer"),
+        (b"visits", [{"start": 1, "end": 2, "faces": 1, "readable": 1}], "objects with keys"),
+        (b"visits", [{"start": 1, "end": 2, "faces": 1, "readable": 1, "p": "happy"}], "7 probabilities"),
+        (b"faces", "x", "an integer"),
     ],
 )
-def test_malformed_emotions_entries(faces: list[Any], expected: str) -> None:
-    fields = EmotionsMessage(KEY, 1, ()).encode()
-    fields[b"faces"] = json.dumps(faces).encode()
+def test_malformed_emotions_entries(field: bytes, value: Any, expected: str) -> None:
+    fields = EmotionsMessage(KEY, 1, 0, 0).encode()
+    fields[field] = (value if isinstance(value, str) else json.dumps(value)).encode()
     with pytest.raises(MessageError) as info:
         decode_message(fields)
     assert expected in str(info.value)
@@ -183,10 +236,23 @@ def test_frame_key_is_read_from_a_broken_entry_for_dead_letters() -> None:
 @given(
     st.dictionaries(
         st.sampled_from(
-            [b"v", b"type", b"store", b"camera", b"epoch", b"seq", b"ts", b"jpeg", b"faces", b"crops"]
+            [
+                b"v",
+                b"type",
+                b"store",
+                b"camera",
+                b"epoch",
+                b"seq",
+                b"ts",
+                b"jpeg",
+                b"faces",
+                b"crops",
+                b"visits",
+            ]
         ),
         st.one_of(
-            st.binary(max_size=40), st.sampled_from([b"1", b"frame", b"faces", b"emotions", b"dead", b"[]"])
+            st.binary(max_size=40),
+            st.sampled_from([b"2", b"frame", b"faces", b"tracks", b"emotions", b"dead", b"[]"]),
         ),
     )
 )

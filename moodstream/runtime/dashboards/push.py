@@ -79,7 +79,7 @@ class GrafanaPusher:
     """Pushes moodstream's folder, datasource and dashboards to one Grafana (explicit ``push()``)."""
 
     def __init__(self, url: str, token: str | None, timeout: float = 10.0) -> None:
-        from grafana_client import GrafanaApi
+        from grafana_client.api import GrafanaApi
 
         self._url = url
         self._api = GrafanaApi.from_url(url, credential=token, timeout=timeout)
