@@ -1,14 +1,16 @@
 """moodstream visits: per-camera face tracking, the face-quality gate, visits and frame reordering.
 
 Pure computation (numpy/scipy; no Redis, no database). Public API:
-`VisitConfig`, `TrackerConfig`, `GateConfig` (settings); `FaceTracker` (motion-only tracking);
+`VisitConfig`, `TrackerConfig`, `GateConfig`, `ReorderConfig` (per-camera settings, from
+``moodstream.schemas.visit_config``); `MotionConfig` (the tracker's motion model); `FaceTracker`
+(motion-only tracking);
 `QualityGate`, `FaceQuality` (readable faces); `VisitBuilder`, `FrameVisits`, `EndedVisit`, `Vote`
 (visits of one camera); `ReorderWindow`, `Released` (per-camera frame order); `VisitsError`,
 `ReorderError`. Track ids live only in memory and never leave the process.
 """
 
 from moodstream.visits.builder import EndedVisit, FrameVisits, VisitBuilder, Vote
-from moodstream.visits.config import GateConfig, TrackerConfig, VisitConfig
+from moodstream.visits.config import GateConfig, MotionConfig, ReorderConfig, TrackerConfig, VisitConfig
 from moodstream.visits.errors import ReorderError, VisitsError
 from moodstream.visits.gate import FaceQuality, QualityGate
 from moodstream.visits.reorder import Released, ReorderWindow
@@ -20,8 +22,10 @@ __all__ = [
     "FaceTracker",
     "FrameVisits",
     "GateConfig",
+    "MotionConfig",
     "QualityGate",
     "Released",
+    "ReorderConfig",
     "ReorderError",
     "ReorderWindow",
     "TrackerConfig",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from moodstream.schemas.messages import DetectedFace
-from moodstream.visits.config import VisitConfig
+from moodstream.visits.config import MotionConfig, VisitConfig
 from moodstream.visits.errors import VisitsError
 from moodstream.visits.gate import FaceQuality, QualityGate
 from moodstream.visits.tracker import FaceTracker
@@ -70,9 +70,10 @@ class _OpenVisit:
 class VisitBuilder:
     """Tracks one camera's faces and builds its visits. Frames must come in capture order."""
 
-    def __init__(self, config: VisitConfig | None = None) -> None:
+    def __init__(self, config: VisitConfig | None = None, motion: MotionConfig | None = None) -> None:
+        """config: the camera's visit settings (stores.yaml); motion: the tracker's motion model."""
         self.config = config or VisitConfig()
-        self.tracker = FaceTracker(self.config.tracker)
+        self.tracker = FaceTracker(self.config.tracker, motion)
         self.gate = QualityGate(self.config.gate)
         self._open: dict[int, _OpenVisit] = {}
         self._order = itertools.count()  # tie-break of equal votes: earlier observation wins

@@ -30,7 +30,8 @@ FLAT_CROP_STD = 2.0
 @dataclass(frozen=True, slots=True)
 class FaceQuality:
     """Verdict on one face: readable or not (with the first failed check), a quality in [0, 1] and the
-    measured signals (side in px, yaw ratio, sharpness or None when no crop was given)."""
+    measured signals (side: square root of the box area in px, yaw ratio, sharpness or None when no crop
+    was given)."""
 
     readable: bool
     quality: float
@@ -99,7 +100,7 @@ class QualityGate:
         if not faces:
             return ()
         boxes = np.array([f.box for f in faces], dtype=np.float64)
-        sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        sides = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))  # the box's mean side
         yaws = head_yaws(np.array([f.landmarks for f in faces], dtype=np.float64))
         sharp = None if crops is None else sharpnesses(crops)
         return tuple(

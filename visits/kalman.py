@@ -43,13 +43,15 @@ def measurements_to_boxes(means: np.ndarray) -> np.ndarray:
 
 def _side(means: np.ndarray) -> np.ndarray:
     """(T,) the box height used to scale noises (at least 1 px)."""
-    return np.maximum(means[:, 3], 1.0)
+    side: np.ndarray = np.maximum(means[:, 3], 1.0)
+    return side
 
 
 def measurement_cov(heights: np.ndarray, noise: MotionNoise) -> np.ndarray:
     """(T, 4, 4) diagonal measurement covariance for boxes of these heights (T,)."""
     std = noise.measurement * np.maximum(heights, 1.0)
-    return _EYE4[None] * (std**2)[:, None, None]
+    cov: np.ndarray = _EYE4[None] * (std**2)[:, None, None]
+    return cov
 
 
 def initiate(measurements: np.ndarray, noise: MotionNoise) -> tuple[np.ndarray, np.ndarray]:
@@ -110,4 +112,5 @@ def distances(
     inverse = np.linalg.inv(innovation_cov)  # (T, 4, 4)
     residual = measurements[None, :, :] - means[:, None, :4]  # (T, N, 4)
     squared = np.einsum("tni,tij,tnj->tn", residual, inverse, residual)
-    return np.sqrt(np.maximum(squared, 0.0))
+    distance: np.ndarray = np.sqrt(np.maximum(squared, 0.0))
+    return distance

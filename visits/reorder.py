@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from moodstream.schemas.visit_config import ReorderConfig
 from moodstream.visits.errors import ReorderError
 
 T = TypeVar("T")
@@ -49,6 +50,11 @@ class ReorderWindow(Generic[T]):
         self.epoch: int | None = None
         self.next_seq: int | None = None  # None: not known yet (first epoch seen, maybe joined mid-way)
         self._held: dict[int, tuple[T, int]] = {}  # seq -> (item, arrival ms)
+
+    @classmethod
+    def from_config(cls, config: ReorderConfig) -> ReorderWindow[T]:
+        """A window with the settings of stores.yaml's ``pipeline.reorder_window``."""
+        return cls(config.max_frames, round(config.max_wait_seconds * 1000))
 
     def __len__(self) -> int:
         """Items held."""

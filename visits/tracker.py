@@ -17,7 +17,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from moodstream.visits import kalman
-from moodstream.visits.config import TrackerConfig
+from moodstream.visits.config import MotionConfig, TrackerConfig
 from moodstream.visits.errors import VisitsError
 
 _NO_MATCH = 1e6
@@ -56,10 +56,11 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class FaceTracker:
     """Tracks face boxes of one camera over time. Not thread-safe: one per camera, frames in order."""
 
-    def __init__(self, config: TrackerConfig | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None, motion: MotionConfig | None = None) -> None:
         self.config = config or TrackerConfig()
+        self.motion = motion or MotionConfig()
         self._noise = kalman.MotionNoise(
-            self.config.motion_noise, self.config.measurement_noise, self.config.initial_speed
+            self.motion.motion_noise, self.motion.measurement_noise, self.motion.initial_speed
         )
         self._ids = np.zeros(0, dtype=np.int64)
         self._means = np.zeros((0, 8))
@@ -93,12 +94,12 @@ class FaceTracker:
         self._expire(captured_ms)
         dt = (captured_ms - self._last_ms) / 1000.0
         means, covs = kalman.predict(
-            self._means, self._covs, dt, self.config.max_extrapolation_seconds, self._noise
+            self._means, self._covs, dt, self.motion.max_extrapolation_seconds, self._noise
         )
         measured = kalman.boxes_to_measurements(box_array)
         track_of_box = np.full(len(box_array), -1, dtype=np.int64)  # index into current tracks
-        high = np.flatnonzero(score_array >= self.config.high_score)
-        low = np.flatnonzero(score_array < self.config.high_score)
+        high = np.flatnonzero(score_array >= self.motion.high_score)
+        low = np.flatnonzero(score_array < self.motion.high_score)
         free_tracks = np.arange(len(self._ids))
         for group in (high, low):
             if len(group) == 0 or len(free_tracks) == 0:
@@ -142,7 +143,7 @@ class FaceTracker:
         track that merely overlaps it (a walker passing in front of someone standing)."""
         if len(means) == 0 or len(measured) == 0:
             return []
-        cfg = self.config
+        cfg = self.motion
         iou = iou_matrix(kalman.measurements_to_boxes(means), kalman.measurements_to_boxes(measured))
         distance = kalman.distances(means, covs, measured, self._noise) / cfg.max_distance
         ratio = measured[None, :, 3] / np.maximum(means[:, None, 3], 1.0)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from moodstream.visits import GateConfig, QualityGate, TrackerConfig, VisitBuilder, VisitConfig
+from moodstream.visits import GateConfig, MotionConfig, QualityGate, TrackerConfig, VisitBuilder, VisitConfig
 from moodstream.visits.gate import head_yaw, sharpness
 from tests.unit.visit_scenes import face, run, scene, sharp_crops, stand, walk
 
@@ -118,15 +118,17 @@ BAD_SETTINGS = [
     (GateConfig, {"min_score": 1.5}, "min_score"),
     (GateConfig, {"min_score": -0.1}, "min_score"),
     (GateConfig, {"min_sharpness": -1}, "min_sharpness"),
-    (GateConfig, {"max_yaw": 0}, "max_yaw"),
+    (GateConfig, {"max_yaw": -0.1}, "max_yaw"),
     (GateConfig, {"max_yaw": 5}, "max_yaw"),
     (GateConfig, {"min_size": 32}, "min_size"),
     (TrackerConfig, {"max_gap_seconds": 0}, "max_gap_seconds"),
     (TrackerConfig, {"max_gap_seconds": 3600}, "max_gap_seconds"),
     (TrackerConfig, {"min_frames": 0}, "min_frames"),
-    (TrackerConfig, {"min_iou": 1.0}, "min_iou"),
-    (TrackerConfig, {"high_score": 2}, "high_score"),
-    (TrackerConfig, {"max_size_ratio": 1.0}, "max_size_ratio"),
+    (TrackerConfig, {"max_gap": "2s"}, "max_gap"),
+    (MotionConfig, {"min_iou": 1.0}, "min_iou"),
+    (MotionConfig, {"high_score": 2}, "high_score"),
+    (MotionConfig, {"max_size_ratio": 1.0}, "max_size_ratio"),
+    (MotionConfig, {"motion_noise": 0}, "motion_noise"),
     (VisitConfig, {"max_votes": 0}, "max_votes"),
     (VisitConfig, {"max_votes": 1000}, "max_votes"),
     (VisitConfig, {"gate": {"min_score": 3}}, "min_score"),
@@ -140,7 +142,7 @@ def test_settings_out_of_range_are_rejected_naming_the_field(model, values: dict
 
 
 def test_every_setting_has_a_description() -> None:
-    for model in (GateConfig, TrackerConfig, VisitConfig):
+    for model in (GateConfig, TrackerConfig, VisitConfig, MotionConfig):
         assert all(info.description for info in model.model_fields.values()), model.__name__
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moodstream.visits import EndedVisit, ReorderError, ReorderWindow, VisitBuilder
+from moodstream.visits import EndedVisit, ReorderConfig, ReorderError, ReorderWindow, VisitBuilder
 from tests.unit.visit_scenes import Frame, scene, sharp_crops, stand, walk
 
 
@@ -100,6 +100,12 @@ def test_flush_releases_everything_in_order() -> None:
 
     assert [r.seq for r in window.flush()] == [1, 2, 3]
     assert len(window) == 0
+
+
+def test_a_window_takes_its_settings_from_the_registry_model() -> None:
+    window: ReorderWindow[str] = ReorderWindow.from_config(ReorderConfig(max_frames=4, max_wait_seconds=1.5))
+
+    assert (window.max_frames, window.max_wait_ms) == (4, 1500)
 
 
 @pytest.mark.parametrize(
