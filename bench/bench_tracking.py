@@ -53,7 +53,7 @@ import numpy as np
 from moodstream.detector import DetectorConfig, FaceDetector, align_face
 from moodstream.detector.face import Face
 from moodstream.schemas.messages import DetectedFace
-from moodstream.visits import FaceTracker, TrackerConfig, VisitBuilder, VisitConfig
+from moodstream.visits import FaceTracker, MotionConfig, TrackerConfig, VisitBuilder, VisitConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -592,7 +592,9 @@ def main() -> None:
             f"FER-2013 training faces not found at {FER}: unpack {DATA}/fer2013/*.tar.gz to /tmp/fer2013"
         )
     config = VisitConfig()
-    print(f"VisitConfig defaults: {config.model_dump()}")
+    print(
+        f"VisitConfig defaults: {config.model_dump()}\nMotionConfig defaults: {MotionConfig().model_dump()}"
+    )
     costs = cost_per_frame()
     print("\nCost per frame of 10 faces (detector excluded):")
     for name, (wall, cpu) in costs.items():
