@@ -97,19 +97,9 @@ class FaceTracker:
             self._means, self._covs, dt, self.motion.max_extrapolation_seconds, self._noise
         )
         measured = kalman.boxes_to_measurements(box_array)
-        track_of_box = np.full(len(box_array), -1, dtype=np.int64)  # index into current tracks
         high = np.flatnonzero(score_array >= self.motion.high_score)
         low = np.flatnonzero(score_array < self.motion.high_score)
-        free_tracks = np.arange(len(self._ids))
-        for group in (high, low):
-            if len(group) == 0 or len(free_tracks) == 0:
-                continue
-            pairs = self._associate(means[free_tracks], covs[free_tracks], measured[group])
-            taken = np.zeros(len(free_tracks), dtype=bool)
-            for t, b in pairs:
-                track_of_box[group[b]] = free_tracks[t]
-                taken[t] = True
-            free_tracks = free_tracks[~taken]
+        track_of_box, free_tracks = self._match(means, covs, measured, (high, low))
         self._correct(means, covs, measured, track_of_box, captured_ms)
         ids = np.full(len(box_array), -1, dtype=np.int64)
         matched = track_of_box >= 0
@@ -134,6 +124,24 @@ class FaceTracker:
         return out
 
     # ------------------------------------------------------------------------ internals
+
+    def _match(
+        self, means: np.ndarray, covs: np.ndarray, measured: np.ndarray, passes: tuple[np.ndarray, ...]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Match boxes to tracks pass by pass (each pass: indices of boxes; later passes get the tracks
+        left over). Returns (N,) the track index of each box (-1 none) and the unmatched track indices."""
+        track_of_box = np.full(len(measured), -1, dtype=np.int64)
+        free_tracks = np.arange(len(self._ids))
+        for group in passes:
+            if len(group) == 0 or len(free_tracks) == 0:
+                continue
+            pairs = self._associate(means[free_tracks], covs[free_tracks], measured[group])
+            taken = np.zeros(len(free_tracks), dtype=bool)
+            for t, b in pairs:
+                track_of_box[group[b]] = free_tracks[t]
+                taken[t] = True
+            free_tracks = free_tracks[~taken]
+        return track_of_box, free_tracks
 
     def _associate(self, means: np.ndarray, covs: np.ndarray, measured: np.ndarray) -> list[tuple[int, int]]:
         """Optimal (track, box) pairs. Cost: (1 - IoU of the predicted box) + Mahalanobis distance of the
