@@ -68,7 +68,8 @@ def test_moodstream_is_the_only_top_level_name(wheel: zipfile.ZipFile) -> None:
 
 def test_the_stage_packages_are_inside_the_namespace(wheel: zipfile.ZipFile) -> None:
     names = set(wheel.namelist())
-    for stage in ("schemas", "ingest", "detector", "classifier", "aggregator", "common", "runtime", "cli"):
+    stages = ("schemas", "ingest", "detector", "classifier", "aggregator", "visits", "common", "runtime")
+    for stage in (*stages, "cli"):
         assert f"moodstream/{stage}/__init__.py" in names, stage
 
 
