@@ -135,25 +135,27 @@ def _totals_table(report: Report, title: str, headers: list[str], cells_of: Cell
     return table
 
 
+def _emotion_cells(counts: tuple[int, ...], shares: dict[str, float | None]) -> list[str]:
+    return [f"{n} ({fmt_share(shares[e])})" for e, n in zip(EMOTIONS, counts, strict=True)]
+
+
 def _visit_cells(counts: Counts) -> list[str]:
-    shares = counts.visit_shares()
     return [
         str(counts.visits),
         str(counts.readable_visits),
         fmt_seconds(counts.dwell_seconds_mean),
-        *(f"{counts.visit_count(e)} ({fmt_share(shares[e])})" for e in EMOTIONS),
+        *_emotion_cells(counts.visit_emotions, counts.visit_shares()),
         fmt_index(counts.visit_satisfaction_index),
     ]
 
 
 def _face_cells(counts: Counts) -> list[str]:
-    shares = counts.face_shares()
     return [
         str(counts.frames),
         str(counts.faces),
         str(counts.readable_faces),
         str(counts.classified_faces),
-        *(f"{counts.face_count(e)} ({fmt_share(shares[e])})" for e in EMOTIONS),
+        *_emotion_cells(counts.face_emotions, counts.face_shares()),
         fmt_index(counts.face_satisfaction_index),
     ]
 
