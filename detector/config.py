@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from moodstream.common.providers import PROVIDERS, short_provider_name
+from moodstream.common.providers import DEFAULT_PROVIDERS, ProviderChoice
 
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
 
@@ -41,12 +41,7 @@ class DetectorConfig(BaseModel):
         description="Frames wider than this are downscaled to this width before detection; boxes and "
         "landmarks are mapped back to the original frame. None: detect at full resolution.",
     )
-    providers: Literal["auto"] | list[str] = Field(
-        default="auto",
-        description="ONNX Runtime execution providers: 'auto' (TensorRT, then CUDA, then CPU, from what is "
-        f"installed) or an ordered list of names from {sorted(PROVIDERS)} (ONNX Runtime's own names, "
-        "e.g. 'CPUExecutionProvider', are accepted too).",
-    )
+    providers: ProviderChoice = DEFAULT_PROVIDERS
     intra_op_threads: int = Field(
         default=0,
         ge=0,
@@ -82,15 +77,3 @@ class DetectorConfig(BaseModel):
         description="Input pixels per P-Net run: small pyramid levels of several frames are batched up to "
         "this, large ones split into exact horizontal strips. Raise it for GPU providers.",
     )
-
-    @field_validator("providers")
-    @classmethod
-    def _known_providers(cls, value: Literal["auto"] | list[str]) -> Literal["auto"] | list[str]:
-        if value == "auto":
-            return value
-        if not value:
-            raise ValueError("providers must be 'auto' or a non-empty list")
-        unknown = [name for name in value if short_provider_name(name) is None]
-        if unknown:
-            raise ValueError(f"unknown provider(s) {unknown}; expected names from {sorted(PROVIDERS)}")
-        return [name for name in (short_provider_name(v) for v in value) if name is not None]

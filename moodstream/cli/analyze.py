@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from moodstream.schemas import defaults
 from moodstream.schemas.labels import EMOTIONS, satisfaction_index
 from moodstream.schemas.messages import ClassifiedFace
 
@@ -198,7 +199,7 @@ def analyze(
     ] = None,
     jpeg_quality: Annotated[
         int, typer.Option("--jpeg-quality", min=10, max=100, help="JPEG quality, as the pipeline's ingest.")
-    ] = 85,
+    ] = defaults.JPEG_QUALITY,
 ) -> None:
     """Count the emotions of the faces in a video or image, offline (no servers), like the pipeline does."""
     from moodstream.ingest import SourceError
@@ -209,7 +210,9 @@ def analyze(
         raise typer.Exit(1)
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own error line says it better
     try:
-        analyzer = build_analyzer(AnalysisConfig(model=model, max_input_width=max_input_width))
+        # one process here, so ONNX Runtime may use every core (0), unlike the pipeline's model processes
+        config = AnalysisConfig(model=model, max_input_width=max_input_width, intra_op_threads=0)
+        analyzer = build_analyzer(config)
         summary = analyze_file(file, fps, analyzer, jpeg_quality, annotate_to)
     except (SourceError, OSError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")

@@ -13,7 +13,7 @@ import multiprocessing.process
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -26,8 +26,10 @@ from moodstream.ingest import CameraSpec, FramePublisher, IngestConfig, IngestSu
 from moodstream.runtime.database import DatabaseUnavailableError, create_database_engine
 from moodstream.runtime.metrics import PipelineMetrics
 from moodstream.runtime.models import AnalysisConfig, build_analyzer
+from moodstream.runtime.settings import LogLevel
 from moodstream.runtime.stages import AggregatorStage, ClassifierStage, DetectorStage, LossesStage
 from moodstream.runtime.worker import StreamWorker, WorkerConfig
+from moodstream.schemas import defaults
 from moodstream.schemas.registry import Registry, load_registry
 
 log = logging.getLogger(__name__)
@@ -48,22 +50,36 @@ DB_TRANSIENT: Final[tuple[type[BaseException], ...]] = (
 
 
 class RunOptions(BaseModel):
-    """Everything a stage process needs (sent to child processes, so it holds no secrets in logs)."""
+    """The root of the configuration tree: everything a stage process needs (sent to child processes, so it
+    holds no secrets in logs).
+
+    Fed by the environment (``Settings``: prefix, log level, server URLs), the registry's ``pipeline``
+    section (``options_from_registry``: bucket, stream caps, reclaim time, deliveries, JPEG quality) and the
+    command line (analysis and worker knobs). Each default is stated once: the registry-owned knobs in
+    ``moodstream.schemas.defaults``, the model knobs in the stage configs, the environment ones in
+    ``Settings``.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     redis_url: str = Field(min_length=1, description="Redis URL of the streams.")
     database_url: str | None = Field(default=None, description="PostgreSQL URL (aggregator only).")
-    prefix: str = Field(default="moodstream:", min_length=1, max_length=64, description="Redis key prefix.")
+    prefix: str = Field(min_length=1, max_length=64, description="Redis key prefix (Settings.stream_prefix).")
     registry: Path | None = Field(default=None, description="stores.yaml (ingest reads and follows it).")
-    bucket_seconds: int = Field(default=60, ge=1, le=86_400, description="Aggregation bucket width.")
+    bucket_seconds: int = Field(
+        default=defaults.BUCKET_SECONDS, ge=1, le=86_400, description="Aggregation bucket width."
+    )
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Models and knobs.")
     worker: WorkerConfig = Field(default_factory=WorkerConfig, description="Consumer loop tuning.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Camera reader tuning.")
     exit_when_done: bool = Field(default=False, description="Ingest exits once every camera has ended.")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port (0: none).")
-    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
+    log_level: LogLevel = Field(description="Log level (Settings.log_level).")
     secrets: tuple[str, ...] = Field(default=(), description="Values to redact from every log line.")
+
+    def updated(self, changes: Mapping[str, object]) -> RunOptions:
+        """A copy with top-level fields replaced, validated like a new RunOptions (ValidationError)."""
+        return RunOptions.model_validate({**self.model_dump(), **changes})
 
 
 def registry_cameras(registry: Registry) -> list[CameraSpec]:
@@ -79,28 +95,27 @@ def load_camera_specs(path: Path) -> list[CameraSpec]:
     return registry_cameras(load_registry(path))
 
 
-def options_from_registry(registry: Registry, base: RunOptions) -> RunOptions:
-    """``base`` with bucket width, stream caps, reclaim time, deliveries and JPEG quality from the file."""
+def registry_overrides(registry: Registry) -> dict[str, object]:
+    """The registry's ``pipeline`` section as RunOptions fields (nested sub-config fields as dicts)."""
     pipeline = registry.pipeline
-    worker = base.worker.model_copy(
-        update={
+    return {
+        "bucket_seconds": pipeline.bucket_seconds,
+        "worker": {
             "max_deliveries": pipeline.max_deliveries,
             "claim_idle_ms": pipeline.reclaim_idle_seconds * 1000,
             "output_maxlen": pipeline.stream_maxlen,
-        }
-    )
-    ingest = base.ingest.model_copy(
-        update={"frames_maxlen": pipeline.stream_maxlen, "jpeg_quality": pipeline.jpeg_quality}
-    )
-    secrets = tuple(sorted(set(base.secrets) | set(registry.secrets)))
-    return base.model_copy(
-        update={
-            "bucket_seconds": pipeline.bucket_seconds,
-            "worker": worker,
-            "ingest": ingest,
-            "secrets": secrets,
-        }
-    )
+        },
+        "ingest": {"frames_maxlen": pipeline.stream_maxlen, "jpeg_quality": pipeline.jpeg_quality},
+    }
+
+
+def options_from_registry(registry: Registry, base: RunOptions) -> RunOptions:
+    """``base`` with the registry's pipeline knobs and secrets, validated as a whole (ValidationError)."""
+    data = base.model_dump()
+    for key, value in registry_overrides(registry).items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) else value
+    data["secrets"] = tuple(sorted(set(base.secrets) | set(registry.secrets)))
+    return RunOptions.model_validate(data)
 
 
 def _worker(
@@ -226,7 +241,7 @@ def spawn_stage(
     for i in range(n):
         name = stage if n == 1 else f"{stage}-{i + 1}"
         port = options.metrics_port + port_offset + i if options.metrics_port else 0
-        child = options.model_copy(update={"metrics_port": port})
+        child = options.updated({"metrics_port": port})
         proc = ctx.Process(target=stage_process_main, args=(stage, child), name=name, daemon=False)
         proc.start()
         procs.append(proc)
