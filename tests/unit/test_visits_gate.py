@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from moodstream.schemas.messages import DetectedFace
 from moodstream.visits import GateConfig, MotionConfig, QualityGate, TrackerConfig, VisitBuilder, VisitConfig
 from moodstream.visits.gate import head_yaw, sharpness
 from tests.unit.visit_scenes import face, run, scene, sharp_crops, stand, walk
@@ -156,3 +157,11 @@ def test_assessing_a_frame_at_once_agrees_with_one_face_at_a_time() -> None:
         gate.assess(f, c) for f, c in zip(faces, crops, strict=True)
     )
     assert gate.assess_all([], None) == ()
+
+
+def test_the_face_side_is_the_square_root_of_the_box_area() -> None:
+    tall = DetectedFace((0.0, 0.0, 20.0, 80.0), 0.99, face(10, 40, 20).landmarks)  # 20 x 80: side 40
+
+    verdict = QualityGate().assess(tall)
+    assert verdict.side == pytest.approx(40.0)
+    assert verdict.reason != "small"
