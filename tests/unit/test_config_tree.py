@@ -42,8 +42,6 @@ shared name. (model, field) -> (knob, value in the knob's unit)."""
 DIFFERENT_ON_PURPOSE: dict[str, str] = {
     "batch_size": "three knobs sharing a word: WorkerConfig reads stream entries per XREADGROUP, "
     "ClassifierConfig sends crops per ONNX Runtime run, TrainConfig takes images per training step",
-    "min_face_size": "two knobs sharing a word: DetectorConfig/AnalysisConfig give the smallest face the "
-    "detector looks for, GateConfig the smallest face that may vote for its visit's emotion (readable)",
     "intra_op_threads": "AnalysisConfig is the pipeline's (one thread per model process, the pipeline "
     "scales by processes); DetectorConfig and ClassifierConfig are a lone model object's (0: ONNX Runtime "
     "uses every core)",
