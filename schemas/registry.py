@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -160,7 +160,7 @@ def partial_model(model: type[M], name: str) -> type[M]:
         fields[key] = (bounded, Field(default_factory=_inherited, description=info.description))
     config = ConfigDict(extra="forbid", frozen=True)
     doc = f"{model.__doc__ or model.__name__} Every key is optional: one left out keeps the pipeline value."
-    return create_model(name, __config__=config, __doc__=doc, **fields)
+    return cast("type[M]", create_model(name, __config__=config, __doc__=doc, **fields))
 
 
 if TYPE_CHECKING:
