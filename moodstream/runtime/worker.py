@@ -236,7 +236,7 @@ class StreamWorker:
         return entries
 
     def _take_over(self, stop: threading.Event) -> None:
-        """Handle every entry pending in the group (a predecessor's), however briefly idle, before new ones."""
+        """Handle every entry pending in the group (a predecessor's), however short its idle time, first."""
         self._claim_cursor = "0-0"
         taken = 0
         while not stop.is_set():
@@ -254,7 +254,7 @@ class StreamWorker:
         so that no reclaim pass, this worker's included, takes them while they are held."""
         if not self.held:
             return
-        ids = sorted(self.held)
+        ids: list[Any] = sorted(self.held)
         for start in range(0, len(ids), 500):
             self.client.xclaim(
                 self.stream, self.group, self.consumer, 0, ids[start : start + 500], justid=True
