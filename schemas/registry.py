@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,9 +29,13 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
+
+from moodstream.schemas.visit_config import GateConfig, ReorderConfig, TrackerConfig, VisitConfig
 
 SCHEMA_PATH: Final[Path] = Path(__file__).with_name("stores.schema.json")
 SLUG_PATTERN: Final[str] = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
@@ -90,6 +94,15 @@ class PipelineConfig(_Strict):
     jpeg_quality: int = Field(
         default=85, ge=10, le=100, description="JPEG quality of frames on the frames stream (10-100)."
     )
+    visits: VisitConfig = Field(
+        default_factory=VisitConfig,
+        description="How faces become visits (quality gate, tracker, votes per visit) for every camera; "
+        "a camera's own `visits:` overrides single keys.",
+    )
+    reorder: ReorderConfig = Field(
+        default_factory=ReorderConfig,
+        description="The tracker stage's per-camera reorder window and idle flush.",
+    )
 
     @field_validator("bucket")
     @classmethod
@@ -118,6 +131,53 @@ class PipelineConfig(_Strict):
     def reclaim_idle_seconds(self) -> int:
         """reclaim_idle in seconds."""
         return parse_duration(self.reclaim_idle)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _drop_null_defaults(schema: dict[str, Any]) -> None:
+    """JSON Schema of an override model: an absent key means "inherit", not a null default."""
+    for prop in schema.get("properties", {}).values():
+        prop.pop("default", None)
+
+
+def partial_model(model: type[M], name: str) -> type[M]:
+    """A copy of ``model`` whose every key is optional (nested models too), with the same bounds.
+
+    Keys left out stay unset (``model_dump(exclude_unset=True)`` gives only what the file wrote); an
+    explicit ``null`` is refused like any value of the wrong type.
+    """
+    fields: dict[str, Any] = {}
+    for key, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            annotation = partial_model(annotation, annotation.__name__.removesuffix("Config") + "Override")
+            info = FieldInfo(annotation=annotation, description=info.description)
+        fields[key] = (annotation, FieldInfo.merge_field_infos(info, default=None))
+    config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_drop_null_defaults)
+    doc = f"{model.__doc__ or model.__name__} Every key is optional: one left out keeps the pipeline value."
+    return create_model(name, __config__=config, __doc__=doc, **fields)
+
+
+if TYPE_CHECKING:
+    VisitOverride = VisitConfig
+else:
+    VisitOverride = partial_model(VisitConfig, "VisitOverride")
+"""``cameras[].visits``: single keys of ``pipeline.visits`` overridden for one camera."""
+
+
+def merge_visit_config(base: VisitConfig, override: BaseModel | None) -> VisitConfig:
+    """``base`` with the keys ``override`` sets (nested gate/tracker keys one by one) replaced."""
+    if override is None:
+        return base
+    merged = base.model_dump()
+    for key, value in override.model_dump(exclude_unset=True).items():
+        if isinstance(value, dict):
+            merged[key].update(value)
+        else:
+            merged[key] = value
+    return VisitConfig.model_validate(merged)
 
 
 SourceKind = Literal["file", "network", "webcam"]
@@ -155,6 +215,11 @@ class Camera(_Strict):
         description="Must be false. A camera that films staff at work is refused: the EU AI Act "
         "(Art. 5(1)(f)) "
         "prohibits emotion recognition in the workplace.",
+    )
+    visits: VisitOverride | None = Field(
+        default=None,
+        description="Keys of pipeline.visits overridden for this camera only (e.g. a smaller "
+        "gate.min_face_size for a camera mounted far away); keys left out keep the pipeline value.",
     )
 
     @field_validator("source", mode="before")
@@ -305,6 +370,17 @@ class Registry(_Strict):
                 if not enabled_only or (store.enabled and camera.enabled):
                     yield store, camera
 
+    def visit_config(self, store_id: str, camera_id: str) -> VisitConfig:
+        """The camera's resolved visit settings: ``pipeline.visits`` with the camera's overrides applied.
+
+        Raises UnknownCameraError when the store or camera is not in the registry.
+        """
+        for store in self.stores:
+            for camera in store.cameras:
+                if store.id == store_id and camera.id == camera_id:
+                    return merge_visit_config(self.pipeline.visits, camera.visits)
+        raise UnknownCameraError(f"camera {store_id}/{camera_id} is not in the registry")
+
     def redacted_source(self, camera: Camera) -> str:
         """The camera's source with URL passwords and every substituted secret shown as ``***``."""
         from moodstream.common.redaction import redact_text
@@ -341,6 +417,10 @@ class RegistryError(ValueError):
     def __init__(self, problems: list[RegistryProblem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class UnknownCameraError(LookupError):
+    """A (store id, camera id) that the registry does not hold."""
 
 
 Loc = tuple[str | int, ...]
@@ -521,6 +601,13 @@ _MODEL_BY_PATH: Final[dict[tuple[str, ...], type[BaseModel]]] = {
     ("pipeline",): PipelineConfig,
     ("stores",): Store,
     ("stores", "cameras"): Camera,
+    ("pipeline", "visits"): VisitConfig,
+    ("pipeline", "visits", "gate"): GateConfig,
+    ("pipeline", "visits", "tracker"): TrackerConfig,
+    ("pipeline", "reorder"): ReorderConfig,
+    ("stores", "cameras", "visits"): VisitConfig,
+    ("stores", "cameras", "visits", "gate"): GateConfig,
+    ("stores", "cameras", "visits", "tracker"): TrackerConfig,
 }
 
 
@@ -591,6 +678,7 @@ def _message(error: Any, loc: Loc) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     message = message.replace("Input should be", "must be").replace("String should", "must")
     message = message.replace("List should", "must").replace(" after validation", "")
+    message = message.replace("greater than or equal to", ">=").replace("less than or equal to", "<=")
     value = error.get("input")
     if isinstance(value, int | float) and not isinstance(value, bool) and kind not in ("value_error",):
         message += f" (found {value})"

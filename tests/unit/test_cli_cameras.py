@@ -48,8 +48,18 @@ stores:
         (GOOD.replace("Europe/Paris", "Europe/Pariss"), 5, "unknown time zone"),
         (GOOD.replace("${MS_TEST_PASS}", "${MS_TEST_MISSING}"), 8, "MS_TEST_MISSING is not set"),
         ("][ not yaml {", 1, "not valid YAML"),
+        (
+            GOOD.replace(
+                "loop: false", "loop: false\n        visits:\n          gate:\n            min_face_size: 4"
+            ),
+            14,
+            "stores[0].cameras[0].visits.gate.min_face_size: must be >= 12 (found 4)",
+        ),
     ],
-    ids=["unknown key", "duplicate camera id", "fps 0", "bad time zone", "missing env var", "not YAML"],
+    ids=[
+        *("unknown key", "duplicate camera id", "fps 0", "bad time zone", "missing env var", "not YAML"),
+        "gate face size",
+    ],
 )
 def test_validate_rejects_with_line_and_exit_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, line: int, words: str
