@@ -16,8 +16,8 @@ Holding: a stateful handler (the tracker, which restores each camera's frame ord
 batch un-acknowledged (``BatchResult.held``) and acknowledge them with a later batch or tick
 (``BatchResult.released``). Held entries stay pending in Redis, so a crash loses nothing accepted; the worker
 keeps them fresh (XCLAIM JUSTID to itself, which does not count a delivery) so reclaim passes leave them
-alone. A handler with a ``tick(now)`` method is called every ``tick_interval_s`` (also while no entry
-arrives) to release what waited long enough.
+alone. A handler with a ``tick(now, counters)`` method is called every ``tick_interval_s`` (also while no
+entry arrives) to release what waited long enough.
 """
 
 from __future__ import annotations
@@ -106,8 +106,9 @@ class BatchResult:
 class BatchHandler(Protocol):
     """A stage's work: ``handle`` a batch of entries (may raise; the batch is then retried).
 
-    A handler may also define ``tick(now: float) -> BatchResult`` (``now``: ``time.time()``), called every
-    ``tick_interval_s``; its result is committed like a batch's (outputs, dead, released ids).
+    A handler may also define ``tick(now: float, counters: StageCounters) -> BatchResult`` (``now``:
+    ``time.time()``), called every ``tick_interval_s``; its result is committed like a batch's (outputs, dead,
+    released ids).
     """
 
     stage: str
@@ -341,7 +342,7 @@ class StreamWorker:
             return
         while True:
             try:
-                result: BatchResult = tick(time.time())
+                result: BatchResult = tick(time.time(), self.counters)
                 break
             except self.transient as exc:
                 self._wait_transient(exc, stop)

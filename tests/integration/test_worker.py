@@ -219,7 +219,7 @@ class HoldUntilTick:
             self.waiting[entry.entry_id] = (time.time(), frame)
         return BatchResult(held=[e.entry_id for e in entries])
 
-    def tick(self, now: float) -> BatchResult:
+    def tick(self, now: float, counters: StageCounters) -> BatchResult:
         self.ticks += 1
         due = [i for i, (since, _) in self.waiting.items() if now - since >= self.hold_s]
         result = BatchResult(released=due)
