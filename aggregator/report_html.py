@@ -16,6 +16,7 @@ from html import escape
 from typing import Final
 
 from moodstream.aggregator.report import Counts, Report, ReportRow
+from moodstream.aggregator.report_format import fmt_index, fmt_share
 from moodstream.schemas.labels import EMOTIONS
 
 EMOTION_COLORS: Final[dict[str, str]] = {
@@ -58,14 +59,6 @@ svg { max-width: 100%; height: auto; } svg text { font-size: 11px; fill: #333; }
 """
 
 
-def _fmt_index(value: float | None) -> str:
-    return "–" if value is None else f"{value:+.3f}"
-
-
-def _fmt_pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
-
-
 def emotion_bar_chart(counts: Counts, width: int = 640, height: int = 300) -> str:
     """SVG bar chart: one bar per emotion (EMOTIONS order), labelled with count and share."""
     left, bottom, top = 50, 40, 20
@@ -86,7 +79,7 @@ def emotion_bar_chart(counts: Counts, width: int = 640, height: int = 300) -> st
         cx = left + (i + 0.5) * slot
         parts.append(
             f'<text x="{cx:.1f}" y="{y - 4:.1f}" text-anchor="middle">'
-            f"{n} ({_fmt_pct(shares[emotion])})</text>"
+            f"{n} ({fmt_share(shares[emotion])})</text>"
         )
         parts.append(f'<text x="{cx:.1f}" y="{top + plot_h + 16:.1f}" text-anchor="middle">{emotion}</text>')
     return _svg("emotion-distribution", width, height, "Emotion distribution", parts)
@@ -123,7 +116,7 @@ def satisfaction_line_chart(report: Report, width: int = 760, height: int = 300)
                 f'stroke="{color}" stroke-width="2"/>'
             )
         for (x, y), row in points:
-            label = f"{name} {row.period_start:%Y-%m-%d %H:%M}: {_fmt_index(row.counts.satisfaction_index)}"
+            label = f"{name} {row.period_start:%Y-%m-%d %H:%M}: {fmt_index(row.counts.satisfaction_index)}"
             parts.append(
                 f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}">'
                 f"<title>{escape(label)}</title></circle>"
@@ -170,7 +163,7 @@ def store_mix_chart(report: Report, width: int = 760) -> str:
             parts.append(
                 f'<rect class="mix" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" '
                 f'fill="{EMOTION_COLORS[emotion]}">'
-                f"<title>{escape(name)} {emotion}: {_fmt_pct(share)}</title></rect>"
+                f"<title>{escape(name)} {emotion}: {fmt_share(share)}</title></rect>"
             )
             x += w
     return _svg("store-mix", width, height, "Emotion mix per store", parts)
@@ -210,11 +203,11 @@ def _totals_table(
     lines = [f'<table><tr><th class="l">{first_header}</th><th>faces</th>{head}<th>satisfaction</th></tr>']
     for key, counts in totals.items():
         shares = counts.shares()
-        cells = "".join(f"<td>{counts.count(e)}<br>{_fmt_pct(shares[e])}</td>" for e in EMOTIONS)
+        cells = "".join(f"<td>{counts.count(e)}<br>{fmt_share(shares[e])}</td>" for e in EMOTIONS)
         label = escape(label_of(key))
         lines.append(
             f'<tr><td class="l">{label}</td><td>{counts.faces}</td>{cells}'
-            f"<td>{_fmt_index(counts.satisfaction_index)}</td></tr>"
+            f"<td>{fmt_index(counts.satisfaction_index)}</td></tr>"
         )
     lines.append("</table>")
     return "\n".join(lines)
@@ -230,7 +223,7 @@ def _period_table(report: Report) -> str:
     for r in report.rows:
         cells = "".join(f"<td>{'–' if r.suppressed else r.counts.count(e)}</td>" for e in EMOTIONS)
         faces = f"&lt;{report.request.min_faces}" if r.suppressed else str(r.counts.faces)
-        index = "suppressed" if r.suppressed else _fmt_index(r.counts.satisfaction_index)
+        index = "suppressed" if r.suppressed else fmt_index(r.counts.satisfaction_index)
         lines.append(
             f'<tr><td class="l">{escape(r.branch)}</td><td class="l">{escape(r.store_name)}</td>'
             f'<td class="l">{r.period_start.strftime(fmt)}</td><td>{r.counts.frames}</td>'
@@ -268,7 +261,7 @@ def render_html(report: Report) -> str:
 <body>
 <h1>{escape(title)}</h1>
 <p class="meta">Faces seen: {overall.faces} · frames analysed: {overall.frames} · satisfaction index
-{_fmt_index(overall.satisfaction_index)} (happy − (angry + disgust + fear + sad)) / faces, in [−1, 1]
+{fmt_index(overall.satisfaction_index)} (happy − (angry + disgust + fear + sad)) / faces, in [−1, 1]
 · generated {report.generated_at:%Y-%m-%d %H:%M %Z} by moodstream</p>
 {charts}
 </body></html>

@@ -36,6 +36,7 @@ from moodstream.common.streams import StreamNames, connect_redis
 from moodstream.runtime.database import create_database_engine, migrate, sync_registry
 from moodstream.runtime.embedded import EmbeddedPostgres, EmbeddedRedis
 from moodstream.runtime.frame_analysis import jpeg_round_trip
+from moodstream.runtime.models import AnalysisConfig, build_analyzer
 from moodstream.runtime.processes import (
     GROUPS,
     RunOptions,
@@ -44,7 +45,6 @@ from moodstream.runtime.processes import (
     stop_processes,
 )
 from moodstream.runtime.progress import drained
-from moodstream.runtime.stages import AnalysisConfig, build_analyzer
 from moodstream.runtime.worker import WorkerConfig
 from moodstream.schemas.registry import load_registry
 
@@ -171,7 +171,7 @@ def run_pipeline(
 
 def models_alone(fps: float, args: argparse.Namespace, seconds: float = 15.0) -> dict[str, Any]:
     """Detector + classifier in one process on the same frames (sampled at fps, JPEG round trip)."""
-    from moodstream.ingest.sampling import sample_file
+    from moodstream.ingest import sample_file
 
     frames = [jpeg_round_trip(f, 85) for v in VIDEOS for _, f in sample_file(SHARED / v, fps)]
     analyzer = build_analyzer(AnalysisConfig(intra_op_threads=args.threads))

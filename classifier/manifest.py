@@ -7,7 +7,6 @@ turn aligned face crops into the model's input tensor and to map the model's out
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Literal
@@ -15,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from moodstream.classifier.errors import ManifestError
+from moodstream.common.checksums import file_sha256
 from moodstream.schemas.labels import EMOTIONS
 
 
@@ -79,13 +79,8 @@ class ModelManifest(BaseModel):
         return [self.labels.index(e) for e in EMOTIONS]
 
 
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256_of = file_sha256
+"""Old name of ``moodstream.common.checksums.file_sha256``, kept while other branches still import it."""
 
 
 def load_manifest(path: Path) -> ModelManifest:

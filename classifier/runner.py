@@ -11,10 +11,11 @@ import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field
 
 from moodstream.classifier.errors import ClassifierError, ManifestError
-from moodstream.classifier.manifest import ModelManifest, load_manifest, sha256_of
+from moodstream.classifier.manifest import ModelManifest, load_manifest
 from moodstream.classifier.preprocess import crops_to_tensor
 from moodstream.classifier.providers import choose_providers
 from moodstream.classifier.registry import resolve_manifest_path
+from moodstream.common.checksums import file_sha256
 from moodstream.schemas.labels import EMOTIONS
 
 
@@ -116,7 +117,7 @@ def _open_session(path: Path, manifest: ModelManifest, config: ClassifierConfig)
     """Verify the ONNX file against its manifest and open an ONNX Runtime session."""
     if not path.is_file():
         raise ManifestError(f"model file {path} named by manifest {manifest.name!r} does not exist")
-    if config.verify_checksum and sha256_of(path) != manifest.sha256:
+    if config.verify_checksum and file_sha256(path) != manifest.sha256:
         raise ManifestError(
             f"model file {path} does not match the sha256 in its manifest (corrupt or replaced?)"
         )

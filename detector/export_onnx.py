@@ -29,7 +29,6 @@ Outputs:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -39,6 +38,8 @@ import numpy as np
 import onnx
 import torch
 from torch import nn
+
+from moodstream.common.checksums import file_sha256
 
 OPSET = 17
 NORM_MEAN = 127.5
@@ -362,20 +363,15 @@ def export_network(name: str, net: nn.Module, out_path: Path) -> None:
         )
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def build_manifest(weights_dir: Path, out_dir: Path) -> dict[str, Any]:
     """The manifest.json content: source, licence, layout and checksums of the exported files."""
     files: dict[str, Any] = {}
     for name in MODEL_NAMES:
         files[name] = {
             "file": f"{name}.onnx",
-            "sha256": sha256_of(out_dir / f"{name}.onnx"),
+            "sha256": file_sha256(out_dir / f"{name}.onnx"),
             "source_weights": f"facenet_pytorch/data/{name}.pt",
-            "source_sha256": sha256_of(weights_dir / f"{name}.pt"),
+            "source_sha256": file_sha256(weights_dir / f"{name}.pt"),
         }
     return {
         "name": "mtcnn",

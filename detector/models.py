@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,17 +10,13 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from moodstream.common.checksums import file_sha256
 from moodstream.detector.errors import ModelFileError
 from moodstream.detector.providers import create_session
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models"
 MANIFEST_NAME = "manifest.json"
 NETWORK_NAMES = ("pnet", "rnet", "onet")
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_manifest(model_dir: Path) -> dict[str, Any] | None:

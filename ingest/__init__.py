@@ -1,13 +1,14 @@
 """moodstream ingest: camera sources, frame sampling, reconnects, publishing, the multi-camera supervisor.
 
 Public API: ``CameraSpec``, ``IngestConfig``, ``CameraReader``, ``FramePublisher``, ``IngestSupervisor``,
-``sample_file`` / ``sample_capture`` (the sampling shared with ``moodstream analyze``), ``encode_jpeg``.
+``sample_file`` / ``sample_capture`` / ``read_image`` (the sampling shared with ``moodstream analyze``),
+``encode_jpeg``.
 """
 
 from moodstream.ingest.backoff import BackoffPolicy
 from moodstream.ingest.camera import CameraReader, CameraStatus, IngestConfig
 from moodstream.ingest.publisher import FramePublisher
-from moodstream.ingest.sampling import SamplingError, sample_capture, sample_file
+from moodstream.ingest.sampling import SamplingError, read_image, sample_capture, sample_file
 from moodstream.ingest.sources import CameraSpec, SourceError, open_capture, source_type
 from moodstream.ingest.supervisor import IngestSupervisor
 from moodstream.schemas.jpeg import JpegError, decode_jpeg, encode_jpeg
@@ -26,6 +27,7 @@ __all__ = [
     "decode_jpeg",
     "encode_jpeg",
     "open_capture",
+    "read_image",
     "sample_capture",
     "sample_file",
     "source_type",

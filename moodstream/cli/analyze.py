@@ -75,8 +75,7 @@ class AnalysisSummary:
 
 
 def _frames(path: Path, fps: float | None) -> Iterator[tuple[float, np.ndarray]]:
-    from moodstream.ingest.sampling import read_image, sample_capture, sample_file
-    from moodstream.ingest.sources import open_capture
+    from moodstream.ingest import open_capture, read_image, sample_capture, sample_file
 
     if path.suffix.lower() in IMAGE_SUFFIXES:
         yield 0.0, read_image(path)
@@ -202,8 +201,8 @@ def analyze(
     ] = 85,
 ) -> None:
     """Count the emotions of the faces in a video or image, offline (no servers), like the pipeline does."""
-    from moodstream.ingest.sources import SourceError
-    from moodstream.runtime.stages import AnalysisConfig, build_analyzer
+    from moodstream.ingest import SourceError
+    from moodstream.runtime.models import AnalysisConfig, build_analyzer
 
     if not file.is_file():
         console.print(f"[red]error:[/red] no such file: {file}")

@@ -10,8 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from moodstream.classifier import ClassifierConfig, ClassifierError, DatasetError, EmotionClassifier
-from moodstream.classifier.evaluation import EvaluationResult, evaluate_folder, write_confusion_png
+from moodstream.classifier import (
+    ClassifierConfig,
+    ClassifierError,
+    DatasetError,
+    EmotionClassifier,
+    EvaluationResult,
+    evaluate_folder,
+    write_confusion_png,
+)
 from moodstream.schemas.labels import EMOTIONS
 
 

@@ -62,8 +62,8 @@ def _load(path: Path) -> Any:
 def _base_options(
     settings: Settings, redis_url: str, database_url: str | None, registry_path: Path | None, **knobs: Any
 ) -> Any:
+    from moodstream.runtime.models import AnalysisConfig
     from moodstream.runtime.processes import RunOptions
-    from moodstream.runtime.stages import AnalysisConfig
     from moodstream.runtime.worker import WorkerConfig
 
     analysis = AnalysisConfig(

@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
-from moodstream.aggregator.report import RENDERERS, ReportError, ReportRequest
+from moodstream.aggregator import RENDERERS, ReportError, ReportRequest
 
 DATE_HELP = "local calendar day YYYY-MM-DD (in each store's own time zone)"
 
@@ -30,7 +30,7 @@ def _parse_date(option: str, value: str) -> date:
 def _run_report(explicit_url: str | None, request: ReportRequest, fmt: str) -> str:
     """Connect (bounded time) to --database-url, MOODSTREAM_DATABASE_URL or the embedded PostgreSQL under
     the data directory, fetch and render. Errors name the server, never a password."""
-    from moodstream.aggregator.report import fetch_report, render
+    from moodstream.aggregator import fetch_report, render
     from moodstream.runtime.database import DatabaseError, create_database_engine, unavailable_error
     from moodstream.runtime.embedded import EmbeddedServerError, database_server
     from moodstream.runtime.settings import Settings, SettingsError

@@ -166,12 +166,3 @@ class FrameAnalyzer:
                 f"crops: expected (N, {h}, {w}{', 3' if channels else ''}) for a {self.classifier.color} "
                 f"{w}x{h} classifier, got {crops.shape}"
             )
-
-
-def crop_spec_for_model(model: str, margin: float = 0.0) -> CropSpec:
-    """The crop a FER model expects, read from its manifest (no model is loaded)."""
-    from moodstream.classifier.manifest import load_manifest
-    from moodstream.classifier.registry import resolve_manifest_path
-
-    spec = load_manifest(resolve_manifest_path(model)).input
-    return CropSpec(width=spec.width, height=spec.height, color=spec.color, margin=margin)

@@ -25,14 +25,8 @@ from moodstream.common.streams import ServerUnavailable, StreamNames, connect_re
 from moodstream.ingest import CameraSpec, FramePublisher, IngestConfig, IngestSupervisor
 from moodstream.runtime.database import DatabaseUnavailableError, create_database_engine
 from moodstream.runtime.metrics import PipelineMetrics
-from moodstream.runtime.stages import (
-    AggregatorStage,
-    AnalysisConfig,
-    ClassifierStage,
-    DetectorStage,
-    LossesStage,
-    build_analyzer,
-)
+from moodstream.runtime.models import AnalysisConfig, build_analyzer
+from moodstream.runtime.stages import AggregatorStage, ClassifierStage, DetectorStage, LossesStage
 from moodstream.runtime.worker import StreamWorker, WorkerConfig
 from moodstream.schemas.registry import Registry, load_registry
 

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, func, select
 
 from moodstream.cli.analyze import analyze_file
 from moodstream.common.streams import StreamNames, connect_redis
-from moodstream.runtime.stages import AnalysisConfig, build_analyzer
+from moodstream.runtime.models import AnalysisConfig, build_analyzer
 from moodstream.schemas import tables
 from moodstream.schemas.labels import EMOTIONS
 from moodstream.schemas.messages import DeadLetter, FrameKey, FrameMessage

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Connection, create_engine, text
 from typer.testing import CliRunner
 
-from moodstream.aggregator.report import (
+from moodstream.aggregator import (
     Report,
     ReportError,
     ReportRequest,

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine
 
-from moodstream.aggregator.report import ReportRequest, fetch_report, render
+from moodstream.aggregator import ReportRequest, fetch_report, render
 from moodstream.aggregator.report_html import EMOTION_COLORS
 from moodstream.runtime.database import parse_database_url
 from tests.integration import dashboard_seed
