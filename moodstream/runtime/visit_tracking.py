@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from moodstream.schemas import visit_config as contract
-from moodstream.schemas.messages import DetectedFace, TrackedFace, VisitRecord
+from moodstream.schemas.messages import (
+    ClassifiedVote,
+    DetectedFace,
+    TrackedFace,
+    VisitEmotion,
+    VisitRecord,
+)
 from moodstream.visits import EndedVisit, FaceQuality, VisitBuilder, VisitConfig
 
 
@@ -68,6 +74,34 @@ def visit_records(
     if not crops:
         return records, np.zeros((0, *crop_tail), dtype=np.uint8)
     return records, np.ascontiguousarray(np.stack(crops), dtype=np.uint8)
+
+
+def visit_emotions(
+    visits: Sequence[VisitRecord], probs: np.ndarray
+) -> tuple[tuple[ClassifiedVote, ...], tuple[VisitEmotion, ...]]:
+    """Visits with their classified votes -> (votes, visits with emotions).
+
+    ``probs``: (V, 7) float probabilities (EMOTIONS order, after the model's calibration), one row per vote
+    crop in the order of ``visits``' ``vote_ms``. A visit's probabilities are the mean of its votes' rows;
+    a visit without votes is unreadable (``probs`` None).
+    """
+    expected = sum(len(v.vote_ms) for v in visits)
+    if probs.shape[0] != expected:
+        raise ValueError(f"probs: expected {expected} rows (one per vote), got shape {probs.shape}")
+    votes: list[ClassifiedVote] = []
+    out: list[VisitEmotion] = []
+    start = 0
+    for visit in visits:
+        rows = np.asarray(probs[start : start + len(visit.vote_ms)], dtype=np.float64)
+        start += len(visit.vote_ms)
+        votes.extend(ClassifiedVote(ms, _probs(row)) for ms, row in zip(visit.vote_ms, rows, strict=True))
+        mean = _probs(rows.mean(axis=0)) if len(rows) else None
+        out.append(VisitEmotion(visit.started_ms, visit.ended_ms, visit.faces, visit.readable_faces, mean))
+    return tuple(votes), tuple(out)
+
+
+def _probs(row: np.ndarray) -> tuple[float, ...]:
+    return tuple(float(p) for p in np.clip(row, 0.0, 1.0))
 
 
 class CameraVisits:

@@ -9,7 +9,7 @@ import numpy as np
 
 from moodstream.common.streams import StreamNames
 from moodstream.runtime.metrics import StageCounters
-from moodstream.runtime.tracker_stage import TrackerStage
+from moodstream.runtime.stages.tracker import TrackerStage
 from moodstream.runtime.visit_tracking import CameraVisits
 from moodstream.runtime.worker import BatchResult, Entry
 from moodstream.schemas.messages import DetectedFace, FacesMessage, FrameKey, TracksMessage

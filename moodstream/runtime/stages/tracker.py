@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from moodstream.runtime.metrics import StageCounters
+from moodstream.runtime.stages.decoding import decode_all
 from moodstream.runtime.visit_tracking import CameraVisits, TrackedFrame
 from moodstream.runtime.worker import BatchResult, Entry
-from moodstream.schemas.messages import FacesMessage, Fields, FrameKey, MessageError, TracksMessage
+from moodstream.schemas.messages import FacesMessage, Fields, FrameKey, TracksMessage
 from moodstream.schemas.registry import Registry
 from moodstream.schemas.visit_config import ReorderConfig, VisitConfig
 from moodstream.visits import Released, ReorderWindow
@@ -125,15 +126,9 @@ class TrackerStage:
         """Push each frame into its camera's window; emit what leaves it (held ids stay pending)."""
         now = self.clock()
         out = _Emitted()
-        dead: list[tuple[Entry, str]] = []
-        for entry in entries:
-            if entry.entry_id in self.holding:
-                continue  # delivered again while held: it is already in its window
-            try:
-                message = FacesMessage.decode(entry.fields)
-            except MessageError as exc:
-                dead.append((entry, f"malformed faces entry: {exc}"))
-                continue
+        fresh = [e for e in entries if e.entry_id not in self.holding]  # a held one is in its window
+        good, dead = decode_all(fresh, FacesMessage.decode, FacesMessage.KIND)
+        for entry, message in good:
             key = message.key
             counters.add(key.store_id, key.camera_id, "frames_in")
             camera = self._camera(key, now)
