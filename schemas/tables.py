@@ -80,6 +80,53 @@ cameras = Table(
     comment="Cameras of the registry; never deleted, disabled when removed from stores.yaml.",
 )
 
+DWELL_BINS: Final[tuple[tuple[str, float, float | None], ...]] = (
+    ("dwell_lt_10s", 0.0, 10.0),
+    ("dwell_10_30s", 10.0, 30.0),
+    ("dwell_30_120s", 30.0, 120.0),
+    ("dwell_120_600s", 120.0, 600.0),
+    ("dwell_ge_600s", 600.0, None),
+)
+"""Dwell histogram columns of ``emotion_counts``: (column, lower bound included, upper bound excluded or
+None) in seconds; every visit falls in exactly one."""
+
+VISIT_EMOTION_COLUMNS: Final[tuple[str, ...]] = tuple(f"visits_{e}" for e in EMOTIONS)
+"""Visits per emotion (the argmax of the mean of each visit's votes), EMOTIONS order."""
+
+FACE_EMOTION_COLUMNS: Final[tuple[str, ...]] = tuple(f"faces_{e}" for e in EMOTIONS)
+"""Classified faces per emotion (each vote's argmax, in the bucket of its capture time), EMOTIONS order."""
+
+DWELL_COLUMNS: Final[tuple[str, ...]] = tuple(name for name, _, _ in DWELL_BINS)
+
+VISIT_COUNT_COLUMNS: Final[tuple[str, ...]] = ("visits", "readable_visits", *VISIT_EMOTION_COLUMNS)
+FACE_COUNT_COLUMNS: Final[tuple[str, ...]] = ("faces", "readable_faces", *FACE_EMOTION_COLUMNS)
+COUNT_COLUMNS: Final[tuple[str, ...]] = ("frames", *VISIT_COUNT_COLUMNS, *DWELL_COLUMNS, *FACE_COUNT_COLUMNS)
+"""The integer counters of ``emotion_counts`` (writers add to them; all start at 0)."""
+
+
+def _dwell_words(low: float, high: float | None) -> str:
+    if high is None:
+        return f"visits that lasted {low:g} s or more"
+    return f"visits that lasted {low:g} s to under {high:g} s" if low else f"visits shorter than {high:g} s"
+
+
+COUNT_COMMENTS: Final[dict[str, str]] = {
+    "frames": "frames analysed",
+    "visits": "visits that started in this bucket (one person seen by one camera, from appearing to leaving)",
+    "readable_visits": "visits with at least one readable face (only those have an emotion)",
+    **{f"visits_{e}": f"readable visits whose emotion is {e}" for e in EMOTIONS},
+    **{name: _dwell_words(low, high) for name, low, high in DWELL_BINS},
+    "faces": "faces detected",
+    "readable_faces": "faces that passed the quality gate",
+    **{f"faces_{e}": f"classified faces (votes) whose emotion is {e}" for e in EMOTIONS},
+}
+"""Column comments of the counters (the migration writes the same words)."""
+
+
+def _count(name: str) -> Column[int]:
+    return Column(name, Integer, nullable=False, server_default="0", comment=COUNT_COMMENTS[name])
+
+
 emotion_counts = Table(
     "emotion_counts",
     metadata,
@@ -87,18 +134,26 @@ emotion_counts = Table(
     Column("store_id", Text, nullable=False),
     Column("camera_id", Text, nullable=False),
     Column("bucket_seconds", Integer, nullable=False, comment="width of the bucket in seconds"),
-    Column("frames", Integer, nullable=False, server_default="0", comment="frames analysed"),
-    Column("faces", Integer, nullable=False, server_default="0", comment="faces classified"),
-    *[Column(e, Integer, nullable=False, server_default="0") for e in EMOTIONS],
+    _count("frames"),
+    *[_count(c) for c in VISIT_COUNT_COLUMNS],
+    Column(
+        "dwell_seconds_sum",
+        Float,
+        nullable=False,
+        server_default="0",
+        comment="sum of the dwell times (first to last sighting) of the visits, seconds",
+    ),
+    *[_count(c) for c in (*DWELL_COLUMNS, *FACE_COUNT_COLUMNS)],
     Column("last_frame_at", DateTime(timezone=True), nullable=True, comment="newest capture time counted"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("bucket_start", "store_id", "camera_id"),
     CheckConstraint("bucket_seconds > 0", name="bucket_seconds_positive"),
     CheckConstraint(
-        " AND ".join(f"{c} >= 0" for c in ("frames", "faces", *EMOTIONS)), name="counts_not_negative"
+        " AND ".join(f"{c} >= 0" for c in (*COUNT_COLUMNS, "dwell_seconds_sum")), name="counts_not_negative"
     ),
     Index(None, "store_id", "camera_id", "bucket_start"),
-    comment="Emotion counts per capture-time bucket and camera (aggregates only, no faces).",
+    comment="Visits, dwell and emotion counts per capture-time bucket and camera (aggregates only: no "
+    "face image, no per-person row, no track id).",
 )
 
 frame_losses = Table(

@@ -161,7 +161,7 @@ class StoreTotals:
 def store_totals(engine: Engine, store_ids: list[str] | None = None) -> list[StoreTotals]:
     """Per-store sums of ``emotion_counts`` (optionally only some stores)."""
     t = tables.emotion_counts
-    columns = [func.sum(t.c.frames), func.sum(t.c.faces), *(func.sum(getattr(t.c, e)) for e in EMOTIONS)]
+    columns = [func.sum(t.c.frames), func.sum(t.c.faces), *(func.sum(t.c[f"faces_{e}"]) for e in EMOTIONS)]
     query = select(t.c.store_id, *columns).group_by(t.c.store_id).order_by(t.c.store_id)
     if store_ids:
         query = query.where(t.c.store_id.in_(store_ids))

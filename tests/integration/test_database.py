@@ -140,7 +140,7 @@ def test_db_upgrade_command_twice_and_sync(
     second = CliRunner().invoke(app, ["db", "upgrade", "-c", str(_registry(tmp_path, REGISTRY))])
     assert first.exit_code == 0, first.output
     assert second.exit_code == 0, second.output
-    assert "at revision 0001_initial" in first.output and "added camera hn/entrance" in second.output
+    assert "at revision 0002_visits" in first.output and "added camera hn/entrance" in second.output
     engine = create_database_engine(database_url)
     assert set(_cameras(engine)) == {"hn/entrance", "hn/counter"}
     engine.dispose()

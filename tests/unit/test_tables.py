@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from moodstream.schemas import tables
@@ -16,8 +18,10 @@ CONTRACT = {
     "emotion_counts": (
         ["bucket_start", "store_id", "camera_id"],
         [
-            *("bucket_start", "store_id", "camera_id", "bucket_seconds", "frames", "faces"),
-            *EMOTIONS,
+            *("bucket_start", "store_id", "camera_id", "bucket_seconds", "frames"),
+            *("visits", "readable_visits", *(f"visits_{e}" for e in EMOTIONS), "dwell_seconds_sum"),
+            *("dwell_lt_10s", "dwell_10_30s", "dwell_30_120s", "dwell_120_600s", "dwell_ge_600s"),
+            *("faces", "readable_faces", *(f"faces_{e}" for e in EMOTIONS)),
             *("last_frame_at", "updated_at"),
         ],
     ),
@@ -50,3 +54,12 @@ def test_timestamps_are_timezone_aware() -> None:
 def test_reader_never_sees_internal_tables() -> None:
     assert not set(tables.INTERNAL_TABLES) & set(tables.PUBLIC_TABLES)
     assert set(tables.PUBLIC_TABLES) | set(tables.INTERNAL_TABLES) == set(tables.metadata.tables)
+
+
+def test_every_counter_has_a_comment_and_the_dwell_bins_cover_every_duration() -> None:
+    table = tables.emotion_counts
+    for name in (*tables.COUNT_COLUMNS, "dwell_seconds_sum"):
+        assert table.c[name].comment, name
+    bins = tables.DWELL_BINS
+    assert bins[0][1] == 0.0 and bins[-1][2] is None
+    assert all(previous[2] == following[1] for previous, following in itertools.pairwise(bins))
