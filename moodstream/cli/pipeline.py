@@ -1,4 +1,4 @@
-"""`moodstream run` (the whole pipeline, embedded servers by default) and `moodstream ingest|detect|
+"""`moodstream run` (the whole pipeline, embedded servers by default) and `moodstream ingest|detect|track|
 classify|aggregate` (one stage alone against the servers named by MOODSTREAM_REDIS_URL / _DATABASE_URL).
 """
 
@@ -104,11 +104,12 @@ def run(
         typer.Option("--duration", min=1, help="Stop after this many seconds (default: Ctrl-C)."),
     ] = None,
 ) -> None:
-    """Run ingest, detector, classifier and aggregator as separate processes with a live view; Ctrl-C stops.
+    """Run ingest, detector, tracker, classifier and aggregator as separate processes with a live view
+    (visits first); Ctrl-C stops.
 
     Starts embedded Redis/PostgreSQL when MOODSTREAM_REDIS_URL / MOODSTREAM_DATABASE_URL are unset,
     migrates the database and syncs the registry first. With --metrics-port P the aggregator serves
-    Prometheus metrics on P, the classifier on P+1 and detector i on P+1+i.
+    Prometheus metrics on P, the classifier on P+1, the tracker on P+2 and detector i on P+2+i.
     """
     from moodstream.runtime.demo import ensure_demo_videos, write_demo_registry
     from moodstream.runtime.embedded import EmbeddedServerError, embedded_servers
@@ -164,7 +165,8 @@ def _run_processes(options: Any, registry: Any, detectors: int, duration: float 
     workers = [
         *spawn_stage("aggregator", options),
         *spawn_stage("classifier", options, port_offset=1),
-        *spawn_stage("detector", options, detectors, port_offset=2),
+        *spawn_stage("tracker", options, port_offset=2),
+        *spawn_stage("detector", options, detectors, port_offset=3),
     ]
     ingest = spawn_stage("ingest", options)[0]
     console.print(f"moodstream: {len(list(registry.cameras()))} cameras; Ctrl-C stops")
@@ -265,6 +267,14 @@ def detect_command(
     _run_alone("detector", options)
 
 
+def track_command(
+    config: ConfigOption = None, batch_size: BatchSize = 32, metrics_port: MetricsPort = 0
+) -> None:
+    """THE tracker worker: faces -> tracks (visits). Run exactly one: it needs each camera's frames in order;
+    a second one waits (log line) and takes over when the first stops. Visit settings from -c stores.yaml."""
+    _run_alone("tracker", _stage_options(config, False, metrics_port=metrics_port, batch_size=batch_size))
+
+
 def classify_command(
     config: ConfigOption = None,
     model: Model = "default",
@@ -272,7 +282,7 @@ def classify_command(
     threads: Threads = 1,
     metrics_port: MetricsPort = 0,
 ) -> None:
-    """One classifier worker: faces -> emotions."""
+    """One classifier worker: tracks -> emotions (classifies the votes of ended visits)."""
     knobs = {"model": model, "batch_size": batch_size, "threads": threads}
     options = _stage_options(config, False, metrics_port=metrics_port, **knobs)
     _run_alone("classifier", options)
@@ -284,9 +294,10 @@ def aggregate_command(config: ConfigOption = None, metrics_port: MetricsPort = 0
 
 
 def register(app: typer.Typer) -> None:
-    """Add run, ingest, detect, classify and aggregate."""
+    """Add run, ingest, detect, track, classify and aggregate."""
     app.command("run")(run)
     app.command("ingest")(ingest_command)
     app.command("detect")(detect_command)
+    app.command("track")(track_command)
     app.command("classify")(classify_command)
     app.command("aggregate")(aggregate_command)

@@ -1,4 +1,5 @@
-"""`moodstream status`: live workers, stream backlogs, per-camera progress, latency and per-store totals.
+"""`moodstream status`: live workers, stream backlogs, per-camera progress, latency and per-store totals
+(visits first: visits, readable visits, dwell, satisfaction per visit; then faces).
 
 Reads the servers named by MOODSTREAM_REDIS_URL / MOODSTREAM_DATABASE_URL, or the embedded ones of
 the data directory when they are running (it never starts a server).
@@ -92,7 +93,13 @@ def collect_status(redis_url: str, database_url: str | None, prefix: str) -> dic
         try:
             engine = create_database_engine(database_url)
             status["stores"] = [
-                {**asdict(s), "satisfaction_index": s.satisfaction} for s in store_totals(engine)
+                {
+                    **asdict(s),
+                    "satisfaction_index": s.satisfaction,
+                    "face_satisfaction_index": s.face_satisfaction,
+                    "mean_dwell_seconds": s.mean_dwell_seconds,
+                }
+                for s in store_totals(engine)
             ]
             engine.dispose()
         except DatabaseError as exc:
@@ -119,10 +126,9 @@ def _tables(status: dict[str, Any]) -> list[Table]:
     cameras = [CameraProgress(**{k: v for k, v in c.items() if k != "lag"}) for c in status["cameras"]]
     out = [workers, streams, progress_table(cameras, title="cameras")]
     if status["stores"] is not None:
+        known = set(StoreTotals.__dataclass_fields__)
         out.append(
-            store_table(
-                [StoreTotals(s["store_id"], s["frames"], s["faces"], s["emotions"]) for s in status["stores"]]
-            )
+            store_table([StoreTotals(**{k: v for k, v in s.items() if k in known}) for s in status["stores"]])
         )
     return out
 
