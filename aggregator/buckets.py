@@ -1,4 +1,4 @@
-"""Time bucketing of frames by capture time (UTC) and folding of frames into per-bucket counts."""
+"""Time bucketing by capture time (UTC) and folding of frames, votes and visits into per-bucket counts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from moodstream.schemas.labels import EMOTIONS
-from moodstream.schemas.messages import DeadLetter, EmotionsMessage
+from moodstream.schemas.messages import ClassifiedVote, DeadLetter, EmotionsMessage, VisitEmotion
+from moodstream.schemas.tables import COUNT_COLUMNS, DWELL_BINS
 
 
 class BucketError(ValueError):
@@ -32,30 +32,75 @@ def bucket_start(captured_ms: int, bucket_seconds: int) -> datetime:
     return datetime.fromtimestamp((captured_ms // width_ms) * width_ms / 1000, tz=UTC)
 
 
+def dwell_column(dwell_seconds: float) -> str:
+    """The dwell histogram column (``tables.DWELL_BINS``) a visit of this many seconds counts in."""
+    for name, low, high in DWELL_BINS:
+        if dwell_seconds >= low and (high is None or dwell_seconds < high):
+            return name
+    raise BucketError(f"dwell time: expected seconds >= 0, got {dwell_seconds}")
+
+
+def _zeros(columns: tuple[str, ...]) -> dict[str, int]:
+    return dict.fromkeys(columns, 0)
+
+
 @dataclass
 class BucketCounts:
-    """Counts of one (bucket, store, camera): frames, faces, faces per emotion, newest capture time."""
+    """Counters of one (bucket, store, camera), named as the ``emotion_counts`` columns.
 
-    frames: int = 0
-    faces: int = 0
-    emotions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EMOTIONS, 0))
-    last_ms: int = 0
+    ``counters`` holds every integer column of ``tables.COUNT_COLUMNS``; ``dwell_seconds_sum`` the visits'
+    summed dwell; ``last_ms`` the newest capture time of a frame counted here (None: only visits or votes
+    landed in this bucket).
+    """
+
+    counters: dict[str, int] = field(default_factory=lambda: _zeros(COUNT_COLUMNS))
+    dwell_seconds_sum: float = 0.0
+    last_ms: int | None = None
 
     def add_frame(self, message: EmotionsMessage) -> None:
-        """Count one frame and its faces (each face as its most probable emotion)."""
-        self.frames += 1
-        self.faces += len(message.faces)
-        for name, count in message.emotion_counts().items():
-            self.emotions[name] += count
-        self.last_ms = max(self.last_ms, message.captured_ms)
+        """Count one frame, its detected and its readable faces."""
+        self.counters["frames"] += 1
+        self.counters["faces"] += message.faces
+        self.counters["readable_faces"] += message.readable_faces
+        self.last_ms = message.captured_ms if self.last_ms is None else max(self.last_ms, message.captured_ms)
+
+    def add_vote(self, vote: ClassifiedVote) -> None:
+        """Count one classified face as its most probable emotion."""
+        self.counters[f"faces_{vote.emotion}"] += 1
+
+    def add_visit(self, visit: VisitEmotion) -> None:
+        """Count one ended visit: visits, readable visits and its emotion, dwell sum and histogram."""
+        self.counters["visits"] += 1
+        if visit.emotion is not None:
+            self.counters["readable_visits"] += 1
+            self.counters[f"visits_{visit.emotion}"] += 1
+        dwell = visit.dwell_ms / 1000
+        self.dwell_seconds_sum += dwell
+        self.counters[dwell_column(dwell)] += 1
+
+    def column_values(self) -> dict[str, int | float]:
+        """Every counter and ``dwell_seconds_sum`` by column name (for the upsert)."""
+        return {**self.counters, "dwell_seconds_sum": self.dwell_seconds_sum}
 
 
 def fold_emotions(messages: Iterable[EmotionsMessage], bucket_seconds: int) -> dict[BucketKey, BucketCounts]:
-    """Sum frames into their (bucket_start, store, camera) rows."""
+    """Sum frames into their (bucket_start, store, camera) rows.
+
+    A frame counts in the bucket of its capture time; each vote (classified face) in the bucket of its
+    own capture time; each ended visit in the bucket of its start.
+    """
     rows: dict[BucketKey, BucketCounts] = {}
+
+    def row(message: EmotionsMessage, captured_ms: int) -> BucketCounts:
+        key = (bucket_start(captured_ms, bucket_seconds), message.key.store_id, message.key.camera_id)
+        return rows.setdefault(key, BucketCounts())
+
     for message in messages:
-        key = (bucket_start(message.captured_ms, bucket_seconds), message.key.store_id, message.key.camera_id)
-        rows.setdefault(key, BucketCounts()).add_frame(message)
+        row(message, message.captured_ms).add_frame(message)
+        for vote in message.votes:
+            row(message, vote.captured_ms).add_vote(vote)
+        for visit in message.visits:
+            row(message, visit.started_ms).add_visit(visit)
     return rows
 
 

@@ -17,8 +17,8 @@ from sqlalchemy.dialects.postgresql import insert
 
 from moodstream.aggregator.buckets import fold_emotions, fold_losses
 from moodstream.schemas import tables
-from moodstream.schemas.labels import EMOTIONS
 from moodstream.schemas.messages import DeadLetter, EmotionsMessage, FrameKey
+from moodstream.schemas.tables import COUNT_COLUMNS
 
 M = TypeVar("M", EmotionsMessage, DeadLetter)
 
@@ -59,10 +59,15 @@ def claim_new_frames(conn: Connection, keys: Sequence[FrameKey]) -> set[FrameKey
     return {FrameKey(*row) for row in conn.execute(statement)}
 
 
+def _timestamp(epoch_ms: int | None) -> datetime | None:
+    return None if epoch_ms is None else datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+
+
 def apply_emotions(
     conn: Connection, messages: Sequence[EmotionsMessage], bucket_seconds: int
 ) -> list[EmotionsMessage]:
-    """Count the frames of ``messages`` not counted before; return those (the newly counted frames)."""
+    """Count the frames of ``messages`` not counted before, with their votes and ended visits; return
+    those (the newly counted frames). A visit rides on its frame's entry, so it is counted at most once."""
     new = claim_new_frames(conn, [m.key for m in messages])
     unique = _first_of_each(messages, new)
     rows = fold_emotions(unique, bucket_seconds)
@@ -74,17 +79,13 @@ def apply_emotions(
                 "store_id": store,
                 "camera_id": camera,
                 "bucket_seconds": bucket_seconds,
-                "frames": counts.frames,
-                "faces": counts.faces,
-                **counts.emotions,
-                "last_frame_at": datetime.fromtimestamp(counts.last_ms / 1000, tz=UTC),
+                **counts.column_values(),
+                "last_frame_at": _timestamp(counts.last_ms),
             }
             for (start, store, camera), counts in sorted(rows.items())
         ]
         statement = insert(table).values(values)
-        added = {
-            c: getattr(table.c, c) + getattr(statement.excluded, c) for c in ("frames", "faces", *EMOTIONS)
-        }
+        added = {c: table.c[c] + statement.excluded[c] for c in (*COUNT_COLUMNS, "dwell_seconds_sum")}
         conn.execute(
             statement.on_conflict_do_update(
                 index_elements=[table.c.bucket_start, table.c.store_id, table.c.camera_id],

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, text, update
 
 from moodstream.aggregator.upsert import APPLIED_FRAMES_RETENTION, apply_emotions, apply_losses
 from moodstream.common.streams import StreamNames, connect_redis
@@ -19,20 +19,42 @@ from moodstream.runtime.stages import AggregatorStage, LossesStage
 from moodstream.runtime.worker import StreamWorker, WorkerConfig
 from moodstream.schemas import tables
 from moodstream.schemas.labels import EMOTIONS
-from moodstream.schemas.messages import ClassifiedFace, DeadLetter, EmotionsMessage, FrameKey
+from moodstream.schemas.messages import (
+    ClassifiedVote,
+    DeadLetter,
+    EmotionsMessage,
+    FrameKey,
+    VisitEmotion,
+)
 from tests.integration.helpers import run_worker_until
 
 BASE_MS = int(datetime(2026, 3, 1, 10, 0, tzinfo=UTC).timestamp() * 1000)
 FAST = WorkerConfig(batch_size=8, block_ms=50, claim_idle_ms=200, claim_interval_s=0.1)
 
 
-def frame(camera: str, seq: int, offset_s: float, emotions: list[str], epoch: int = 1) -> EmotionsMessage:
-    faces = []
-    for name in emotions:
-        probs = [0.0] * len(EMOTIONS)
-        probs[EMOTIONS.index(name)] = 1.0
-        faces.append(ClassifiedFace((0, 0, 5, 5), 0.9, tuple(probs)))
-    return EmotionsMessage(FrameKey("s1", camera, epoch, seq), BASE_MS + int(offset_s * 1000), tuple(faces))
+def probs_of(emotion: str) -> tuple[float, ...]:
+    return tuple(1.0 if e == emotion else 0.0 for e in EMOTIONS)
+
+
+def frame(
+    camera: str,
+    seq: int,
+    offset_s: float,
+    emotions: list[str],
+    epoch: int = 1,
+    visits: tuple[VisitEmotion, ...] = (),
+) -> EmotionsMessage:
+    """A frame with one detected face per emotion plus one unreadable face, each readable one classified."""
+    captured = BASE_MS + int(offset_s * 1000)
+    votes = tuple(ClassifiedVote(captured, probs_of(name)) for name in emotions)
+    faces = len(emotions) + 1
+    return EmotionsMessage(FrameKey("s1", camera, epoch, seq), captured, faces, len(emotions), votes, visits)
+
+
+def visit(start_s: float, end_s: float, emotion: str | None, faces: int = 3) -> VisitEmotion:
+    probs = None if emotion is None else probs_of(emotion)
+    readable = 0 if emotion is None else 1
+    return VisitEmotion(BASE_MS + int(start_s * 1000), BASE_MS + int(end_s * 1000), faces, readable, probs)
 
 
 def counts(engine: Engine) -> dict[tuple[str, str], dict[str, Any]]:
@@ -44,7 +66,7 @@ def counts(engine: Engine) -> dict[tuple[str, str], dict[str, Any]]:
 
 MESSAGES = [
     frame("a", 0, 1, ["happy", "happy", "sad"]),
-    frame("a", 1, 30, []),
+    frame("a", 1, 30, [], visits=(visit(1, 25, "happy"), visit(2, 29, None))),
     frame("a", 2, 61, ["angry"]),
     frame("b", 0, 5, ["neutral"]),
     frame("a", 0, 1, ["happy", "happy", "sad"], epoch=2),  # a restarted ingest: a new frame
@@ -57,10 +79,72 @@ def test_counts_per_bucket_and_camera(engine: Engine) -> None:
     rows = counts(engine)
     assert set(rows) == {("10:00", "a"), ("10:01", "a"), ("10:00", "b")}
     first = rows[("10:00", "a")]
-    assert (first["frames"], first["faces"], first["happy"], first["sad"]) == (3, 6, 4, 2)
+    assert (first["frames"], first["faces"], first["readable_faces"]) == (3, 9, 6)
+    assert (first["faces_happy"], first["faces_sad"]) == (4, 2)
+    assert (first["visits"], first["readable_visits"], first["visits_happy"]) == (2, 1, 1)
+    assert (first["dwell_seconds_sum"], first["dwell_10_30s"]) == (24.0 + 27.0, 2)
     assert first["bucket_seconds"] == 60
     assert first["last_frame_at"] == datetime.fromtimestamp((BASE_MS + 30_000) / 1000, UTC)
-    assert (rows[("10:01", "a")]["frames"], rows[("10:01", "a")]["angry"]) == (1, 1)
+    assert (rows[("10:01", "a")]["frames"], rows[("10:01", "a")]["faces_angry"]) == (1, 1)
+    assert rows[("10:01", "a")]["visits"] == 0
+
+
+def test_visits_count_in_the_bucket_of_their_start_and_votes_in_their_own(engine: Engine) -> None:
+    # a frame at 10:02:05 ends a visit that started at 09:58:50; its two votes were captured at 09:59:00
+    # and 10:00:30
+    long_visit = VisitEmotion(BASE_MS - 70_000, BASE_MS + 120_000, 40, 12, probs_of("happy"))
+    votes = (
+        ClassifiedVote(BASE_MS - 60_000, probs_of("happy")),
+        ClassifiedVote(BASE_MS + 30_000, probs_of("sad")),
+    )
+    message = EmotionsMessage(FrameKey("s1", "a", 1, 9), BASE_MS + 125_000, 2, 1, votes, (long_visit,))
+    with engine.begin() as conn:
+        apply_emotions(conn, [message], 60)
+    rows = counts(engine)
+    assert set(rows) == {("09:58", "a"), ("09:59", "a"), ("10:00", "a"), ("10:02", "a")}
+    started = rows[("09:58", "a")]
+    assert (started["visits"], started["visits_happy"], started["dwell_120_600s"]) == (1, 1, 1)
+    assert started["dwell_seconds_sum"] == 190.0 and started["frames"] == 0
+    assert started["last_frame_at"] is None  # no frame counted in this bucket
+    assert (rows[("09:59", "a")]["faces_happy"], rows[("10:00", "a")]["faces_sad"]) == (1, 1)
+    assert (rows[("10:02", "a")]["frames"], rows[("10:02", "a")]["visits"]) == (1, 0)
+
+
+def test_dwell_histogram_bins(engine: Engine) -> None:
+    durations = [0, 9.999, 10, 29.5, 30, 119, 120, 599.9, 600, 3600]
+    visits = tuple(visit(0, d, "neutral") for d in durations)
+    with engine.begin() as conn:
+        apply_emotions(conn, [frame("a", 0, 3700, [], visits=visits)], 3600)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT * FROM emotion_counts_v WHERE visits > 0")).mappings().one()
+    bins = [
+        row[c] for c in ("dwell_lt_10s", "dwell_10_30s", "dwell_30_120s", "dwell_120_600s", "dwell_ge_600s")
+    ]
+    assert bins == [2, 2, 2, 2, 2]
+    assert row["dwell_seconds_mean"] == pytest.approx(sum(durations) / len(durations), abs=1e-3)
+
+
+def test_redelivery_never_counts_a_visit_twice(engine: Engine) -> None:
+    carrier = frame("a", 7, 40, ["happy"], visits=(visit(3, 38, "happy"), visit(5, 39, "sad")))
+    with engine.begin() as conn:
+        assert apply_emotions(conn, [carrier, carrier], 60) == [carrier]  # in-batch duplicate
+    for _ in range(2):  # the same entry delivered again later (a retried classifier output)
+        with engine.begin() as conn:
+            assert apply_emotions(conn, [carrier], 60) == []
+    (row,) = counts(engine).values()
+    assert (row["visits"], row["readable_visits"], row["visits_happy"], row["visits_sad"]) == (2, 2, 1, 1)
+    assert (row["frames"], row["faces_happy"], row["dwell_seconds_sum"]) == (1, 1, 35.0 + 34.0)
+
+
+def test_unreadable_visits_are_counted_without_an_emotion_or_a_negative_index(engine: Engine) -> None:
+    unreadable = tuple(visit(1, 20 + i, None, faces=30) for i in range(3))
+    with engine.begin() as conn:
+        apply_emotions(conn, [frame("a", 0, 30, [], visits=unreadable)], 60)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT * FROM emotion_counts_v")).mappings().one()
+    assert (row["visits"], row["readable_visits"], row["classified_faces"]) == (3, 0, 0)
+    assert sum(row[f"visits_{e}"] for e in EMOTIONS) == 0
+    assert row["visit_satisfaction_index"] is None and row["face_satisfaction_index"] is None
 
 
 def test_redelivered_frames_are_not_counted_twice(engine: Engine) -> None:
@@ -138,7 +222,8 @@ def test_same_emotion_entries_delivered_twice_through_the_stream_leave_counts_un
     _run_worker(worker(), acked)
     second = counts(engine)
     assert {k: v["frames"] for k, v in second.items()} == {k: v["frames"] for k, v in first.items()}
-    assert {k: v["happy"] for k, v in second.items()} == {k: v["happy"] for k, v in first.items()}
+    assert {k: v["faces_happy"] for k, v in second.items()} == {k: v["faces_happy"] for k, v in first.items()}
+    assert {k: v["visits"] for k, v in second.items()} == {k: v["visits"] for k, v in first.items()}
     assert client.llen(names.latency) == len(MESSAGES)  # latencies of frames counted, once each
     raw: Any = client.hgetall(names.stats("aggregator"))
     assert sum(int(v) for k, v in raw.items() if k.endswith(b":frames_in")) == len(MESSAGES)

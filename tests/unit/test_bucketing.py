@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from moodstream.aggregator.buckets import BucketError, bucket_start, fold_emotions, fold_losses
+from moodstream.aggregator.buckets import BucketError, bucket_start, dwell_column, fold_emotions, fold_losses
 from moodstream.schemas.labels import EMOTIONS
-from moodstream.schemas.messages import ClassifiedFace, DeadLetter, EmotionsMessage, FrameKey
+from moodstream.schemas.messages import ClassifiedVote, DeadLetter, EmotionsMessage, FrameKey, VisitEmotion
 
 
 def _ms(text: str) -> int:
@@ -42,13 +42,17 @@ def test_bucket_start_rejects_bad_input(captured: int, width: int, message: str)
         bucket_start(captured, width)
 
 
-def _frame(camera: str, seq: int, captured: int, emotions: list[str]) -> EmotionsMessage:
-    faces = []
-    for name in emotions:
-        probs = [0.0] * len(EMOTIONS)
-        probs[EMOTIONS.index(name)] = 1.0
-        faces.append(ClassifiedFace((0, 0, 5, 5), 0.9, tuple(probs)))
-    return EmotionsMessage(FrameKey("s1", camera, 1, seq), captured, tuple(faces))
+def _probs(name: str) -> tuple[float, ...]:
+    return tuple(1.0 if e == name else 0.0 for e in EMOTIONS)
+
+
+def _frame(
+    camera: str, seq: int, captured: int, emotions: list[str], visits: tuple[VisitEmotion, ...] = ()
+) -> EmotionsMessage:
+    votes = tuple(ClassifiedVote(captured, _probs(name)) for name in emotions)
+    return EmotionsMessage(
+        FrameKey("s1", camera, 1, seq), captured, len(emotions) + 2, len(emotions), votes, visits
+    )
 
 
 def test_fold_counts_frames_faces_and_emotions_per_bucket_and_camera() -> None:
@@ -62,13 +66,56 @@ def test_fold_counts_frames_faces_and_emotions_per_bucket_and_camera() -> None:
         ],
         60,
     )
-    first = rows[(bucket_start(base, 60), "s1", "a")]
-    assert (first.frames, first.faces, first.emotions["happy"], first.emotions["sad"]) == (2, 2, 1, 1)
-    assert first.last_ms == base + 59_999
-    second = rows[(bucket_start(base + 60_000, 60), "s1", "a")]
-    assert (second.frames, second.faces, second.emotions["neutral"]) == (1, 1, 1)
-    assert rows[(bucket_start(base, 60), "s1", "b")].frames == 1
+    first = rows[(bucket_start(base, 60), "s1", "a")].counters
+    assert (first["frames"], first["faces"], first["readable_faces"]) == (2, 6, 2)
+    assert (first["faces_happy"], first["faces_sad"], first["visits"]) == (1, 1, 0)
+    assert rows[(bucket_start(base, 60), "s1", "a")].last_ms == base + 59_999
+    second = rows[(bucket_start(base + 60_000, 60), "s1", "a")].counters
+    assert (second["frames"], second["faces"], second["faces_neutral"]) == (1, 3, 1)
+    assert rows[(bucket_start(base, 60), "s1", "b")].counters["frames"] == 1
     assert len(rows) == 3
+
+
+def test_fold_counts_each_visit_in_the_bucket_of_its_start() -> None:
+    base = _ms("2026-03-01T10:00:00+00:00")
+    visits = (
+        VisitEmotion(base - 5_000, base + 40_000, 20, 4, _probs("happy")),  # started 09:59:55
+        VisitEmotion(base + 1_000, base + 2_000, 2, 0, None),  # unreadable
+    )
+    rows = fold_emotions([_frame("a", 0, base + 61_000, [], visits)], 60)
+    earlier = rows[(bucket_start(base - 5_000, 60), "s1", "a")]
+    assert earlier.counters["visits"] == earlier.counters["visits_happy"] == 1
+    assert earlier.counters["dwell_30_120s"] == 1 and earlier.dwell_seconds_sum == 45.0
+    assert earlier.counters["frames"] == 0 and earlier.last_ms is None
+    start = rows[(bucket_start(base, 60), "s1", "a")]
+    assert (start.counters["visits"], start.counters["readable_visits"], start.counters["dwell_lt_10s"]) == (
+        1,
+        0,
+        1,
+    )
+    assert sum(start.counters[f"visits_{e}"] for e in EMOTIONS) == 0
+    assert rows[(bucket_start(base + 61_000, 60), "s1", "a")].counters["frames"] == 1
+
+
+@pytest.mark.parametrize(
+    ("seconds", "column"),
+    [
+        (0.0, "dwell_lt_10s"),
+        (9.999, "dwell_lt_10s"),
+        (10.0, "dwell_10_30s"),
+        (119.9, "dwell_30_120s"),
+        (120.0, "dwell_120_600s"),
+        (600.0, "dwell_ge_600s"),
+        (86_400.0, "dwell_ge_600s"),
+    ],
+)
+def test_dwell_column(seconds: float, column: str) -> None:
+    assert dwell_column(seconds) == column
+
+
+def test_dwell_column_rejects_negative() -> None:
+    with pytest.raises(BucketError, match="dwell time"):
+        dwell_column(-1.0)
 
 
 def test_fold_losses_separates_shed_and_dead_and_skips_unknown_frames() -> None:
