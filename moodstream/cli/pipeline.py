@@ -268,11 +268,20 @@ def detect_command(
 
 
 def track_command(
-    config: ConfigOption = None, batch_size: BatchSize = 32, metrics_port: MetricsPort = 0
+    config: ConfigOption = None,
+    batch_size: BatchSize = 32,
+    metrics_port: MetricsPort = 0,
+    lease_seconds: Annotated[
+        float,
+        typer.Option(
+            "--lease-seconds", min=1, max=600, help="How long a successor waits after this tracker died."
+        ),
+    ] = 10.0,
 ) -> None:
     """THE tracker worker: faces -> tracks (visits). Run exactly one: it needs each camera's frames in order;
     a second one waits (log line) and takes over when the first stops. Visit settings from -c stores.yaml."""
-    _run_alone("tracker", _stage_options(config, False, metrics_port=metrics_port, batch_size=batch_size))
+    options = _stage_options(config, False, metrics_port=metrics_port, batch_size=batch_size)
+    _run_alone("tracker", options.model_copy(update={"tracker_lease_ms": round(lease_seconds * 1000)}))
 
 
 def classify_command(
