@@ -13,7 +13,7 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 
 from moodstream.common.redaction import redact_url
@@ -109,7 +109,7 @@ def collect_status(redis_url: str, database_url: str | None, prefix: str) -> dic
     return status
 
 
-def _tables(status: dict[str, Any]) -> list[Table]:
+def _tables(status: dict[str, Any]) -> list[RenderableType]:
     from moodstream.runtime.progress import CameraProgress, StoreTotals, progress_table, store_table
 
     workers = Table(title="workers", title_justify="left")
@@ -124,7 +124,7 @@ def _tables(status: dict[str, Any]) -> list[Table]:
         cells = (s["stream"], s["group"], s["length"], s["pending"], "yes" if s["undelivered"] else "no")
         streams.add_row(*(str(c) for c in (*cells, s["consumers"])))
     cameras = [CameraProgress(**{k: v for k, v in c.items() if k != "lag"}) for c in status["cameras"]]
-    out = [workers, streams, progress_table(cameras, title="cameras")]
+    out: list[RenderableType] = [workers, streams, progress_table(cameras, title="cameras")]
     if status["stores"] is not None:
         known = set(StoreTotals.__dataclass_fields__)
         out.append(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from rich.console import Group
 from rich.table import Table
 from sqlalchemy import Engine, func, select
 
@@ -206,19 +207,22 @@ def _index(value: float | None) -> str:
     return "-" if value is None else f"{value:+.3f}"
 
 
-def store_table(totals: list[StoreTotals]) -> Table:
-    """Per-store totals: visits (readable, mean dwell, per emotion, satisfaction per visit), then faces."""
-    table = Table(
-        title="per-store summary (visits first; faces are detections, not people)", title_justify="left"
-    )
-    head = ("store", "visits", "readable", "dwell avg", *EMOTIONS, "satisfaction")
-    for column in (*head, "frames", "faces", "readable faces", "satisfaction / face"):
-        table.add_column(column, justify="left" if column == "store" else "right")
+def store_table(totals: list[StoreTotals]) -> Group:
+    """Per-store totals, visits first (readable, mean dwell, visits per emotion, satisfaction per visit),
+    then a second table of frames and faces (detections, not people; satisfaction per classified face)."""
+    visits = Table(title="per-store summary: visits (people)", title_justify="left")
+    for column in ("store", "visits", "readable", "dwell avg", *EMOTIONS, "satisfaction"):
+        visits.add_column(column, justify="left" if column == "store" else "right", no_wrap=column == "store")
+    faces = Table(title="per-store faces (detections, not people)", title_justify="left")
+    for column in ("store", "frames", "faces", "readable faces", "classified", "satisfaction / face"):
+        faces.add_column(column, justify="left" if column == "store" else "right", no_wrap=column == "store")
     for s in totals:
         dwell = "-" if s.mean_dwell_seconds is None else f"{s.mean_dwell_seconds:.1f}s"
-        table.add_row(
-            s.store_id, str(s.visits), str(s.readable_visits), dwell,
-            *(str(s.visit_emotions[e]) for e in EMOTIONS), _index(s.satisfaction),
-            str(s.frames), str(s.faces), str(s.readable_faces), _index(s.face_satisfaction),
-        )  # fmt: skip
-    return table
+        emotions = (str(s.visit_emotions[e]) for e in EMOTIONS)
+        visits.add_row(
+            s.store_id, str(s.visits), str(s.readable_visits), dwell, *emotions, _index(s.satisfaction)
+        )
+        classified = sum(s.face_emotions.values())
+        cells = (s.frames, s.faces, s.readable_faces, classified)
+        faces.add_row(s.store_id, *(str(c) for c in cells), _index(s.face_satisfaction))
+    return Group(visits, faces)
