@@ -260,10 +260,10 @@ def test_tracker_killed_mid_clip_counts_no_visit_twice_and_loses_at_most_the_ope
     engine: Engine,
     tmp_path: Path,
 ) -> None:
-    """The demo clip (5 visits, 30 s) at 5 fps; the tracker is killed -9 mid-clip and a second one takes
-    over (the lease expires after 2 s). Every frame is counted once; the visits open at the kill (started
-    and not yet ended by the tracker's gap rule at the last frame it emitted) are lost or shortened; no
-    visit is counted twice."""
+    """The demo clip (5 visits, 30 s) at 5 fps; a second tracker started beside the first waits (lease);
+    the first is killed -9 mid-clip and the second takes over once the lease expires (2 s). Every frame is
+    counted once; the visits open at the kill (started and not yet ended by the tracker's gap rule at the
+    last frame it emitted) are lost or shortened; no visit is counted twice."""
     names = StreamNames(redis_prefix)
     client = connect_redis(redis_url)
     registry = tmp_path / "stores.yaml"
@@ -279,16 +279,19 @@ def test_tracker_killed_mid_clip_counts_no_visit_twice_and_loses_at_most_the_ope
         for command in ("aggregate", "classify", "detect"):
             stages.start(command)
         tracker = stages.start("track", "--lease-seconds", "2")
+        wait_for(lambda: _length(client, names.tracks) > 0, 180, "the first tracker working", stages)
+        stages.start("track", "--lease-seconds", "2")  # a second tracker: it must wait, not run beside
         wait_for(lambda: _length(client, names.tracks) >= len(frames) // 3, 180, "a third tracked", stages)
         tracker.send_signal(signal.SIGKILL)
         tracker.wait(10)
         emitted = [TracksMessage.decode(f) for _, f in client.xrange(names.tracks)]
         held = pending_of(client, names.faces, "tracker")
-        stages.start("track", "--lease-seconds", "2")
         wait_for(lambda: _counted(engine)[0] >= len(frames), 180, "every frame counted", stages, 0.2)
         time.sleep(5.0)  # idle flush (3 s) of the successor's open visits, and anything counted twice
     finally:
         stages.stop_all()
+    successor = (tmp_path / f"track-{len(stages.procs) - 1}.log").read_text(errors="replace")
+    assert "another tracker worker" in successor and "lease taken over" in successor, successor[-2000:]
     frames_counted, visits_counted = _counted(engine)
     killed_at = max(m.captured_ms for m in emitted) - EPOCH
     gap_ms = round(VisitConfig().tracker.max_gap_seconds * 1000)
