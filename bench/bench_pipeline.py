@@ -93,6 +93,26 @@ def _rss_mb(pids: list[int]) -> float:
     return total / 2**20
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (0 when it is gone)."""
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+        return sum(p.cpu_times().user + p.cpu_times().system for p in procs)
+    except psutil.Error:
+        return 0.0
+
+
+def _stage_cpu(procs: list[Any], servers: list[int]) -> dict[str, float]:
+    """CPU seconds so far per stage (processes of one stage summed) and of the servers."""
+    out: dict[str, float] = {}
+    for proc in procs:
+        stage = proc.name.split("-")[0]
+        out[stage] = out.get(stage, 0.0) + _cpu_seconds(proc.pid)
+    out["servers"] = sum(_cpu_seconds(pid) for pid in servers)
+    return out
+
+
 def _server_pids(redis_server: EmbeddedRedis, pgdata: Path) -> list[int]:
     pids = []
     for path in (redis_server.pidfile, pgdata / "postmaster.pid"):
@@ -143,6 +163,7 @@ def run_pipeline(
         faces0 = _stage_sum(client, names, "aggregator", "faces")
         shed0 = _stage_sum(client, names, "ingest", "shed")
         read0 = _stage_sum(client, names, "ingest", "frames_out")
+        cpu0 = _stage_cpu(procs, _server_pids(redis_server, postgres.pgdata))
         started = time.monotonic()
         while time.monotonic() - started < args.duration:
             pids = [p.pid for p in procs if p.pid] + _server_pids(redis_server, postgres.pgdata)
@@ -154,6 +175,7 @@ def run_pipeline(
         shed = _stage_sum(client, names, "ingest", "shed") - shed0
         read = _stage_sum(client, names, "ingest", "frames_out") - read0
         latencies = np.array([float(v) for v in client.lrange(names.latency, 0, -1)])
+        cpu1 = _stage_cpu(procs, _server_pids(redis_server, postgres.pgdata))
     finally:
         stop_processes(procs)
         drained(client, names, GROUPS)
@@ -168,6 +190,10 @@ def run_pipeline(
         "latency_p50_ms": round(float(np.percentile(latencies, 50)), 0) if latencies.size else None,
         "latency_p95_ms": round(float(np.percentile(latencies, 95)), 0) if latencies.size else None,
         "shed": shed,
+        "cpu_ms_per_frame": {
+            stage: round(1000 * (cpu1[stage] - cpu0.get(stage, 0.0)) / max(1, frames), 1) for stage in cpu1
+        },
+        "cpu_ms_per_frame_total": round(1000 * (sum(cpu1.values()) - sum(cpu0.values())) / max(1, frames), 1),
         "peak_rss_mb": round(peak, 0),
     }
 

@@ -178,6 +178,7 @@ def _run_processes(options: Any, registry: Any, detectors: int, duration: float 
         signal.signal(signal.SIGINT, previous)
         stop_processes([ingest, *workers])
     try:
+        console.print()  # the live view's last frame may end without a line break
         console.print(store_table(store_totals(engine, stores)))
     except sqlalchemy.exc.SQLAlchemyError as exc:
         console.print(f"[red]per-store summary unavailable:[/red] {redact_text(str(exc).splitlines()[0])}")

@@ -53,6 +53,11 @@ def tracked_faces(faces: Sequence[DetectedFace], verdicts: Sequence[FaceQuality]
     )
 
 
+def untracked(faces: Sequence[DetectedFace]) -> tuple[TrackedFace, ...]:
+    """Faces of a frame the tracker could not use: counted, none readable."""
+    return tuple(TrackedFace(f.box, f.score, False, 0.0) for f in faces)
+
+
 def visit_records(
     visits: Sequence[EndedVisit], crop_tail: tuple[int, ...]
 ) -> tuple[tuple[VisitRecord, ...], np.ndarray]:

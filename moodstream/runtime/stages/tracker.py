@@ -22,12 +22,12 @@ import numpy as np
 
 from moodstream.runtime.metrics import StageCounters
 from moodstream.runtime.stages.decoding import decode_all
-from moodstream.runtime.visit_tracking import CameraVisits, TrackedFrame
+from moodstream.runtime.visit_tracking import CameraVisits, TrackedFrame, untracked
 from moodstream.runtime.worker import BatchResult, Entry
 from moodstream.schemas.messages import FacesMessage, Fields, FrameKey, TracksMessage
 from moodstream.schemas.registry import Registry
 from moodstream.schemas.visit_config import ReorderConfig, VisitConfig
-from moodstream.visits import Released, ReorderWindow
+from moodstream.visits import Released, ReorderWindow, VisitsError
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,16 @@ class TrackerStage:
                 counters.add(message.key.store_id, message.key.camera_id, "frames_late")
                 self._emit(waiting.entry_id, message, frame, True, out, counters)
                 continue
-            frame = camera.visits.observe(message.captured_ms, message.faces, message.crops)
+            try:
+                frame = camera.visits.observe(message.captured_ms, message.faces, message.crops)
+            except VisitsError as exc:  # a frame the tracker cannot use: counted, untracked, logged
+                log.error("tracker: %s not tracked: %s", message.key.label(), exc)
+                counters.add(message.key.store_id, message.key.camera_id, "errors")
+                frame = TrackedFrame(
+                    untracked(message.faces), (-1,) * len(message.faces), crops=message.crops[:0]
+                )
+                self._emit(waiting.entry_id, message, frame, True, out, counters)
+                continue
             if camera.kept is not None:
                 self._emit_kept(camera, out, counters)
             camera.kept = _Kept(waiting.entry_id, message, frame)
