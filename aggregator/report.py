@@ -1,5 +1,6 @@
 """Per-branch satisfaction reports: the request, the domain model (counts, rows, totals) and the query over
-``emotion_counts_v``.
+``emotion_counts_v``. Visits come first (visitors, readable visits, emotion and satisfaction per visit,
+dwell); face-level counts are secondary.
 
 A report covers the local calendar days ``date_from`` .. ``date_to`` (both included) of each
 store, in the store's own time zone, and groups the counts per branch, store and local day or
@@ -12,7 +13,7 @@ Nothing here opens a database connection: callers pass a SQLAlchemy ``Connection
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from typing import Final, Literal
 
@@ -20,6 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, RowMapping, text
 
 from moodstream.schemas.labels import EMOTIONS, satisfaction_index
+from moodstream.schemas.tables import (
+    COUNT_COLUMNS,
+    DWELL_COLUMNS,
+    FACE_EMOTION_COLUMNS,
+    VISIT_EMOTION_COLUMNS,
+)
 
 MAX_REPORT_DAYS: Final[int] = 3660
 """Longest report span accepted (about ten years)."""
@@ -46,11 +53,11 @@ class ReportRequest(BaseModel):
     date_from: date = Field(description="first local day included")
     date_to: date = Field(description="last local day included (inclusive)")
     by: Granularity = Field("day", description="bucket per local day or per local hour")
-    min_faces: int = Field(
+    min_visits: int = Field(
         0,
         ge=0,
         le=1_000_000,
-        description="suppress the counts of every row with fewer faces than this (0: show all); "
+        description="suppress the counts of every row with fewer visits (people) than this (0: show all); "
         "suppressed rows also stay out of the totals, so they cannot be recovered by subtraction",
     )
 
@@ -67,37 +74,116 @@ class ReportRequest(BaseModel):
         return self
 
 
-def _ratio(numerator: int, denominator: int) -> float | None:
+def _ratio(numerator: float, denominator: int) -> float | None:
     return numerator / denominator if denominator > 0 else None
+
+
+def _shares(counts: tuple[int, ...], total: int) -> dict[str, float | None]:
+    return {e: _ratio(n, total) for e, n in zip(EMOTIONS, counts, strict=True)}
+
+
+def round_share(value: float | None) -> float | None:
+    """A share or index rounded to 4 decimals for CSV/JSON (None stays None)."""
+    return None if value is None else round(value, 4)
+
+
+def _round_seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+_NO_EMOTIONS: Final[tuple[int, ...]] = (0,) * len(EMOTIONS)
 
 
 @dataclass(frozen=True)
 class Counts:
-    """Frames, faces and per-emotion counts (EMOTIONS order) of a set of buckets."""
+    """Visits, dwell and faces of a set of buckets (per-emotion tuples in EMOTIONS order).
+
+    ``visit_emotions``: readable visits per emotion; ``dwell_bins``: visits per ``tables.DWELL_COLUMNS``
+    bin; ``faces``: detected, ``readable_faces``: passed the quality gate, ``face_emotions``: classified
+    faces (votes) per emotion.
+    """
 
     frames: int = 0
+    visits: int = 0
+    readable_visits: int = 0
+    visit_emotions: tuple[int, ...] = _NO_EMOTIONS
+    dwell_seconds_sum: float = 0.0
+    dwell_bins: tuple[int, ...] = (0,) * len(DWELL_COLUMNS)
     faces: int = 0
-    emotions: tuple[int, ...] = (0,) * len(EMOTIONS)
+    readable_faces: int = 0
+    face_emotions: tuple[int, ...] = _NO_EMOTIONS
 
     def __add__(self, other: Counts) -> Counts:
-        return Counts(
-            frames=self.frames + other.frames,
-            faces=self.faces + other.faces,
-            emotions=tuple(a + b for a, b in zip(self.emotions, other.emotions, strict=True)),
-        )
+        summed: dict[str, object] = {}
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, tuple):
+                summed[f.name] = tuple(a + b for a, b in zip(mine, theirs, strict=True))
+            else:
+                summed[f.name] = mine + theirs
+        return Counts(**summed)  # type: ignore[arg-type]
 
-    def count(self, emotion: str) -> int:
-        """Count of one emotion label."""
-        return self.emotions[EMOTIONS.index(emotion)]
+    def visit_count(self, emotion: str) -> int:
+        """Readable visits whose emotion is ``emotion``."""
+        return self.visit_emotions[EMOTIONS.index(emotion)]
 
-    def shares(self) -> dict[str, float | None]:
-        """Emotion -> count / faces (None when no face was seen)."""
-        return {e: _ratio(n, self.faces) for e, n in zip(EMOTIONS, self.emotions, strict=True)}
+    def face_count(self, emotion: str) -> int:
+        """Classified faces whose emotion is ``emotion``."""
+        return self.face_emotions[EMOTIONS.index(emotion)]
 
     @property
-    def satisfaction_index(self) -> float | None:
-        """``schemas.labels.satisfaction_index`` over ``faces`` (None when faces is 0, as the views)."""
-        return satisfaction_index(dict(zip(EMOTIONS, self.emotions, strict=True)), self.faces)
+    def classified_faces(self) -> int:
+        """Faces classified (the votes), the denominator of the face-level shares and index."""
+        return sum(self.face_emotions)
+
+    def visit_shares(self) -> dict[str, float | None]:
+        """Emotion -> visits / readable visits (None when no visit was readable)."""
+        return _shares(self.visit_emotions, self.readable_visits)
+
+    def face_shares(self) -> dict[str, float | None]:
+        """Emotion -> classified faces / all classified faces (None when none was classified)."""
+        return _shares(self.face_emotions, self.classified_faces)
+
+    @property
+    def visit_satisfaction_index(self) -> float | None:
+        """The headline: ``schemas.labels.satisfaction_index`` over readable visits (None without any)."""
+        return satisfaction_index(dict(zip(EMOTIONS, self.visit_emotions, strict=True)), self.readable_visits)
+
+    @property
+    def face_satisfaction_index(self) -> float | None:
+        """The same index over classified faces (None without any)."""
+        return satisfaction_index(dict(zip(EMOTIONS, self.face_emotions, strict=True)), self.classified_faces)
+
+    @property
+    def dwell_seconds_mean(self) -> float | None:
+        """Mean dwell time of the visits in seconds (None without visits)."""
+        return _ratio(self.dwell_seconds_sum, self.visits)
+
+    def as_dict(self) -> dict[str, object]:
+        """Flat JSON/CSV-ready mapping, visits first: counts, shares (``visit_share_<emotion>``), index and
+        dwell, then faces the same way (``face_share_<emotion>``)."""
+        visit_shares, face_shares = self.visit_shares(), self.face_shares()
+        return {
+            "frames": self.frames,
+            "visits": self.visits,
+            "readable_visits": self.readable_visits,
+            **{f"visits_{e}": self.visit_count(e) for e in EMOTIONS},
+            **{f"visit_share_{e}": round_share(visit_shares[e]) for e in EMOTIONS},
+            "visit_satisfaction_index": round_share(self.visit_satisfaction_index),
+            "dwell_seconds_mean": _round_seconds(self.dwell_seconds_mean),
+            "dwell_seconds_sum": _round_seconds(self.dwell_seconds_sum),
+            **dict(zip(DWELL_COLUMNS, self.dwell_bins, strict=True)),
+            "faces": self.faces,
+            "readable_faces": self.readable_faces,
+            "classified_faces": self.classified_faces,
+            **{f"faces_{e}": self.face_count(e) for e in EMOTIONS},
+            **{f"face_share_{e}": round_share(face_shares[e]) for e in EMOTIONS},
+            "face_satisfaction_index": round_share(self.face_satisfaction_index),
+        }
+
+
+COUNT_KEYS: Final[tuple[str, ...]] = tuple(Counts().as_dict())
+"""Keys of :meth:`Counts.as_dict`, in order (the CSV columns after the row's identity)."""
 
 
 @dataclass(frozen=True)
@@ -111,35 +197,28 @@ class ReportRow:
     period_start: datetime
     counts: Counts
     suppressed: bool = False
-    """True when the row had fewer faces than ``min_faces``: ``counts`` then keeps only ``frames``."""
+    """True when the row had fewer visits than ``min_visits``: ``counts`` then keeps only ``frames``."""
 
-    def suppress_below(self, min_faces: int) -> ReportRow:
-        """This row, or (when it has fewer than ``min_faces`` faces) a copy with only its frames kept."""
-        if self.counts.faces >= min_faces:
+    def suppress_below(self, min_visits: int) -> ReportRow:
+        """This row, or (when it has fewer than ``min_visits`` visits) a copy with only its frames kept."""
+        if self.counts.visits >= min_visits:
             return self
         return replace(self, counts=Counts(frames=self.counts.frames), suppressed=True)
 
     def as_dict(self) -> dict[str, object]:
-        """Flat JSON/CSV-ready mapping (shares as ``share_<emotion>``; None everywhere when suppressed)."""
+        """Flat JSON/CSV-ready mapping: the row's identity, then :meth:`Counts.as_dict` (every count None
+        but ``frames`` when suppressed)."""
         out: dict[str, object] = {
             "branch": self.branch,
             "store_id": self.store_id,
             "store_name": self.store_name,
             "timezone": self.timezone,
             "period_start": self.period_start.isoformat(timespec="minutes"),
-            "frames": self.counts.frames,
-            "faces": None if self.suppressed else self.counts.faces,
         }
-        out.update({e: None if self.suppressed else self.counts.count(e) for e in EMOTIONS})
-        out.update({f"share_{e}": round_share(s) for e, s in self.counts.shares().items()})
-        out["satisfaction_index"] = round_share(self.counts.satisfaction_index)
-        out["suppressed"] = self.suppressed
-        return out
-
-
-def round_share(value: float | None) -> float | None:
-    """A share or index rounded to 4 decimals for CSV/JSON (None stays None)."""
-    return None if value is None else round(value, 4)
+        counts = self.counts.as_dict()
+        if self.suppressed:
+            counts = {k: v if k == "frames" else None for k, v in counts.items()}
+        return {**out, **counts, "suppressed": self.suppressed}
 
 
 @dataclass(frozen=True)
@@ -180,12 +259,13 @@ class Report:
 
 _KNOWN_STORES_SQL = text("SELECT id, branch FROM stores ORDER BY id")
 
+_SUMMED_COLUMNS: Final[tuple[str, ...]] = (*COUNT_COLUMNS, "dwell_seconds_sum")
+
 _REPORT_SQL = text(
     f"""
 SELECT v.branch, v.store_id, v.store_name, v.timezone,
        date_trunc(CAST(:unit AS text), v.bucket_start AT TIME ZONE v.timezone) AS period_start,
-       sum(v.frames) AS frames, sum(v.faces) AS faces,
-       {", ".join(f"sum(v.{e}) AS {e}" for e in EMOTIONS)}
+       {", ".join(f"sum(v.{c}) AS {c}" for c in _SUMMED_COLUMNS)}
 FROM emotion_counts_v AS v
 WHERE v.bucket_start >= CAST(:day_from AS timestamptz) - interval '1 day'
   AND v.bucket_start < CAST(:day_after AS timestamptz) + interval '1 day'
@@ -232,23 +312,31 @@ def fetch_report(conn: Connection, request: ReportRequest, now: datetime | None 
         "store": request.store,
     }
     rows = tuple(
-        _to_row(r._mapping).suppress_below(request.min_faces) for r in conn.execute(_REPORT_SQL, params)
+        _to_row(r._mapping).suppress_below(request.min_visits) for r in conn.execute(_REPORT_SQL, params)
     )
     return Report(request=request, rows=rows, generated_at=now or datetime.now().astimezone())
 
 
 def _to_row(m: RowMapping) -> ReportRow:
-    get = m.__getitem__
+    def ints(columns: tuple[str, ...]) -> tuple[int, ...]:
+        return tuple(int(m[c]) for c in columns)
+
     counts = Counts(
-        frames=int(get("frames")),
-        faces=int(get("faces")),
-        emotions=tuple(int(get(e)) for e in EMOTIONS),
+        frames=int(m["frames"]),
+        visits=int(m["visits"]),
+        readable_visits=int(m["readable_visits"]),
+        visit_emotions=ints(VISIT_EMOTION_COLUMNS),
+        dwell_seconds_sum=float(m["dwell_seconds_sum"]),
+        dwell_bins=ints(DWELL_COLUMNS),
+        faces=int(m["faces"]),
+        readable_faces=int(m["readable_faces"]),
+        face_emotions=ints(FACE_EMOTION_COLUMNS),
     )
     return ReportRow(
-        branch=str(get("branch") or ""),
-        store_id=str(get("store_id")),
-        store_name=str(get("store_name") or get("store_id")),
-        timezone=str(get("timezone")),
-        period_start=get("period_start"),
+        branch=str(m["branch"] or ""),
+        store_id=str(m["store_id"]),
+        store_name=str(m["store_name"] or m["store_id"]),
+        timezone=str(m["timezone"]),
+        period_start=m["period_start"],
         counts=counts,
     )

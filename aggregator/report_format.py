@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 NO_VALUE = "–"
-"""Shown where a share or index has no value (no face seen)."""
+"""Shown where a share, index or mean has no value (no readable visit, no classified face)."""
 
 
 def fmt_index(value: float | None) -> str:
@@ -14,3 +14,10 @@ def fmt_index(value: float | None) -> str:
 def fmt_share(value: float | None) -> str:
     """Share in [0, 1] as a percentage with one decimal (``12.5%``), or NO_VALUE."""
     return NO_VALUE if value is None else f"{100 * value:.1f}%"
+
+
+def fmt_seconds(value: float | None) -> str:
+    """A duration: ``42 s`` under two minutes, ``3.5 min`` from there on, or NO_VALUE."""
+    if value is None:
+        return NO_VALUE
+    return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"

@@ -10,12 +10,16 @@ import csv
 import io
 import json
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from moodstream.aggregator.report import Counts, Granularity, Report, ReportError, ReportRow, round_share
-from moodstream.aggregator.report_format import fmt_index, fmt_share
+from moodstream.aggregator.report import COUNT_KEYS, Counts, Granularity, Report, ReportError, ReportRow
+from moodstream.aggregator.report_format import fmt_index, fmt_seconds, fmt_share
 from moodstream.aggregator.report_html import render_html
 from moodstream.schemas.labels import EMOTIONS
+from moodstream.schemas.tables import DWELL_COLUMNS
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def _period_label(row: ReportRow, by: Granularity) -> str:
@@ -23,52 +27,26 @@ def _period_label(row: ReportRow, by: Granularity) -> str:
 
 
 def render_csv(report: Report) -> str:
-    """One CSV line per (branch, store, period) with counts, shares and the satisfaction index."""
+    """One CSV line per (branch, store, period): visits (counts, shares, satisfaction per visit, dwell),
+    then faces (counts, shares, satisfaction per face)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=_csv_columns(), lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=[*_ROW_KEYS, *COUNT_KEYS, "suppressed"], lineterminator="\n")
     writer.writeheader()
     for row in report.rows:
         writer.writerow({k: "" if v is None else v for k, v in row.as_dict().items()})
     return buf.getvalue()
 
 
-def _csv_columns() -> list[str]:
-    return [
-        "branch",
-        "store_id",
-        "store_name",
-        "timezone",
-        "period_start",
-        "frames",
-        "faces",
-        *EMOTIONS,
-        *(f"share_{e}" for e in EMOTIONS),
-        "satisfaction_index",
-        "suppressed",
-    ]
+_ROW_KEYS: Final[tuple[str, ...]] = ("branch", "store_id", "store_name", "timezone", "period_start")
 
 
 def _totals_dict(keys: Sequence[str], totals: dict[tuple[str, ...], Counts]) -> list[dict[str, object]]:
-    out = []
-    for key, counts in totals.items():
-        item: dict[str, object] = dict(zip(keys, key, strict=True))
-        item.update(_counts_dict(counts))
-        out.append(item)
-    return out
-
-
-def _counts_dict(counts: Counts) -> dict[str, object]:
-    return {
-        "frames": counts.frames,
-        "faces": counts.faces,
-        "counts": {e: counts.count(e) for e in EMOTIONS},
-        "shares": {e: round_share(s) for e, s in counts.shares().items()},
-        "satisfaction_index": round_share(counts.satisfaction_index),
-    }
+    return [{**dict(zip(keys, key, strict=True)), **counts.as_dict()} for key, counts in totals.items()]
 
 
 def render_json(report: Report) -> str:
-    """JSON document: the request, rows, per-store and per-branch totals, overall totals."""
+    """JSON document: the request, rows, per-store and per-branch totals, overall totals (each with the
+    keys of ``Counts.as_dict``: visits first, then faces)."""
     req = report.request
     doc = {
         "generated_at": report.generated_at.isoformat(timespec="seconds"),
@@ -78,53 +56,108 @@ def render_json(report: Report) -> str:
             "from": req.date_from.isoformat(),
             "to": req.date_to.isoformat(),
             "by": req.by,
-            "min_faces": req.min_faces,
+            "min_visits": req.min_visits,
         },
         "emotions": list(EMOTIONS),
+        "dwell_bins": list(DWELL_COLUMNS),
         "rows": [row.as_dict() for row in report.rows],
         "stores": _totals_dict(("branch", "store_id", "store_name"), report.store_totals()),
         "branches": _totals_dict(("branch",), report.branch_totals()),
-        "overall": _counts_dict(report.overall()),
+        "overall": report.overall().as_dict(),
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
-def render_table(report: Report) -> str:
-    """Plain-text tables (rich): one line per period, then totals per store and per branch."""
-    from rich.console import Console
-    from rich.table import Table
+_VISIT_HEADERS: Final = ["visits", "readable", "dwell (mean)", *EMOTIONS, "satisfaction/visit"]
+_FACE_HEADERS: Final = [
+    "frames",
+    "faces",
+    "readable",
+    "classified",
+    *EMOTIONS,
+    "satisfaction/face",
+]
 
-    console = Console(file=io.StringIO(), width=200, color_system=None, record=True)
+
+def render_table(report: Report) -> str:
+    """Plain-text tables (rich): visits per period, then totals per store and branch; then the same for
+    faces (secondary)."""
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=220, color_system=None, record=True)
     req = report.request
     scope = req.store or req.branch or "all branches"
     console.print(f"moodstream report — {scope}, {req.date_from} to {req.date_to}, per {req.by} (store time)")
     if not report.rows:
         console.print("no counts in this range")
         return console.export_text()
-    headers = ["branch", "store", "period", "faces", *EMOTIONS, "satisfaction"]
-    table = Table(*headers, title=f"per {req.by}")
-    for row in report.rows:
-        cells = _cells(row.branch, row.store_name, _period_label(row, req.by), row.counts)
-        if row.suppressed:
-            cells[3:] = [f"<{req.min_faces}", *("–" for _ in EMOTIONS), "suppressed"]
-        table.add_row(*cells)
-    console.print(table)
+    overall = report.overall()
+    console.print(
+        f"visitors {overall.visits} (readable {overall.readable_visits}), mean dwell "
+        f"{fmt_seconds(overall.dwell_seconds_mean)}, satisfaction per visit "
+        f"{fmt_index(overall.visit_satisfaction_index)}; faces {overall.faces}, satisfaction per face "
+        f"{fmt_index(overall.face_satisfaction_index)}"
+    )
+    console.print(_period_table(report, f"visits per {req.by}", _VISIT_HEADERS, _visit_cells))
     hidden = sum(r.suppressed for r in report.rows)
     if hidden:
-        console.print(f"{hidden} rows with fewer than {req.min_faces} faces suppressed (not in the totals)")
-    totals = Table(*headers, title="totals")
-    for (branch, _sid, name), counts in report.store_totals().items():
-        totals.add_row(*_cells(branch, name, "range", counts))
-    for (branch,), counts in report.branch_totals().items():
-        totals.add_row(*_cells(branch, "(all stores)", "range", counts))
-    console.print(totals)
+        console.print(f"{hidden} rows with fewer than {req.min_visits} visits suppressed (not in the totals)")
+    console.print(_totals_table(report, "visits: totals", _VISIT_HEADERS, _visit_cells))
+    console.print(_period_table(report, f"faces per {req.by} (secondary)", _FACE_HEADERS, _face_cells))
+    console.print(_totals_table(report, "faces: totals", _FACE_HEADERS, _face_cells))
     return console.export_text()
 
 
-def _cells(branch: str, store: str, period: str, counts: Counts) -> list[str]:
-    shares = counts.shares()
-    emotion_cells = [f"{counts.count(e)} ({fmt_share(shares[e])})" for e in EMOTIONS]
-    return [branch, store, period, str(counts.faces), *emotion_cells, fmt_index(counts.satisfaction_index)]
+CellsOf = Callable[[Counts], list[str]]
+
+
+def _period_table(report: Report, title: str, headers: list[str], cells_of: CellsOf) -> Table:
+    from rich.table import Table
+
+    table = Table("branch", "store", "period", *headers, title=title)
+    for row in report.rows:
+        cells = cells_of(row.counts)
+        if row.suppressed:  # the frames column (faces table) stays; the visits column says why
+            first = cells[0] if headers[0] == "frames" else f"<{report.request.min_visits} visits"
+            cells = [first, *("–" for _ in cells[1:-1]), "suppressed"]
+        table.add_row(row.branch, row.store_name, _period_label(row, report.request.by), *cells)
+    return table
+
+
+def _totals_table(report: Report, title: str, headers: list[str], cells_of: CellsOf) -> Table:
+    from rich.table import Table
+
+    table = Table("branch", "store", "period", *headers, title=title)
+    for (branch, _sid, name), counts in report.store_totals().items():
+        table.add_row(branch, name, "range", *cells_of(counts))
+    for (branch,), counts in report.branch_totals().items():
+        table.add_row(branch, "(all stores)", "range", *cells_of(counts))
+    return table
+
+
+def _emotion_cells(counts: tuple[int, ...], shares: dict[str, float | None]) -> list[str]:
+    return [f"{n} ({fmt_share(shares[e])})" for e, n in zip(EMOTIONS, counts, strict=True)]
+
+
+def _visit_cells(counts: Counts) -> list[str]:
+    return [
+        str(counts.visits),
+        str(counts.readable_visits),
+        fmt_seconds(counts.dwell_seconds_mean),
+        *_emotion_cells(counts.visit_emotions, counts.visit_shares()),
+        fmt_index(counts.visit_satisfaction_index),
+    ]
+
+
+def _face_cells(counts: Counts) -> list[str]:
+    return [
+        str(counts.frames),
+        str(counts.faces),
+        str(counts.readable_faces),
+        str(counts.classified_faces),
+        *_emotion_cells(counts.face_emotions, counts.face_shares()),
+        fmt_index(counts.face_satisfaction_index),
+    ]
 
 
 RENDERERS: Final[dict[str, Callable[[Report], str]]] = {

@@ -48,6 +48,7 @@ from moodstream.runtime.processes import (
 )
 from moodstream.runtime.progress import drained
 from moodstream.runtime.worker import WorkerConfig
+from moodstream.schemas.defaults import STREAM_MAXLEN
 from moodstream.schemas.registry import load_registry
 
 VIDEOS = (
@@ -229,9 +230,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="Measured seconds per run.")
     parser.add_argument("--warmup", type=float, default=12.0, help="Seconds before measuring.")
     parser.add_argument("--detectors", type=int, default=1, help="Detector processes.")
-    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (0: auto).")
-    parser.add_argument("--batch", type=int, default=8, help="Worker batch size (XREADGROUP COUNT).")
-    parser.add_argument("--maxlen", type=int, default=2000, help="Stream cap (approximate MAXLEN).")
+    threads, batch = AnalysisConfig().intra_op_threads, WorkerConfig().batch_size
+    parser.add_argument("--threads", type=int, default=threads, help="ONNX Runtime threads (0: auto).")
+    parser.add_argument("--batch", type=int, default=batch, help="Worker batch size (XREADGROUP COUNT).")
+    parser.add_argument("--maxlen", type=int, default=STREAM_MAXLEN, help="Stream cap (approximate MAXLEN).")
     parser.add_argument("--saturate", action="store_true", help="Add an 8-camera run at --saturate-fps each.")
     parser.add_argument(
         "--saturate-fps", type=float, default=5.0, help="Per-camera fps of the saturated run."

@@ -16,6 +16,8 @@ from moodstream.classifier.preprocess import crops_to_tensor
 from moodstream.classifier.providers import choose_providers
 from moodstream.classifier.registry import resolve_manifest_path
 from moodstream.common.checksums import file_sha256
+from moodstream.common.providers import DEFAULT_PROVIDERS, ProviderChoice
+from moodstream.schemas import defaults
 from moodstream.schemas.labels import EMOTIONS
 
 
@@ -25,7 +27,7 @@ class ClassifierConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(
-        default="default",
+        default=defaults.FER_MODEL,
         min_length=1,
         description='"default", a shipped model name (moodstream.classifier.registry) or a path to a '
         "model .json/.onnx.",
@@ -36,12 +38,12 @@ class ClassifierConfig(BaseModel):
         le=4096,
         description="Most crops sent to ONNX Runtime at once; bigger batches are split.",
     )
-    providers: Literal["auto"] | list[str] = Field(
-        default="auto",
-        description='"auto" (TensorRT, CUDA, CPU as available) or an explicit ONNX Runtime provider list.',
-    )
+    providers: ProviderChoice = DEFAULT_PROVIDERS
     intra_op_threads: int = Field(
-        default=0, ge=0, le=256, description="ONNX Runtime intra-op threads; 0 lets ONNX Runtime decide."
+        default=defaults.MODEL_INTRA_OP_THREADS,
+        ge=0,
+        le=256,
+        description="ONNX Runtime intra-op threads; 0 lets ONNX Runtime decide.",
     )
     verify_checksum: bool = Field(
         default=True, description="Check the ONNX file's SHA-256 against the manifest before loading."

@@ -36,7 +36,8 @@ def template_points(size: tuple[int, int], margin: float) -> np.ndarray:
     """
     width, height = size
     side = min(width, height) / (1.0 + 2.0 * margin)
-    return (FER_TEMPLATE - 0.5) * side + np.array([width / 2.0, height / 2.0])
+    points: np.ndarray = (FER_TEMPLATE - 0.5) * side + np.array([width / 2.0, height / 2.0])
+    return points
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

@@ -65,9 +65,9 @@ def _overlap(
     inter_w = np.minimum(x2[rows], x2[cols]) - np.maximum(x1[rows], x1[cols]) + extra
     inter_h = np.minimum(y2[rows], y2[cols]) - np.maximum(y1[rows], y1[cols]) + extra
     inter = np.maximum(inter_w, 0.0) * np.maximum(inter_h, 0.0)
-    if mode == "min":
-        return inter / np.minimum(area[rows], area[cols])
-    return inter / (area[rows] + area[cols] - inter)
+    union = np.minimum(area[rows], area[cols]) if mode == "min" else area[rows] + area[cols] - inter
+    overlap: np.ndarray = inter / union
+    return overlap
 
 
 def _greedy_with_matrix(
@@ -110,7 +110,8 @@ def apply_regression(boxes: np.ndarray, offsets: np.ndarray, inclusive: bool) ->
     width = boxes[:, 2] - boxes[:, 0] + extra
     height = boxes[:, 3] - boxes[:, 1] + extra
     scale = np.stack([width, height, width, height], axis=1)
-    return (boxes + offsets.astype(np.float32) * scale).astype(np.float32)
+    refined: np.ndarray = (boxes + offsets.astype(np.float32) * scale).astype(np.float32)
+    return refined
 
 
 def square_boxes(boxes: np.ndarray) -> np.ndarray:

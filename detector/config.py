@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from moodstream.common.providers import PROVIDERS, short_provider_name
+from moodstream.common.providers import DEFAULT_PROVIDERS, ProviderChoice
+from moodstream.schemas import defaults
 
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
 
@@ -18,7 +19,7 @@ class DetectorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_face_size: int = Field(
-        default=20,
+        default=defaults.MIN_FACE_SIZE,
         ge=12,
         le=4096,
         description="Smallest face side, in pixels of the (possibly downscaled) frame, that the image "
@@ -35,20 +36,15 @@ class DetectorConfig(BaseModel):
         description="Face-probability thresholds of P-Net, R-Net and O-Net, each in (0, 1).",
     )
     max_input_width: int | None = Field(
-        default=None,
+        default=defaults.MAX_INPUT_WIDTH,
         ge=32,
         le=16384,
         description="Frames wider than this are downscaled to this width before detection; boxes and "
         "landmarks are mapped back to the original frame. None: detect at full resolution.",
     )
-    providers: Literal["auto"] | list[str] = Field(
-        default="auto",
-        description="ONNX Runtime execution providers: 'auto' (TensorRT, then CUDA, then CPU, from what is "
-        f"installed) or an ordered list of names from {sorted(PROVIDERS)} (ONNX Runtime's own names, "
-        "e.g. 'CPUExecutionProvider', are accepted too).",
-    )
+    providers: ProviderChoice = DEFAULT_PROVIDERS
     intra_op_threads: int = Field(
-        default=0,
+        default=defaults.MODEL_INTRA_OP_THREADS,
         ge=0,
         le=256,
         description="Threads ONNX Runtime uses inside one network run; 0 lets ONNX Runtime choose.",
@@ -82,15 +78,3 @@ class DetectorConfig(BaseModel):
         description="Input pixels per P-Net run: small pyramid levels of several frames are batched up to "
         "this, large ones split into exact horizontal strips. Raise it for GPU providers.",
     )
-
-    @field_validator("providers")
-    @classmethod
-    def _known_providers(cls, value: Literal["auto"] | list[str]) -> Literal["auto"] | list[str]:
-        if value == "auto":
-            return value
-        if not value:
-            raise ValueError("providers must be 'auto' or a non-empty list")
-        unknown = [name for name in value if short_provider_name(name) is None]
-        if unknown:
-            raise ValueError(f"unknown provider(s) {unknown}; expected names from {sorted(PROVIDERS)}")
-        return [name for name in (short_provider_name(v) for v in value) if name is not None]

@@ -99,7 +99,8 @@ def crop_windows(integral: np.ndarray, frame_index: np.ndarray, windows: np.ndar
     col_start, col_end = col_start + x0[:, None], col_end + x0[:, None]
 
     def corner(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return np.take(pixels, (rows[:, :, None] + cols[:, None, :]).ravel(), axis=0)
+        values: np.ndarray = np.take(pixels, (rows[:, :, None] + cols[:, None, :]).ravel(), axis=0)
+        return values
 
     sums = corner(row_end, col_end)
     sums -= corner(row_start, col_end)

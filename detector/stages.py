@@ -96,7 +96,8 @@ class FrameBatch:
 
     def holds(self, frame_ids: np.ndarray) -> np.ndarray:
         """(K,) bool: which global frame ids belong to this batch."""
-        return (frame_ids >= self.first) & (frame_ids < self.first + self.integral.shape[0])
+        held: np.ndarray = (frame_ids >= self.first) & (frame_ids < self.first + self.integral.shape[0])
+        return held
 
 
 @dataclass

@@ -18,6 +18,6 @@ class BackoffPolicy(BaseModel):
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry ``attempt`` (0-based); never above cap_s * (1 + jitter)."""
-        raw = min(self.cap_s, self.base_s * 2 ** min(attempt, 62))
-        spread = (rng or random).uniform(-self.jitter, self.jitter)
+        raw = min(self.cap_s, self.base_s * 2.0 ** min(attempt, 62))
+        spread: float = (rng or random).uniform(-self.jitter, self.jitter)
         return max(0.0, raw * (1 + spread))

@@ -22,6 +22,7 @@ from moodstream.common.redaction import redact_text
 from moodstream.ingest.backoff import BackoffPolicy
 from moodstream.ingest.sampling import sample_capture
 from moodstream.ingest.sources import CameraSpec, SourceError, open_capture
+from moodstream.schemas import defaults
 from moodstream.schemas.jpeg import encode_jpeg
 from moodstream.schemas.messages import FrameKey, FrameMessage
 
@@ -33,12 +34,20 @@ class IngestConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    jpeg_quality: int = Field(default=90, ge=10, le=100, description="JPEG quality of published frames.")
+    jpeg_quality: int = Field(
+        default=defaults.JPEG_QUALITY,
+        ge=10,
+        le=100,
+        description="JPEG quality of published frames.",
+    )
     open_timeout_ms: int = Field(default=10_000, ge=100, le=600_000, description="Source open timeout, ms.")
     read_timeout_ms: int = Field(default=10_000, ge=100, le=600_000, description="Source read timeout, ms.")
     backoff: BackoffPolicy = Field(default_factory=BackoffPolicy, description="Reconnect delays.")
     frames_maxlen: int = Field(
-        default=1000, ge=10, le=10_000_000, description="Approximate MAXLEN of the frames stream."
+        default=defaults.STREAM_MAXLEN,
+        ge=10,
+        le=10_000_000,
+        description="Approximate MAXLEN of the frames stream.",
     )
     reload_interval_s: float = Field(
         default=2.0, gt=0, le=3600, description="Seconds between checks of the registry file for edits."

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -32,9 +32,9 @@ from pydantic import (
     create_model,
     field_validator,
 )
-from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from moodstream.schemas import defaults
 from moodstream.schemas.visit_config import GateConfig, ReorderConfig, TrackerConfig, VisitConfig
 
 SCHEMA_PATH: Final[Path] = Path(__file__).with_name("stores.schema.json")
@@ -66,33 +66,36 @@ class PipelineConfig(_Strict):
     """Settings of the streaming pipeline shared by every camera."""
 
     bucket: str = Field(
-        default="60s",
+        default=f"{defaults.BUCKET_SECONDS}s",
         pattern=DURATION_PATTERN,
         description="Width of an aggregation bucket, e.g. 10s, 60s, 5m, 15m: 1s to 15m and dividing 15m "
         "evenly, so no bucket straddles a local midnight.",
         examples=["60s", "5m"],
     )
     stream_maxlen: int = Field(
-        default=2000,
+        default=defaults.STREAM_MAXLEN,
         ge=50,
         le=1_000_000,
         description="Approximate cap on entries kept per Redis stream; a slow stage sheds older frames "
         "beyond it (counted in frame_losses).",
     )
     max_deliveries: int = Field(
-        default=5,
+        default=defaults.MAX_DELIVERIES,
         ge=1,
         le=100,
         description="Deliveries of one stream entry before it is moved to the dead-letter stream.",
     )
     reclaim_idle: str = Field(
-        default="60s",
+        default=f"{defaults.RECLAIM_IDLE_SECONDS}s",
         pattern=DURATION_PATTERN,
         description="How long an entry may stay pending with a silent worker before another worker "
         "reclaims it: 1s to 1h.",
     )
     jpeg_quality: int = Field(
-        default=85, ge=10, le=100, description="JPEG quality of frames on the frames stream (10-100)."
+        default=defaults.JPEG_QUALITY,
+        ge=10,
+        le=100,
+        description="JPEG quality of frames on the frames stream (10-100).",
     )
     visits: VisitConfig = Field(
         default_factory=VisitConfig,
@@ -136,10 +139,10 @@ class PipelineConfig(_Strict):
 M = TypeVar("M", bound=BaseModel)
 
 
-def _drop_null_defaults(schema: dict[str, Any]) -> None:
-    """JSON Schema of an override model: an absent key means "inherit", not a null default."""
-    for prop in schema.get("properties", {}).values():
-        prop.pop("default", None)
+def _inherited() -> None:
+    """Value of an override key the file leaves out: none (the pipeline value applies). A factory rather
+    than a plain ``None`` default, so the override states no default of its own."""
+    return None
 
 
 def partial_model(model: type[M], name: str) -> type[M]:
@@ -153,9 +156,9 @@ def partial_model(model: type[M], name: str) -> type[M]:
         annotation = info.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             annotation = partial_model(annotation, annotation.__name__.removesuffix("Config") + "Override")
-            info = FieldInfo(annotation=annotation, description=info.description)
-        fields[key] = (annotation, FieldInfo.merge_field_infos(info, default=None))
-    config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_drop_null_defaults)
+        bounded = Annotated[annotation, *info.metadata] if info.metadata else annotation
+        fields[key] = (bounded, Field(default_factory=_inherited, description=info.description))
+    config = ConfigDict(extra="forbid", frozen=True)
     doc = f"{model.__doc__ or model.__name__} Every key is optional: one left out keeps the pipeline value."
     return create_model(name, __config__=config, __doc__=doc, **fields)
 

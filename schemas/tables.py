@@ -97,6 +97,11 @@ FACE_EMOTION_COLUMNS: Final[tuple[str, ...]] = tuple(f"faces_{e}" for e in EMOTI
 """Classified faces per emotion (each vote's argmax, in the bucket of its capture time), EMOTIONS order."""
 
 DWELL_COLUMNS: Final[tuple[str, ...]] = tuple(name for name, _, _ in DWELL_BINS)
+DWELL_LABELS: Final[tuple[str, ...]] = tuple(
+    (f">= {low:g} s" if high is None else f"{low:g}-{high:g} s" if low else f"< {high:g} s")
+    for _, low, high in DWELL_BINS
+)
+"""Short label of each dwell bin for reports and dashboards: ``< 10 s``, ``10-30 s``, ..., ``>= 600 s``."""
 
 VISIT_COUNT_COLUMNS: Final[tuple[str, ...]] = ("visits", "readable_visits", *VISIT_EMOTION_COLUMNS)
 FACE_COUNT_COLUMNS: Final[tuple[str, ...]] = ("faces", "readable_faces", *FACE_EMOTION_COLUMNS)

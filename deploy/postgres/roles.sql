@@ -19,8 +19,8 @@
 --
 --   MOODSTREAM_DATABASE_URL=postgresql://moodstream_writer:...@db-host/moodstream moodstream db upgrade
 --
--- The initial migration grants the reader SELECT on the public tables and views (the reader role must
--- exist first, as created here). `moodstream db create-reader` does the same from the CLI when the
+-- The migrations grant the reader SELECT on the public tables and views, and again on every view they
+-- recreate (the reader role must exist first, as created here). `moodstream db create-reader` does the same from the CLI when the
 -- writer may create roles. Running this file again is harmless: it only creates what is missing and
 -- resets the two passwords.
 --

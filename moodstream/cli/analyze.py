@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from moodstream.runtime.clip_analysis import ClipVisits, FrameTracks
+from moodstream.schemas import defaults
 from moodstream.schemas.labels import EMOTIONS, satisfaction_index
 from moodstream.schemas.tables import DWELL_BINS
 from moodstream.schemas.visit_config import VisitConfig
@@ -295,7 +296,7 @@ def analyze(
     ] = None,
     jpeg_quality: Annotated[
         int, typer.Option("--jpeg-quality", min=10, max=100, help="JPEG quality, as the pipeline's ingest.")
-    ] = 85,
+    ] = defaults.JPEG_QUALITY,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", help="stores.yaml: use its visit settings (pipeline.visits)."),
@@ -316,8 +317,9 @@ def analyze(
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own error line says it better
     try:
         settings = _visit_config(config, camera)
-        analyzer = build_analyzer(AnalysisConfig(model=model, max_input_width=max_input_width))
-        summary = analyze_file(file, fps, analyzer, jpeg_quality, annotate_to, settings)
+        # one process here, so ONNX Runtime may use every core (0), unlike the pipeline's model processes
+        models = AnalysisConfig(model=model, max_input_width=max_input_width, intra_op_threads=0)
+        summary = analyze_file(file, fps, build_analyzer(models), jpeg_quality, annotate_to, settings)
     except (SourceError, OSError, ValueError, RegistryError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None

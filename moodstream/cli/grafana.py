@@ -18,6 +18,14 @@ grafana_app = typer.Typer(
 )
 
 
+MIN_VISITS_OPTION = typer.Option(
+    "--min-visits",
+    min=0,
+    max=1_000_000,
+    help="show no emotion for groups with fewer visits (people) than this (0: hide none)",
+)
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(1)
@@ -26,18 +34,13 @@ def _fail(message: str) -> typer.Exit:
 @grafana_app.command("export")
 def export(
     out: Annotated[Path, typer.Option("--out", help="directory for <uid>.json files")] = DEFAULT_OUT,
-    min_faces: Annotated[
-        int,
-        typer.Option(
-            "--min-faces", min=0, max=1_000_000, help="hide emotion groups with fewer faces (0: hide none)"
-        ),
-    ] = 0,
+    min_visits: Annotated[int, MIN_VISITS_OPTION] = 0,
 ) -> None:
     """Write the dashboards' JSON (what Grafana's file provisioning loads)."""
     from moodstream.runtime.dashboards.build import export_dashboards
 
     try:
-        paths = export_dashboards(out, min_faces)
+        paths = export_dashboards(out, min_visits)
     except OSError as exc:
         raise _fail(f"cannot write dashboards to {out}: {exc.strerror}") from None
     for path in paths:
@@ -63,12 +66,7 @@ def push(
         str, typer.Option("--db-sslmode", help="disable, require, verify-ca or verify-full")
     ] = "disable",
     timeout: Annotated[float, typer.Option("--timeout", min=1, max=300, help="seconds per request")] = 10.0,
-    min_faces: Annotated[
-        int,
-        typer.Option(
-            "--min-faces", min=0, max=1_000_000, help="hide emotion groups with fewer faces (0: hide none)"
-        ),
-    ] = 0,
+    min_visits: Annotated[int, MIN_VISITS_OPTION] = 0,
 ) -> None:
     """Upload the datasource (password from MOODSTREAM_READER_PASSWORD) and dashboards; idempotent."""
     from moodstream.runtime.dashboards.push import DatasourceSettings, GrafanaPusher, GrafanaPushError
@@ -93,7 +91,7 @@ def push(
             err = exc.errors()[0]
             raise _fail(f"datasource {err['loc'][0]}: {err['msg']}") from None
     try:
-        result = GrafanaPusher(url, token, timeout=timeout).push(ds_settings, min_faces)
+        result = GrafanaPusher(url, token, timeout=timeout).push(ds_settings, min_visits)
     except GrafanaPushError as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"folder: {result.folder}; datasource: {result.datasource}")

@@ -10,15 +10,24 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console, Group
 from rich.live import Live
 
 from moodstream.common.redaction import redact_text
+from moodstream.runtime.models import AnalysisConfig
+from moodstream.runtime.processes import RunOptions
 from moodstream.runtime.settings import Settings, SettingsError
+from moodstream.runtime.worker import WorkerConfig
+
+if TYPE_CHECKING:
+    from moodstream.runtime.progress import StoreTotals
+    from moodstream.schemas.registry import Registry
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 130)
@@ -35,6 +44,12 @@ Threads = Annotated[
     typer.Option("--threads", min=0, max=256, help="ONNX Runtime threads per model process (0: its choice)."),
 ]
 
+ANALYSIS_DEFAULTS = AnalysisConfig()
+"""Where the model options' defaults come from (stated once, in the configs)."""
+WORKER_DEFAULTS = WorkerConfig()
+"""Where the consumer-loop options' defaults come from."""
+METRICS_PORT_DEFAULT: int = RunOptions.model_fields["metrics_port"].default
+
 
 def _fail(message: str) -> typer.Exit:
     console.print(f"[red]error:[/red] {redact_text(message)}")
@@ -48,7 +63,7 @@ def _settings() -> Settings:
         raise _fail(str(exc)) from None
 
 
-def _load(path: Path) -> Any:
+def _load(path: Path) -> Registry:
     from moodstream.schemas.registry import RegistryError, load_registry
 
     try:
@@ -60,26 +75,26 @@ def _load(path: Path) -> Any:
 
 
 def _base_options(
-    settings: Settings, redis_url: str, database_url: str | None, registry_path: Path | None, **knobs: Any
-) -> Any:
-    from moodstream.runtime.models import AnalysisConfig
-    from moodstream.runtime.processes import RunOptions
-    from moodstream.runtime.worker import WorkerConfig
-
-    analysis = AnalysisConfig(
-        model=knobs.get("model", "default"),
-        max_input_width=knobs.get("max_input_width"),
-        intra_op_threads=knobs.get("threads", 1),
-    )
-    return RunOptions(
-        redis_url=redis_url,
-        database_url=database_url,
-        prefix=settings.stream_prefix,
-        registry=registry_path.resolve() if registry_path else None,
-        analysis=analysis,
-        worker=WorkerConfig(batch_size=knobs.get("batch_size", 8)),
-        metrics_port=knobs.get("metrics_port", 0),
-        log_level=settings.log_level,
+    settings: Settings,
+    urls: tuple[str, str | None],
+    registry_path: Path | None,
+    analysis: AnalysisConfig = ANALYSIS_DEFAULTS,
+    worker: WorkerConfig = WORKER_DEFAULTS,
+    metrics_port: int = METRICS_PORT_DEFAULT,
+) -> RunOptions:
+    """Run options from the environment, the server URLs (redis, database) and the command's knobs."""
+    redis_url, database_url = urls
+    return RunOptions.model_validate(
+        {
+            "redis_url": redis_url,
+            "database_url": database_url,
+            "prefix": settings.stream_prefix,
+            "registry": registry_path.resolve() if registry_path else None,
+            "analysis": analysis,
+            "worker": worker,
+            "metrics_port": metrics_port,
+            "log_level": settings.log_level,
+        }
     )
 
 
@@ -95,10 +110,10 @@ def run(
     keep_running: Annotated[
         bool, typer.Option("--keep-running", help="Keep running after every (non-looping) file has ended.")
     ] = False,
-    max_input_width: FpsWidth = None,
-    model: Model = "default",
-    threads: Threads = 1,
-    metrics_port: MetricsPort = 0,
+    max_input_width: FpsWidth = ANALYSIS_DEFAULTS.max_input_width,
+    model: Model = ANALYSIS_DEFAULTS.model,
+    threads: Threads = ANALYSIS_DEFAULTS.intra_op_threads,
+    metrics_port: MetricsPort = METRICS_PORT_DEFAULT,
     duration: Annotated[
         float | None,
         typer.Option("--duration", min=1, help="Stop after this many seconds (default: Ctrl-C)."),
@@ -125,22 +140,22 @@ def run(
     setup_logging("WARNING", tuple(registry.secrets))
     try:
         with embedded_servers(settings) as urls:
+            analysis = AnalysisConfig(model=model, max_input_width=max_input_width, intra_op_threads=threads)
             base = _base_options(
-                settings, urls.redis_url, urls.database_url, path,
-                model=model, max_input_width=max_input_width, metrics_port=metrics_port, threads=threads,
-            )  # fmt: skip
+                settings, (urls.redis_url, urls.database_url), path, analysis, metrics_port=metrics_port
+            )
             all_files = all(c.source_kind == "file" and not c.loop for _, c in registry.cameras())
             quiet = "WARNING" if not os.environ.get("MOODSTREAM_LOG_LEVEL") else settings.log_level
-            options = options_from_registry(registry, base).model_copy(
-                update={"exit_when_done": all_files and not keep_running, "log_level": quiet}
+            options = options_from_registry(registry, base).updated(
+                {"exit_when_done": all_files and not keep_running, "log_level": quiet}
             )
             _prepare_database(urls.database_url, registry, settings)
-            _run_processes(options, registry, detectors, duration)
+            _run_processes(options, urls.database_url, registry, detectors, duration)
     except EmbeddedServerError as exc:
         raise _fail(str(exc)) from None
 
 
-def _prepare_database(database_url: str, registry: Any, settings: Settings) -> None:
+def _prepare_database(database_url: str, registry: Registry, settings: Settings) -> None:
     from moodstream.runtime.database import DatabaseError, create_database_engine, migrate, sync_registry
 
     try:
@@ -152,7 +167,11 @@ def _prepare_database(database_url: str, registry: Any, settings: Settings) -> N
         raise _fail(str(exc)) from None
 
 
-def _run_processes(options: Any, registry: Any, detectors: int, duration: float | None) -> None:
+def _run_processes(
+    options: RunOptions, database_url: str, registry: Registry, detectors: int, duration: float | None
+) -> None:
+    """Start the stage processes (``detectors`` detector processes) and show the live view until done,
+    ``duration`` seconds (None: until Ctrl-C) or a stage exits."""
     import sqlalchemy.exc
 
     from moodstream.runtime.database import create_database_engine
@@ -170,7 +189,7 @@ def _run_processes(options: Any, registry: Any, detectors: int, duration: float 
     ]
     ingest = spawn_stage("ingest", options)[0]
     console.print(f"moodstream: {len(list(registry.cameras()))} cameras; Ctrl-C stops")
-    engine = create_database_engine(options.database_url, check=False)
+    engine = create_database_engine(database_url, check=False)
     stores = [s.id for s in registry.stores]
     try:
         _live_view(options, stop, ingest, workers, duration, lambda: store_totals(engine, stores))
@@ -186,7 +205,12 @@ def _run_processes(options: Any, registry: Any, detectors: int, duration: float 
 
 
 def _live_view(
-    options: Any, stop: threading.Event, ingest: Any, workers: list[Any], duration: float | None, totals: Any
+    options: RunOptions,
+    stop: threading.Event,
+    ingest: BaseProcess,
+    workers: list[BaseProcess],
+    duration: float | None,
+    totals: Callable[[], list[StoreTotals]],
 ) -> None:
     """Refresh the per-camera table every second and the per-store summary every 5 s until done."""
     import redis
@@ -224,7 +248,7 @@ def _live_view(
 # ------------------------------------------------------------------------------------------- stages alone
 
 
-def _run_alone(stage: str, options: Any) -> None:
+def _run_alone(stage: str, options: RunOptions) -> None:
     from moodstream.runtime.processes import STAGE_RUNNERS, install_stop_signals, setup_logging
 
     setup_logging(options.log_level, options.secrets)
@@ -241,12 +265,19 @@ def _external(settings: Settings, need_database: bool) -> tuple[str, str | None]
     return settings.redis_url, settings.database_url
 
 
-def _stage_options(config: Path | None, need_database: bool, **knobs: Any) -> Any:
+def _stage_options(
+    config: Path | None,
+    need_database: bool,
+    analysis: AnalysisConfig = ANALYSIS_DEFAULTS,
+    worker: WorkerConfig = WORKER_DEFAULTS,
+    metrics_port: int = METRICS_PORT_DEFAULT,
+) -> RunOptions:
+    """Run options of a stage run alone: external servers, the command's knobs, then the registry's."""
     from moodstream.runtime.processes import options_from_registry
 
     settings = _settings()
-    redis_url, database_url = _external(settings, need_database)
-    options = _base_options(settings, redis_url, database_url, config, **knobs)
+    urls = _external(settings, need_database)
+    options = _base_options(settings, urls, config, analysis, worker, metrics_port)
     return options_from_registry(_load(config), options) if config else options
 
 
@@ -257,21 +288,21 @@ def ingest_command(config: Annotated[Path, typer.Option("--config", "-c", help="
 
 def detect_command(
     config: ConfigOption = None,
-    max_input_width: FpsWidth = None,
-    batch_size: BatchSize = 8,
-    threads: Threads = 1,
-    metrics_port: MetricsPort = 0,
+    max_input_width: FpsWidth = ANALYSIS_DEFAULTS.max_input_width,
+    batch_size: BatchSize = WORKER_DEFAULTS.batch_size,
+    threads: Threads = ANALYSIS_DEFAULTS.intra_op_threads,
+    metrics_port: MetricsPort = METRICS_PORT_DEFAULT,
 ) -> None:
     """One detector worker: frames -> faces (run as many as needed)."""
-    knobs = {"max_input_width": max_input_width, "batch_size": batch_size, "threads": threads}
-    options = _stage_options(config, False, metrics_port=metrics_port, **knobs)
-    _run_alone("detector", options)
+    analysis = AnalysisConfig(max_input_width=max_input_width, intra_op_threads=threads)
+    worker = WorkerConfig(batch_size=batch_size)
+    _run_alone("detector", _stage_options(config, False, analysis, worker, metrics_port))
 
 
 def track_command(
     config: ConfigOption = None,
     batch_size: BatchSize = 32,
-    metrics_port: MetricsPort = 0,
+    metrics_port: MetricsPort = METRICS_PORT_DEFAULT,
     lease_seconds: Annotated[
         float,
         typer.Option(
@@ -281,24 +312,25 @@ def track_command(
 ) -> None:
     """THE tracker worker: faces -> tracks (visits). Run exactly one: it needs each camera's frames in order;
     a second one waits (log line) and takes over when the first stops. Visit settings from -c stores.yaml."""
-    options = _stage_options(config, False, metrics_port=metrics_port, batch_size=batch_size)
+    worker = WorkerConfig(batch_size=batch_size)
+    options = _stage_options(config, False, ANALYSIS_DEFAULTS, worker, metrics_port)
     _run_alone("tracker", options.model_copy(update={"tracker_lease_ms": round(lease_seconds * 1000)}))
 
 
 def classify_command(
     config: ConfigOption = None,
-    model: Model = "default",
-    batch_size: BatchSize = 8,
-    threads: Threads = 1,
-    metrics_port: MetricsPort = 0,
+    model: Model = ANALYSIS_DEFAULTS.model,
+    batch_size: BatchSize = WORKER_DEFAULTS.batch_size,
+    threads: Threads = ANALYSIS_DEFAULTS.intra_op_threads,
+    metrics_port: MetricsPort = METRICS_PORT_DEFAULT,
 ) -> None:
     """One classifier worker: tracks -> emotions (classifies the votes of ended visits)."""
-    knobs = {"model": model, "batch_size": batch_size, "threads": threads}
-    options = _stage_options(config, False, metrics_port=metrics_port, **knobs)
-    _run_alone("classifier", options)
+    analysis = AnalysisConfig(model=model, intra_op_threads=threads)
+    worker = WorkerConfig(batch_size=batch_size)
+    _run_alone("classifier", _stage_options(config, False, analysis, worker, metrics_port))
 
 
-def aggregate_command(config: ConfigOption = None, metrics_port: MetricsPort = 0) -> None:
+def aggregate_command(config: ConfigOption = None, metrics_port: MetricsPort = METRICS_PORT_DEFAULT) -> None:
     """One aggregator: emotions -> PostgreSQL counts (bucket width from -c stores.yaml, else 60 s)."""
     _run_alone("aggregator", _stage_options(config, True, metrics_port=metrics_port))
 

@@ -61,12 +61,12 @@ def report(
     by: Annotated[str, typer.Option("--by", help="bucket: day or hour (store time)")] = "day",
     fmt: Annotated[str, typer.Option("--format", help="table, csv, json or html")] = "table",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="write to this file")] = None,
-    min_faces: Annotated[
+    min_visits: Annotated[
         int,
         typer.Option(
-            "--min-faces",
+            "--min-visits",
             min=0,
-            help="suppress the counts of rows with fewer faces than this (privacy of small groups)",
+            help="suppress the counts of rows with fewer visits (people) than this (privacy of small groups)",
         ),
     ] = 0,
     database_url: Annotated[
@@ -77,19 +77,22 @@ def report(
         ),
     ] = None,
 ) -> None:
-    """Per branch and store: faces, emotion counts and shares, satisfaction index, per local day or hour."""
+    """Per branch and store, per local day or hour: visitors, dwell, emotion and satisfaction per visit;
+    then faces (secondary)."""
     try:
         if by not in ("day", "hour"):
             raise ReportCommandError(f"--by {by!r} is not valid; expected day or hour")
         if fmt not in RENDERERS:
             raise ReportCommandError(f"--format {fmt!r} is not valid; expected one of {', '.join(RENDERERS)}")
-        request = ReportRequest(
-            branch=branch,
-            store=store,
-            date_from=_parse_date("--from", date_from),
-            date_to=_parse_date("--to", date_to),
-            by=by,  # type: ignore[arg-type]
-            min_faces=min_faces,
+        request = ReportRequest.model_validate(
+            {
+                "branch": branch,
+                "store": store,
+                "date_from": _parse_date("--from", date_from),
+                "date_to": _parse_date("--to", date_to),
+                "by": by,
+                "min_visits": min_visits,
+            }
         )
         text = _run_report(database_url, request, fmt)
         if output is None:

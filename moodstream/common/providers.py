@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
-import onnxruntime as ort
+from pydantic import AfterValidator, Field
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,33 @@ PROVIDERS: Final[dict[str, str]] = {
 
 class ProviderError(ValueError):
     """An execution-provider choice that names unknown providers or none that is installed."""
+
+
+def _known_providers(value: Literal["auto"] | list[str]) -> Literal["auto"] | list[str]:
+    """Check a configured choice and spell its names short (``CUDAExecutionProvider`` -> ``cuda``)."""
+    if value == "auto":
+        return value
+    if not value:
+        raise ValueError("providers must be 'auto' or a non-empty list")
+    unknown = [name for name in value if short_provider_name(name) is None]
+    if unknown:
+        raise ValueError(f"unknown provider(s) {unknown}; expected names from {sorted(PROVIDERS)}")
+    return [name for name in (short_provider_name(v) for v in value) if name is not None]
+
+
+DEFAULT_PROVIDERS: Final = "auto"
+"""The execution-provider choice of every model config unless told otherwise."""
+
+ProviderChoice = Annotated[
+    Literal["auto"] | list[str],
+    AfterValidator(_known_providers),
+    Field(
+        description="ONNX Runtime execution providers: 'auto' (TensorRT, then CUDA, then CPU, from what is "
+        f"installed) or an ordered list of names from {sorted(PROVIDERS)} (ONNX Runtime's own names, "
+        "e.g. 'CPUExecutionProvider', are accepted too and stored short)."
+    ),
+]
+"""The one type of a configured execution-provider choice (detector, classifier, pipeline analysis)."""
 
 
 def short_provider_name(name: str) -> str | None:
@@ -51,6 +78,8 @@ def resolve_providers(choice: Literal["auto"] | Sequence[str]) -> list[str]:
         raise ProviderError(
             f"unknown execution provider(s) {unknown}: not available; expected names from {sorted(PROVIDERS)}"
         )
+    import onnxruntime as ort  # here, so that configs can use ProviderChoice without loading ONNX Runtime
+
     available = set(ort.get_available_providers())
     chosen = [PROVIDERS[s] for s in short if s is not None and PROVIDERS[s] in available]
     missing = [name for name, s in zip(wanted, short, strict=True) if s and PROVIDERS[s] not in available]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, func, select, text, update
+from sqlalchemy import Connection, Engine, Table, create_engine, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import URL, Row, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -210,7 +210,7 @@ class SyncReport:
 
 
 def _apply_row(
-    conn: Connection, table: tables.Table, key: dict[str, str], values: dict[str, object], old: object
+    conn: Connection, table: Table, key: dict[str, str], values: dict[str, object], old: object
 ) -> str | None:
     """Insert or update one dimension row; return the kind of change (added, renamed, ...) or None."""
     if old is None:

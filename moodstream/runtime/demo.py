@@ -129,7 +129,7 @@ def write_demo_video(path: Path) -> Path:
         return path
     from skimage import data
 
-    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)  # type: ignore[no-untyped-call]  # untyped lib
     variant = sum(path.stem.encode()) % 7
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.mp4")

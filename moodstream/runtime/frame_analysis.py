@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from moodstream.schemas.jpeg import decode_jpeg, encode_jpeg
 from moodstream.schemas.messages import ClassifiedFace, DetectedFace, stack_crops
+
+if TYPE_CHECKING:
+    from moodstream.detector import Face
 
 Color = Literal["gray", "bgr", "rgb"]
 
@@ -27,25 +30,17 @@ class AnalysisError(ValueError):
     """Crops that do not fit the classifier (size or colour mode), or a frame that cannot be analysed."""
 
 
-class FaceLike(Protocol):
-    """What a detector returns per face (``detector.Face``)."""
-
-    box: tuple[float, float, float, float]
-    score: float
-    landmarks: np.ndarray
-
-
 class FaceDetectorLike(Protocol):
     """``detector.FaceDetector``: one list of faces per BGR frame."""
 
-    def detect(self, frames: Sequence[np.ndarray]) -> Sequence[Sequence[FaceLike]]: ...
+    def detect(self, frames: Sequence[np.ndarray]) -> Sequence[Sequence[Face]]: ...
 
 
 class AlignFunction(Protocol):
     """``moodstream.detector.align_face``."""
 
     def __call__(
-        self, frame_bgr: np.ndarray, face: FaceLike, size: tuple[int, int], color: Color, margin: float
+        self, frame_bgr: np.ndarray, face: Face, size: tuple[int, int], color: Color, margin: float
     ) -> np.ndarray: ...
 
 
@@ -117,7 +112,7 @@ class FrameAnalyzer:
             ]
             records = tuple(
                 DetectedFace(
-                    box=tuple(float(v) for v in f.box),  # type: ignore[arg-type]
+                    box=(float(f.box[0]), float(f.box[1]), float(f.box[2]), float(f.box[3])),
                     score=float(f.score),
                     landmarks=tuple((float(x), float(y)) for x, y in np.asarray(f.landmarks).reshape(5, 2)),
                 )

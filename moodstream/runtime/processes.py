@@ -13,10 +13,11 @@ import multiprocessing.process
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
 
+import redis
 import sqlalchemy.exc
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +28,7 @@ from moodstream.runtime.database import DatabaseUnavailableError, create_databas
 from moodstream.runtime.lease import StageLease
 from moodstream.runtime.metrics import PipelineMetrics
 from moodstream.runtime.models import AnalysisConfig, build_analyzer
+from moodstream.runtime.settings import LogLevel
 from moodstream.runtime.stages import (
     AggregatorStage,
     ClassifierStage,
@@ -35,7 +37,8 @@ from moodstream.runtime.stages import (
     TrackerStage,
 )
 from moodstream.runtime.stages.tracker import RegistryVisitSettings
-from moodstream.runtime.worker import StreamWorker, WorkerConfig
+from moodstream.runtime.worker import BatchHandler, StreamWorker, WorkerConfig
+from moodstream.schemas import defaults
 from moodstream.schemas.registry import Registry, load_registry
 from moodstream.schemas.visit_config import ReorderConfig
 
@@ -58,15 +61,25 @@ DB_TRANSIENT: Final[tuple[type[BaseException], ...]] = (
 
 
 class RunOptions(BaseModel):
-    """Everything a stage process needs (sent to child processes, so it holds no secrets in logs)."""
+    """The root of the configuration tree: everything a stage process needs (sent to child processes, so it
+    holds no secrets in logs).
+
+    Fed by the environment (``Settings``: prefix, log level, server URLs), the registry's ``pipeline``
+    section (``options_from_registry``: bucket, stream caps, reclaim time, deliveries, JPEG quality) and the
+    command line (analysis and worker knobs). Each default is stated once: the registry-owned knobs in
+    ``moodstream.schemas.defaults``, the model knobs in the stage configs, the environment ones in
+    ``Settings``.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     redis_url: str = Field(min_length=1, description="Redis URL of the streams.")
     database_url: str | None = Field(default=None, description="PostgreSQL URL (aggregator only).")
-    prefix: str = Field(default="moodstream:", min_length=1, max_length=64, description="Redis key prefix.")
+    prefix: str = Field(min_length=1, max_length=64, description="Redis key prefix (Settings.stream_prefix).")
     registry: Path | None = Field(default=None, description="stores.yaml (ingest reads and follows it).")
-    bucket_seconds: int = Field(default=60, ge=1, le=86_400, description="Aggregation bucket width.")
+    bucket_seconds: int = Field(
+        default=defaults.BUCKET_SECONDS, ge=1, le=86_400, description="Aggregation bucket width."
+    )
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Models and knobs.")
     reorder: ReorderConfig = Field(
         default_factory=ReorderConfig, description="The tracker's reorder window and idle flush."
@@ -82,8 +95,12 @@ class RunOptions(BaseModel):
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Camera reader tuning.")
     exit_when_done: bool = Field(default=False, description="Ingest exits once every camera has ended.")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port (0: none).")
-    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
+    log_level: LogLevel = Field(description="Log level (Settings.log_level).")
     secrets: tuple[str, ...] = Field(default=(), description="Values to redact from every log line.")
+
+    def updated(self, changes: Mapping[str, object]) -> RunOptions:
+        """A copy with top-level fields replaced, validated like a new RunOptions (ValidationError)."""
+        return RunOptions.model_validate({**self.model_dump(), **changes})
 
 
 def registry_cameras(registry: Registry) -> list[CameraSpec]:
@@ -99,44 +116,54 @@ def load_camera_specs(path: Path) -> list[CameraSpec]:
     return registry_cameras(load_registry(path))
 
 
-def options_from_registry(registry: Registry, base: RunOptions) -> RunOptions:
-    """``base`` with bucket width, stream caps, reclaim time, deliveries and JPEG quality from the file."""
+def registry_overrides(registry: Registry) -> dict[str, object]:
+    """The registry's ``pipeline`` section as RunOptions fields (nested sub-config fields as dicts)."""
     pipeline = registry.pipeline
-    worker = base.worker.model_copy(
-        update={
+    return {
+        "bucket_seconds": pipeline.bucket_seconds,
+        "worker": {
             "max_deliveries": pipeline.max_deliveries,
             "claim_idle_ms": pipeline.reclaim_idle_seconds * 1000,
             "output_maxlen": pipeline.stream_maxlen,
-        }
-    )
-    ingest = base.ingest.model_copy(
-        update={"frames_maxlen": pipeline.stream_maxlen, "jpeg_quality": pipeline.jpeg_quality}
-    )
-    secrets = tuple(sorted(set(base.secrets) | set(registry.secrets)))
-    return base.model_copy(
-        update={
-            "bucket_seconds": pipeline.bucket_seconds,
-            "worker": worker,
-            "ingest": ingest,
-            "secrets": secrets,
-            "reorder": pipeline.reorder,
-        }
-    )
+        },
+        "ingest": {"frames_maxlen": pipeline.stream_maxlen, "jpeg_quality": pipeline.jpeg_quality},
+        "reorder": pipeline.reorder.model_dump(),
+    }
+
+
+def options_from_registry(registry: Registry, base: RunOptions) -> RunOptions:
+    """``base`` with the registry's pipeline knobs and secrets, validated as a whole (ValidationError)."""
+    data = base.model_dump()
+    for key, value in registry_overrides(registry).items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) else value
+    data["secrets"] = tuple(sorted(set(base.secrets) | set(registry.secrets)))
+    return RunOptions.model_validate(data)
+
+
+def _serve_metrics(options: RunOptions) -> PipelineMetrics:
+    """This process's metrics, served on ``options.metrics_port`` (0: not served)."""
+    metrics = PipelineMetrics()
+    metrics.serve(options.metrics_port)
+    return metrics
 
 
 def _worker(
-    options: RunOptions, stage: str, stream: str, handler: object, output: str | None
+    options: RunOptions,
+    stage: str,
+    streams: tuple[str, str | None],
+    handler: BatchHandler,
+    metrics: PipelineMetrics,
+    client: redis.Redis | None = None,
 ) -> StreamWorker:
-    client = connect_redis(options.redis_url)
-    metrics = PipelineMetrics()
-    metrics.serve(options.metrics_port)
+    """The consumer loop of ``stage`` over ``streams`` (input, output or None), with the run's config."""
+    stream, output = streams
     return StreamWorker(
-        client,
+        client or connect_redis(options.redis_url),
         options.redis_url,
         StreamNames(options.prefix),
         stream=stream,
         group=GROUPS[stage],
-        handler=handler,  # type: ignore[arg-type]
+        handler=handler,
         output_stream=output,
         config=options.worker,
         metrics=metrics,
@@ -148,7 +175,7 @@ def run_detector(options: RunOptions, stop: threading.Event) -> None:
     """``frames`` -> ``faces`` until stopped."""
     names = StreamNames(options.prefix)
     handler = DetectorStage(build_analyzer(options.analysis, classify=False))
-    _worker(options, "detector", names.frames, handler, names.faces).run(stop)
+    _worker(options, "detector", (names.frames, names.faces), handler, _serve_metrics(options)).run(stop)
 
 
 def run_tracker(options: RunOptions, stop: threading.Event) -> None:
@@ -160,7 +187,7 @@ def run_tracker(options: RunOptions, stop: threading.Event) -> None:
     """
     names = StreamNames(options.prefix)
     handler = TrackerStage(RegistryVisitSettings(options.registry), options.reorder)
-    worker = _worker(options, "tracker", names.faces, handler, names.tracks)
+    worker = _worker(options, "tracker", (names.faces, names.tracks), handler, _serve_metrics(options))
     worker.config = worker.config.model_copy(update={"claim_all_on_start": True})
     client = connect_redis(options.redis_url)
     lease = StageLease(client, options.redis_url, names, "tracker", worker.consumer, options.tracker_lease_ms)
@@ -183,7 +210,7 @@ def run_classifier(options: RunOptions, stop: threading.Event) -> None:
     """``tracks`` -> ``emotions`` until stopped."""
     names = StreamNames(options.prefix)
     handler = ClassifierStage(build_analyzer(options.analysis, detect=False))
-    _worker(options, "classifier", names.tracks, handler, names.emotions).run(stop)
+    _worker(options, "classifier", (names.tracks, names.emotions), handler, _serve_metrics(options)).run(stop)
 
 
 def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
@@ -193,22 +220,14 @@ def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
     names = StreamNames(options.prefix)
     engine = create_database_engine(options.database_url, check=False)
     client = connect_redis(options.redis_url)
-    metrics = PipelineMetrics()
-    metrics.serve(options.metrics_port)
+    metrics = _serve_metrics(options)
     counts = AggregatorStage(engine, options.bucket_seconds, client, names, metrics)
     losses = LossesStage(engine, options.bucket_seconds)
-    common = {"config": options.worker, "metrics": metrics, "transient": DB_TRANSIENT}
-    loss_worker = StreamWorker(
-        connect_redis(options.redis_url), options.redis_url, names, stream=names.dead,
-        group=GROUPS["losses"], handler=losses, output_stream=None, **common,  # type: ignore[arg-type]
-    )  # fmt: skip
+    loss_worker = _worker(options, "losses", (names.dead, None), losses, metrics)
     thread = threading.Thread(target=loss_worker.run, args=(stop,), name="losses", daemon=True)
     thread.start()
     try:
-        StreamWorker(
-            client, options.redis_url, names, stream=names.emotions, group=GROUPS["aggregator"],
-            handler=counts, output_stream=None, **common,  # type: ignore[arg-type]
-        ).run(stop)  # fmt: skip
+        _worker(options, "aggregator", (names.emotions, None), counts, metrics, client).run(stop)
     finally:
         stop.set()
         thread.join(timeout=30)
@@ -276,7 +295,7 @@ def spawn_stage(
     for i in range(n):
         name = stage if n == 1 else f"{stage}-{i + 1}"
         port = options.metrics_port + port_offset + i if options.metrics_port else 0
-        child = options.model_copy(update={"metrics_port": port})
+        child = options.updated({"metrics_port": port})
         proc = ctx.Process(target=stage_process_main, args=(stage, child), name=name, daemon=False)
         proc.start()
         procs.append(proc)

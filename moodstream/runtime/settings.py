@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 ENV_PREFIX = "MOODSTREAM_"
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+"""Logging levels moodstream accepts (environment, run options)."""
+
 
 class SettingsError(ValueError):
     """An environment variable holds a value moodstream cannot use (the message names the variable)."""
@@ -65,9 +68,7 @@ class Settings(BaseModel):
     connect_timeout: float = Field(
         default=5.0, gt=0, le=300, description="Seconds to wait for Redis or PostgreSQL to answer."
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Logging level of moodstream processes."
-    )
+    log_level: LogLevel = Field(default="INFO", description="Logging level of moodstream processes.")
 
     @field_validator("redis_url")
     @classmethod

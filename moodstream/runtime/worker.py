@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from moodstream.common.redaction import redact_text
 from moodstream.common.streams import ServerUnavailable, StreamNames, ensure_group, retry_forever
 from moodstream.runtime.metrics import PipelineMetrics, StageCounters
+from moodstream.schemas import defaults
 from moodstream.schemas.messages import DeadLetter, Fields, frame_key_if_readable
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,10 @@ class WorkerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    batch_size: int = Field(default=16, ge=1, le=1024, description="Entries read per XREADGROUP (COUNT).")
+    batch_size: int = Field(default=8, ge=1, le=1024, description="Entries read per XREADGROUP (COUNT).")
     block_ms: int = Field(default=500, ge=10, le=60_000, description="XREADGROUP BLOCK in milliseconds.")
     claim_idle_ms: int = Field(
-        default=30_000,
+        default=defaults.RECLAIM_IDLE_SECONDS * 1000,
         ge=50,
         le=86_400_000,
         description="Idle time after which a pending entry is reclaimed.",
@@ -61,11 +62,17 @@ class WorkerConfig(BaseModel):
         default=5.0, gt=0, le=3600, description="Seconds between reclaim passes (XAUTOCLAIM)."
     )
     max_deliveries: int = Field(
-        default=5, ge=1, le=1000, description="Deliveries after which an entry goes to the dead stream."
+        default=defaults.MAX_DELIVERIES,
+        ge=1,
+        le=1000,
+        description="Deliveries after which an entry goes to the dead stream.",
     )
     heartbeat_s: float = Field(default=2.0, gt=0, le=600, description="Seconds between heartbeats.")
     output_maxlen: int = Field(
-        default=2000, ge=10, le=10_000_000, description="Approximate MAXLEN of the output stream."
+        default=defaults.STREAM_MAXLEN,
+        ge=10,
+        le=10_000_000,
+        description="Approximate MAXLEN of the output stream.",
     )
     dead_maxlen: int = Field(
         default=100_000, ge=10, le=10_000_000, description="Approximate MAXLEN of the dead stream."

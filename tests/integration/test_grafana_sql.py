@@ -88,7 +88,7 @@ def run(
     time_range: tuple[datetime, datetime] = RANGE,
 ) -> list[dict[str, Any]]:
     given = {
-        "min_faces": VariableValue("0"),
+        "min_visits": VariableValue("0"),
         **(variables or ALL_SELECTED),
     }  # the constant, 0: no suppression
     expanded = expand(sql, given, *time_range, interval=interval)
@@ -99,16 +99,144 @@ SAT = "moodstream-satisfaction"
 HEALTH = "moodstream-camera-health"
 
 
-def test_faces_frames_and_overall_index(reader: Connection) -> None:
-    (row,) = run(reader, _panel_sql(SAT, "Faces and frames analysed"))
-    # faces 10+5+8+4+6+3 = 36; frames 10+10+20+6+12+12 = 70
-    # happy 6+1+4+2+3+3 = 19; negative: angry 2 + disgust 1 + fear 2 + sad 3 = 8 -> (19-8)/36
-    assert row == {"faces": 36, "frames": 70, "satisfaction": pytest.approx(11 / 36)}
+VISITORS = "Visitors, satisfaction per visit and dwell"
 
 
-def test_faces_per_emotion_in_label_order(reader: Connection) -> None:
-    rows = run(reader, _panel_sql(SAT, "Faces per emotion"))
-    # neutral 2+3+2 = 7; the others summed column by column from the seed table
+def test_visitors_satisfaction_per_visit_and_dwell(reader: Connection) -> None:
+    (row,) = run(reader, _panel_sql(SAT, VISITORS))
+    # visits 5+3+4+2+3+1 = 18, readable 4+2+4+1+3+0 = 14
+    # per visit: happy 3+1+2+2 = 8; negative angry 1 + disgust 1 + fear 1 + sad 1+1 = 5 -> 3/14
+    # dwell 150+45+700+20+900+4 = 1819 s over 18 visits
+    assert row == {
+        "visitors": 18,
+        "readable": 14,
+        "satisfaction": pytest.approx(3 / 14),
+        "dwell_mean": pytest.approx(1819 / 18),
+    }
+
+
+def test_visits_per_emotion_in_label_order(reader: Connection) -> None:
+    rows = run(reader, _panel_sql(SAT, "Visits per emotion"))
+    expected = [
+        ("angry", 1),
+        ("disgust", 1),
+        ("fear", 1),
+        ("happy", 8),
+        ("sad", 2),
+        ("surprise", 0),
+        ("neutral", 1),
+    ]
+    assert [(r["emotion"], r["visits"]) for r in rows] == expected
+
+
+def test_dwell_histogram_lists_every_bin(reader: Connection) -> None:
+    rows = run(reader, _panel_sql(SAT, "Dwell time of visits"))
+    # bins summed column by column from the seed's visits table
+    assert [(r["dwell"], r["visits"]) for r in rows] == [
+        ("< 10 s", 4),
+        ("10-30 s", 4),
+        ("30-120 s", 5),
+        ("120-600 s", 4),
+        (">= 600 s", 1),
+    ]
+    window = (datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 1, 2, tzinfo=UTC))
+    assert [r["visits"] for r in run(reader, _panel_sql(SAT, "Dwell time of visits"), time_range=window)] == [
+        0
+    ] * 5
+
+
+def test_store_ranking_per_visit(reader: Connection) -> None:
+    rows = run(reader, _panel_sql(SAT, "Stores ranked by satisfaction per visit"))
+    # SoHo: 4 visits, readable 3: happy 2, angry 1 -> 1/3; dwell 904/4; faces 5/9
+    # Trang Tien: 12 visits, readable 10: happy 6, sad 1, fear 1, disgust 1 -> 3/10; faces 6/23
+    # Kim Ma: 2 visits, readable 1: sad -> -1; faces 0
+    assert [(r["store_id"], r["visits"], r["readable"]) for r in rows] == [
+        ("ny-soho", 4, 3),
+        ("hn-trangtien", 12, 10),
+        ("hn-kimma", 2, 1),
+    ]
+    assert [r["satisfaction"] for r in rows] == [pytest.approx(1 / 3), pytest.approx(0.3), -1.0]
+    assert [r["satisfaction_per_face"] for r in rows] == [pytest.approx(5 / 9), pytest.approx(6 / 23), 0.0]
+    assert rows[0]["happy_share"] == pytest.approx(2 / 3) and rows[0]["dwell_mean"] == pytest.approx(226.0)
+
+
+def test_satisfaction_per_visit_over_time_per_store_and_day(reader: Connection) -> None:
+    rows = run(reader, _panel_sql(SAT, "Satisfaction per visit over time"), interval="1d")
+    got = [(r["time"], r["metric"], r["satisfaction"]) for r in rows]
+    assert got == [
+        (DAY_15, "Kim Ma", -1.0),
+        (DAY_15, "Trang Tien", pytest.approx(0.3)),
+        (DAY_16, "SoHo", pytest.approx(1 / 3)),
+    ]
+
+
+def test_visitors_per_hour(reader: Connection) -> None:
+    rows = run(reader, _panel_sql(SAT, "Visitors per hour"), interval="5m")  # hourly whatever the range
+    assert [(r["time"], r["metric"], r["visitors"]) for r in rows] == [
+        (DAY_15 + 3 * 3600, "Kim Ma", 2),
+        (DAY_15 + 3 * 3600, "Trang Tien", 4),
+        (DAY_15 + 16 * 3600, "Trang Tien", 5),
+        (DAY_15 + 17 * 3600, "Trang Tien", 3),
+        (DAY_16 + 4 * 3600, "SoHo", 3),
+        (DAY_16 + 5 * 3600, "SoHo", 1),
+    ]
+
+
+def test_emotion_per_visit_hourly_buckets(reader: Connection) -> None:
+    rows = run(reader, _panel_sql(SAT, "Emotion per visit over time"), interval="1h")
+    # buckets 03:00, 16:00, 17:00 on the 15th and 04:00, 05:00 on the 16th (UTC)
+    assert [r["time"] for r in rows] == [DAY_15 + h * 3600 for h in (3, 16, 17)] + [
+        DAY_16 + 4 * 3600,
+        DAY_16 + 5 * 3600,
+    ]
+    # 03:00 = seed rows 3 + 4: happy 2, disgust 1, neutral 1 and sad 1
+    first = {k: v for k, v in rows[0].items() if k != "time"}
+    assert first == {"angry": 0, "disgust": 1, "fear": 0, "happy": 2, "sad": 1, "surprise": 0, "neutral": 1}
+    assert sum(v for k, v in rows[-1].items() if k != "time") == 0  # 05:00: one unreadable visit
+
+
+def test_store_and_camera_selection(reader: Connection) -> None:
+    variables = {"branch": _all(BRANCHES), "store": _pick("hn-trangtien"), "camera": _pick("entrance")}
+    (row,) = run(reader, _panel_sql(SAT, VISITORS), variables)
+    # seed rows 1 + 2: visits 8, readable 6: happy 4, sad 1, fear 1 -> 2/6; dwell 195/8
+    assert row == {"visitors": 8, "readable": 6, "satisfaction": pytest.approx(1 / 3), "dwell_mean": 24.375}
+
+
+def test_time_filter_narrows_the_range(reader: Connection) -> None:
+    window = (datetime(2024, 1, 15, 3, 0, tzinfo=UTC), datetime(2024, 1, 15, 4, 0, tzinfo=UTC))
+    (row,) = run(reader, _panel_sql(SAT, VISITORS), time_range=window)
+    # seed rows 3 + 4: visits 6, readable 5: happy 2, disgust 1, sad 1 -> 0; dwell 720/6
+    assert row == {"visitors": 6, "readable": 5, "satisfaction": 0.0, "dwell_mean": 120.0}
+
+
+def test_empty_selection_range_gives_zero_and_null(reader: Connection) -> None:
+    window = (datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 1, 2, tzinfo=UTC))
+    (row,) = run(reader, _panel_sql(SAT, VISITORS), time_range=window)
+    assert row == {"visitors": 0, "readable": 0, "satisfaction": None, "dwell_mean": None}
+
+
+def test_unreadable_visits_give_no_index_not_a_negative_one(reader: Connection) -> None:
+    soho = {**ALL_SELECTED, "store": _pick("ny-soho")}
+    window = (datetime(2024, 1, 16, 5, 0, tzinfo=UTC), datetime(2024, 1, 16, 5, 30, tzinfo=UTC))
+    (row,) = run(reader, _panel_sql(SAT, VISITORS), soho, time_range=window)
+    assert (row["visitors"], row["readable"], row["satisfaction"]) == (1, 0, None)  # seed row 6
+
+
+FACES_STAT = "Faces (secondary): faces and frames analysed"
+
+
+def test_faces_secondary_panels(reader: Connection) -> None:
+    (row,) = run(reader, _panel_sql(SAT, FACES_STAT))
+    # detected 14+7+8+5+6+4 = 44, readable 12+5+8+4+6+3 = 38, classified 10+5+8+4+6+3 = 36, frames 70
+    # per classified face: happy 19; negative angry 2 + disgust 1 + fear 2 + sad 3 = 8 -> (19-8)/36
+    assert row == {
+        "faces": 44,
+        "readable": 38,
+        "classified": 36,
+        "frames": 70,
+        "satisfaction": pytest.approx(11 / 36),
+    }
+    rows = run(reader, _panel_sql(SAT, "Faces (secondary): classified faces per emotion"))
     expected = [
         ("angry", 2),
         ("disgust", 1),
@@ -119,60 +247,12 @@ def test_faces_per_emotion_in_label_order(reader: Connection) -> None:
         ("neutral", 7),
     ]
     assert [(r["emotion"], r["faces"]) for r in rows] == expected
-
-
-def test_store_ranking(reader: Connection) -> None:
-    rows = run(reader, _panel_sql(SAT, "Stores ranked by satisfaction"))
-    # SoHo: faces 9, happy 6, angry 1 -> 5/9; Trang Tien: faces 23, happy 11, neg 5 -> 6/23; Kim Ma: 2-2 -> 0
-    assert [(r["store_id"], r["faces"]) for r in rows] == [
-        ("ny-soho", 9),
-        ("hn-trangtien", 23),
-        ("hn-kimma", 4),
-    ]
-    assert [r["satisfaction"] for r in rows] == [pytest.approx(5 / 9), pytest.approx(6 / 23), 0.0]
-    assert rows[0]["happy_share"] == pytest.approx(6 / 9)
-
-
-def test_satisfaction_over_time_per_store_and_day(reader: Connection) -> None:
-    rows = run(reader, _panel_sql(SAT, "Satisfaction index over time"), interval="1d")
-    got = [(r["time"], r["metric"], r["satisfaction"]) for r in rows]
-    assert got == [
+    over_time = run(reader, _panel_sql(SAT, "Faces (secondary): satisfaction per face over time"))
+    assert [(r["time"], r["metric"], r["satisfaction"]) for r in over_time] == [
         (DAY_15, "Kim Ma", 0.0),
         (DAY_15, "Trang Tien", pytest.approx(6 / 23)),
         (DAY_16, "SoHo", pytest.approx(5 / 9)),
     ]
-
-
-def test_emotion_mix_hourly_buckets(reader: Connection) -> None:
-    rows = run(reader, _panel_sql(SAT, "Emotion mix over time"), interval="1h")
-    # buckets 03:00, 16:00, 17:00 on the 15th and 04:00, 05:00 on the 16th (UTC)
-    assert [r["time"] for r in rows] == [DAY_15 + h * 3600 for h in (3, 16, 17)] + [
-        DAY_16 + 4 * 3600,
-        DAY_16 + 5 * 3600,
-    ]
-    # 03:00 = seed rows 3 + 4: happy 4+2, disgust 1, sad 2, neutral 3
-    first = {k: v for k, v in rows[0].items() if k != "time"}
-    assert first == {"angry": 0, "disgust": 1, "fear": 0, "happy": 6, "sad": 2, "surprise": 0, "neutral": 3}
-
-
-def test_store_and_camera_selection(reader: Connection) -> None:
-    variables = {"branch": _all(BRANCHES), "store": _pick("hn-trangtien"), "camera": _pick("entrance")}
-    (row,) = run(reader, _panel_sql(SAT, "Faces and frames analysed"), variables)
-    # seed rows 1 + 2: faces 15, frames 20, happy 7, negative 1+1+2 = 4 -> 3/15
-    assert row == {"faces": 15, "frames": 20, "satisfaction": pytest.approx(0.2)}
-
-
-def test_time_filter_narrows_the_range(reader: Connection) -> None:
-    window = (datetime(2024, 1, 15, 3, 0, tzinfo=UTC), datetime(2024, 1, 15, 4, 0, tzinfo=UTC))
-    (row,) = run(reader, _panel_sql(SAT, "Faces and frames analysed"), time_range=window)
-    # seed rows 3 + 4: faces 12, happy 6, negative disgust 1 + sad 2 -> 3/12
-    assert row == {"faces": 12, "frames": 26, "satisfaction": pytest.approx(0.25)}
-
-
-def test_empty_selection_range_gives_zero_and_null(reader: Connection) -> None:
-    window = (datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 1, 2, tzinfo=UTC))
-    (row,) = run(reader, _panel_sql(SAT, "Faces and frames analysed"), time_range=window)
-    assert row == {"faces": 0, "frames": 0, "satisfaction": None}
 
 
 def test_variable_chain(reader: Connection) -> None:

@@ -4,6 +4,8 @@ real run no face image anywhere in PostgreSQL or on disk (only transiently in Re
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -52,45 +54,45 @@ def _report(url: str, *args: str) -> Any:
     return result.stdout
 
 
-def test_report_min_faces_suppresses_small_rows_and_keeps_them_out_of_totals(seeded_url: str) -> None:
+IDENTITY = ("branch", "store_id", "store_name", "timezone", "period_start", "frames", "suppressed")
+
+
+def test_report_min_visits_suppresses_small_rows_and_keeps_them_out_of_totals(seeded_url: str) -> None:
     plain = json.loads(_report(seeded_url, "--format", "json"))
-    doc = json.loads(_report(seeded_url, "--format", "json", "--min-faces", "5"))
-    small = {r["store_id"] for r in plain["rows"] if r["faces"] < 5}
-    assert small == {"hn-kimma"}, "the seed has exactly one store-day below 5 faces"
+    doc = json.loads(_report(seeded_url, "--format", "json", "--min-visits", "3"))
+    small = {r["store_id"] for r in plain["rows"] if r["visits"] < 3}
+    assert small == {"hn-kimma"}, "the seed has exactly one store-day below 3 visits"
     for row in doc["rows"]:
         if row["store_id"] in small:
-            assert row["suppressed"] is True and row["faces"] is None
-            assert all(row[e] is None and row[f"share_{e}"] is None for e in EMOTIONS)
-            assert row["satisfaction_index"] is None
+            assert row["suppressed"] is True and row["frames"] == 6
+            assert all(v is None for k, v in row.items() if k not in IDENTITY), row
         else:
-            assert row["suppressed"] is False and row["faces"] >= 5
+            assert row["suppressed"] is False and row["visits"] >= 3
     shown = [r for r in plain["rows"] if r["store_id"] not in small]
-    assert doc["overall"]["faces"] == sum(r["faces"] for r in shown)
-    assert doc["overall"]["counts"] == {e: sum(r[e] for r in shown) for e in EMOTIONS}
+    for key in ("visits", "readable_visits", "faces", *(f"visits_{e}" for e in EMOTIONS), "faces_happy"):
+        assert doc["overall"][key] == sum(r[key] for r in shown), key
     hanoi = next(b for b in doc["branches"] if b["branch"] == "hanoi")
-    assert hanoi["faces"] == sum(r["faces"] for r in shown if r["branch"] == "hanoi")
+    assert hanoi["visits"] == sum(r["visits"] for r in shown if r["branch"] == "hanoi")
     assert not any(s["store_id"] in small for s in doc["stores"]), "a suppressed store must not be totalled"
-    assert doc["request"]["min_faces"] == 5
+    assert doc["request"]["min_visits"] == 3
     assert all(not r["suppressed"] for r in plain["rows"])
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "html"])
-def test_report_min_faces_shows_no_count_of_a_suppressed_row(seeded_url: str, fmt: str) -> None:
-    out = _report(seeded_url, "--format", fmt, "--min-faces", "5")
+def test_report_min_visits_shows_no_count_of_a_suppressed_row(seeded_url: str, fmt: str) -> None:
+    out = _report(seeded_url, "--format", fmt, "--min-visits", "3")
+    if fmt == "csv":
+        (kimma,) = [r for r in csv.DictReader(io.StringIO(out)) if r["store_id"] == "hn-kimma"]
+        assert kimma["suppressed"] == "True" and kimma["frames"] == "6"
+        assert all(v == "" for k, v in kimma.items() if k not in IDENTITY), kimma
+        return
     kimma = [
-        line
-        for line in out.splitlines()
-        if ("Kim Ma" in line or "hn-kimma" in line) and ("2024-01-15" in line or "<td" in line)
+        line for line in out.splitlines() if "Kim Ma" in line and ("2024-01-15" in line or "<td" in line)
     ]
     assert kimma, out
     for line in kimma:
-        if fmt == "csv":
-            cells = line.split(",")
-            assert cells[6:14] == [""] * 8 and cells[-1] == "True", line  # faces + 7 counts blank
-        elif fmt == "table":
-            assert "<5" in line and "suppressed" in line and "(" not in line, line
-        else:
-            assert "&lt;5" in line and "suppressed" in line, line
+        assert "suppressed" in line and "(" not in line and "%" not in line, line
+    assert any(("<3 visits" if fmt == "table" else "&lt;3") in line for line in kimma)
 
 
 # ---------------------------------------------------------------------------- dashboards
@@ -130,37 +132,42 @@ def _panel(title: str) -> str:
     return next(str(p["targets"][0]["rawSql"]) for p in model["panels"] if p["title"] == title)
 
 
-def _run(conn: Connection, title: str, min_faces: int, interval: str = "1d") -> list[dict[str, Any]]:
-    variables = {**SCOPE, "min_faces": VariableValue(str(min_faces))}
+def _run(conn: Connection, title: str, min_visits: int, interval: str = "1d") -> list[dict[str, Any]]:
+    variables = {**SCOPE, "min_visits": VariableValue(str(min_visits))}
     sql = expand(_panel(title), variables, *RANGE, interval=interval)
     return [dict(r._mapping) for r in conn.execute(text(sql))]
 
 
 def test_dashboard_constant_is_used_by_every_emotion_panel() -> None:
     model = build_dashboards()["moodstream-satisfaction"]
-    (constant,) = [v for v in model["templating"]["list"] if v["name"] == "min_faces"]
+    (constant,) = [v for v in model["templating"]["list"] if v["name"] == "min_visits"]
     assert constant["type"] == "constant"
-    emotion_panels = [p for p in model["panels"] if p["title"] != "Faces and frames analysed"]
-    for panel in [*emotion_panels, *model["panels"]]:
-        assert "$min_faces" in panel["targets"][0]["rawSql"], panel["title"]
+    # every panel but the two that show counts only (visitors per hour, dwell) shows an emotion or index
+    counts_only = {"Visitors per hour", "Dwell time of visits"}
+    emotion_panels = [p for p in model["panels"] if p["title"] not in counts_only]
+    assert len(emotion_panels) == len(model["panels"]) - 2
+    for panel in emotion_panels:
+        assert "$min_visits" in panel["targets"][0]["rawSql"], panel["title"]
 
 
-def test_dashboard_panels_hide_groups_below_min_faces(reader: Connection) -> None:
-    # per store and day: Kim Ma saw 4 faces, SoHo 9, Trang Tien 23 (dashboard_seed)
-    ranking = _run(reader, "Stores ranked by satisfaction", 5)
+def test_dashboard_panels_hide_groups_below_min_visits(reader: Connection) -> None:
+    # per store over the range: Kim Ma 2 visits, SoHo 4, Trang Tien 12 (dashboard_seed)
+    ranking = _run(reader, "Stores ranked by satisfaction per visit", 3)
     assert [r["store_id"] for r in ranking] == ["ny-soho", "hn-trangtien"]
-    assert all(r["faces"] >= 5 for r in ranking)
-    over_time = _run(reader, "Satisfaction index over time", 5)
-    assert "Kim Ma" not in {r["metric"] for r in over_time}
-    assert {r["metric"] for r in _run(reader, "Satisfaction index over time", 0)} >= {"Kim Ma"}
-    everything = _run(reader, "Emotion mix over time", 0, interval="1h")
-    kept = _run(reader, "Emotion mix over time", 5, interval="1h")
-    assert kept == [r for r in everything if sum(r[e] for e in EMOTIONS) >= 5]
-    assert len(kept) < len(everything), "the seed has hourly buckets below 5 faces"
-    assert _run(reader, "Faces per emotion", 37) == []  # 36 faces in the range
-    assert len(_run(reader, "Faces per emotion", 36)) == len(EMOTIONS)
-    (totals,) = _run(reader, "Faces and frames analysed", 37)
-    assert totals["faces"] == 36 and totals["satisfaction"] is None
+    for title in ("Satisfaction per visit over time", "Faces (secondary): satisfaction per face over time"):
+        assert "Kim Ma" not in {r["metric"] for r in _run(reader, title, 3)}, title
+        assert "Kim Ma" in {r["metric"] for r in _run(reader, title, 0)}, title
+    everything = _run(reader, "Emotion per visit over time", 0, interval="1h")
+    kept = _run(reader, "Emotion per visit over time", 3, interval="1h")
+    # hourly visits: 03:00 6, 16:00 5, 17:00 3, 04:00 3, 05:00 1 -> the 05:00 bucket goes
+    assert kept == everything[:-1] and len(everything) == 5
+    for title in ("Visits per emotion", "Faces (secondary): classified faces per emotion"):
+        assert _run(reader, title, 19) == [], title  # 18 visits in the range
+        assert len(_run(reader, title, 18)) == len(EMOTIONS), title
+    (visitors,) = _run(reader, "Visitors, satisfaction per visit and dwell", 19)
+    assert visitors["visitors"] == 18 and visitors["satisfaction"] is None
+    (faces,) = _run(reader, "Faces (secondary): faces and frames analysed", 19)
+    assert faces["faces"] == 44 and faces["satisfaction"] is None
 
 
 # ---------------------------------------------------------------------------- staff cameras
@@ -303,11 +310,11 @@ def test_redis_append_only_file_keeps_images_only_about_as_long_as_the_stream_ca
         server.stop()
 
 
-def test_grafana_export_min_faces_sets_the_dashboard_constant(tmp_path: Path) -> None:
+def test_grafana_export_min_visits_sets_the_dashboard_constant(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        build_app(), ["grafana", "export", "--out", str(tmp_path), "--min-faces", "5"]
+        build_app(), ["grafana", "export", "--out", str(tmp_path), "--min-visits", "5"]
     )
     assert result.exit_code == 0, result.output
     model = json.loads((tmp_path / "moodstream-satisfaction.json").read_text())
-    (constant,) = [v for v in model["templating"]["list"] if v["name"] == "min_faces"]
+    (constant,) = [v for v in model["templating"]["list"] if v["name"] == "min_visits"]
     assert (constant["type"], constant["query"], constant["hide"]) == ("constant", "5", 2)  # hidden

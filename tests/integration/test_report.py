@@ -57,14 +57,15 @@ def _report(conn: Connection, **kw: object) -> Report:
     return fetch_report(conn, ReportRequest.model_validate(args))
 
 
-def _summary(report: Report) -> list[tuple[str, str, str, int, float | None]]:
+def _summary(report: Report) -> list[tuple[str, str, str, int, float | None, float | None]]:
     return [
         (
             r.store_id,
             r.period_start.isoformat(timespec="minutes"),
             r.timezone,
-            r.counts.faces,
-            r.counts.satisfaction_index,
+            r.counts.visits,
+            r.counts.visit_satisfaction_index,
+            r.counts.face_satisfaction_index,
         )
         for r in report.rows
     ]
@@ -72,29 +73,47 @@ def _summary(report: Report) -> list[tuple[str, str, str, int, float | None]]:
 
 def test_daily_report_uses_each_stores_local_day(conn: Connection) -> None:
     # local 2024-01-15: Trang Tien rows 1 (23:59 +07) and 3; Kim Ma row 4; SoHo row 5 (23:30 -05).
-    # Trang Tien: faces 10+8, happy 6+4, negative angry 1 + sad 1 + disgust 1 -> 7/18
+    # Trang Tien visits 5+4, readable 4+4: happy 3+2, sad 1, disgust 1 -> (5-2)/8;
+    #   classified faces 10+8, happy 6+4, negative angry 1 + sad 1 + disgust 1 -> 7/18
+    # Kim Ma: 2 visits, 1 readable (sad) -> -1; faces happy 2, sad 2 -> 0
+    # SoHo: 3 readable visits, happy 2, angry 1 -> 1/3; faces 6, happy 3, angry 1 -> 2/6
     assert _summary(_report(conn)) == [
-        ("hn-kimma", "2024-01-15T00:00", "Asia/Ho_Chi_Minh", 4, 0.0),
-        ("hn-trangtien", "2024-01-15T00:00", "Asia/Ho_Chi_Minh", 18, pytest.approx(7 / 18)),
-        ("ny-soho", "2024-01-15T00:00", "America/New_York", 6, pytest.approx(2 / 6)),
+        ("hn-kimma", "2024-01-15T00:00", "Asia/Ho_Chi_Minh", 2, -1.0, 0.0),
+        (
+            "hn-trangtien",
+            "2024-01-15T00:00",
+            "Asia/Ho_Chi_Minh",
+            9,
+            pytest.approx(3 / 8),
+            pytest.approx(7 / 18),
+        ),
+        ("ny-soho", "2024-01-15T00:00", "America/New_York", 3, pytest.approx(1 / 3), pytest.approx(2 / 6)),
     ]
 
 
 def test_next_local_day_gets_the_rows_after_local_midnight(conn: Connection) -> None:
-    # row 2 (00:00 +07, happy 1, fear 2, surprise 2 -> (1-2)/5) and row 6 (00:00 -05, happy 3 -> 1)
+    # row 2 (00:00 +07): visits happy 1, fear 1 -> 0; faces happy 1, fear 2, surprise 2 -> (1-2)/5
+    # row 6 (00:00 -05): one unreadable visit -> no index (not a negative one); faces happy 3 -> 1
     assert _summary(_report(conn, date_from=JAN16, date_to=JAN16)) == [
-        ("hn-trangtien", "2024-01-16T00:00", "Asia/Ho_Chi_Minh", 5, pytest.approx(-0.2)),
-        ("ny-soho", "2024-01-16T00:00", "America/New_York", 3, 1.0),
+        ("hn-trangtien", "2024-01-16T00:00", "Asia/Ho_Chi_Minh", 3, 0.0, pytest.approx(-0.2)),
+        ("ny-soho", "2024-01-16T00:00", "America/New_York", 1, None, 1.0),
     ]
 
 
 def test_hourly_report_in_local_hours(conn: Connection) -> None:
     rows = _summary(_report(conn, by="hour"))
     assert rows == [
-        ("hn-kimma", "2024-01-15T10:00", "Asia/Ho_Chi_Minh", 4, 0.0),  # 03:10 UTC
-        ("hn-trangtien", "2024-01-15T10:00", "Asia/Ho_Chi_Minh", 8, pytest.approx(3 / 8)),  # 03:30 UTC
-        ("hn-trangtien", "2024-01-15T23:00", "Asia/Ho_Chi_Minh", 10, pytest.approx(0.4)),  # 16:59 UTC
-        ("ny-soho", "2024-01-15T23:00", "America/New_York", 6, pytest.approx(2 / 6)),  # 04:30 UTC next day
+        ("hn-kimma", "2024-01-15T10:00", "Asia/Ho_Chi_Minh", 2, -1.0, 0.0),  # 03:10 UTC
+        (
+            "hn-trangtien",
+            "2024-01-15T10:00",
+            "Asia/Ho_Chi_Minh",
+            4,
+            pytest.approx(0.25),
+            pytest.approx(3 / 8),
+        ),
+        ("hn-trangtien", "2024-01-15T23:00", "Asia/Ho_Chi_Minh", 5, pytest.approx(0.5), pytest.approx(0.4)),
+        ("ny-soho", "2024-01-15T23:00", "America/New_York", 3, pytest.approx(1 / 3), pytest.approx(2 / 6)),
     ]
 
 
@@ -102,11 +121,26 @@ def test_daily_report_agrees_with_branch_daily_view(conn: Connection) -> None:
     report = _report(conn, date_from=JAN15, date_to=JAN16)
     view = conn.execute(
         text(
-            "SELECT store_id, day, faces, happy FROM branch_daily_v WHERE day BETWEEN :a AND :b ORDER BY 1, 2"
+            "SELECT store_id, day, visits, visits_happy, dwell_seconds_mean, visit_satisfaction_index,"
+            " faces, faces_happy, face_satisfaction_index"
+            " FROM branch_daily_v WHERE day BETWEEN :a AND :b ORDER BY 1, 2"
         ),
         {"a": JAN15, "b": JAN16},
     ).all()
-    mine = [(r.store_id, r.period_start.date(), r.counts.faces, r.counts.count("happy")) for r in report.rows]
+    mine = [
+        (
+            r.store_id,
+            r.period_start.date(),
+            r.counts.visits,
+            r.counts.visit_count("happy"),
+            pytest.approx(r.counts.dwell_seconds_mean),
+            r.counts.visit_satisfaction_index,
+            r.counts.faces,
+            r.counts.face_count("happy"),
+            r.counts.face_satisfaction_index,
+        )
+        for r in report.rows
+    ]
     assert mine == [tuple(v) for v in view]
 
 
@@ -118,38 +152,71 @@ def test_branch_and_store_filters(conn: Connection) -> None:
 
 def test_json_totals(conn: Connection) -> None:
     doc = json.loads(render(_report(conn), "json"))
-    # happy 10+2+3 = 15, negative 3+2+1 = 6, faces 18+4+6 = 28
-    assert doc["overall"]["faces"] == 28
-    assert doc["overall"]["satisfaction_index"] == round(9 / 28, 4)
+    overall = doc["overall"]
+    # visits 9+2+3 = 14, readable 8+1+3 = 12: happy 5+2 = 7, negative sad 1+1, disgust 1, angry 1 -> 3/12
+    assert (overall["visits"], overall["readable_visits"]) == (14, 12)
+    assert overall["visit_satisfaction_index"] == round(3 / 12, 4)
+    # dwell 150+700 + 20 + 900 = 1770 s over 14 visits
+    assert overall["dwell_seconds_mean"] == round(1770 / 14, 1) and overall["dwell_ge_600s"] == 1
+    # classified faces: happy 10+2+3 = 15, negative 3+2+1 = 6, classified 18+4+6 = 28; detected 22+5+6
+    assert (overall["faces"], overall["classified_faces"]) == (33, 28)
+    assert overall["face_satisfaction_index"] == round(9 / 28, 4)
     hanoi = next(b for b in doc["branches"] if b["branch"] == "hanoi")
-    assert hanoi["faces"] == 22 and hanoi["counts"]["happy"] == 12
-    assert hanoi["shares"]["happy"] == round(12 / 22, 4)
+    assert (hanoi["visits"], hanoi["readable_visits"], hanoi["visits_happy"]) == (11, 9, 5)
+    assert hanoi["visit_share_happy"] == round(5 / 9, 4)
+    assert hanoi["classified_faces"] == 22 and hanoi["faces_happy"] == 12
+    assert hanoi["face_share_happy"] == round(12 / 22, 4)
+    keys = list(overall)
+    assert keys.index("visit_satisfaction_index") < keys.index("faces")
     assert doc["request"] == {
         "branch": None,
         "store": None,
         "from": "2024-01-15",
         "to": "2024-01-15",
         "by": "day",
-        "min_faces": 0,
+        "min_visits": 0,
     }
 
 
 def test_csv_rows(conn: Connection) -> None:
     rows = list(csv.DictReader(io.StringIO(render(_report(conn, by="hour"), "csv"))))
-    assert [(r["store_id"], r["period_start"], r["faces"], r["happy"]) for r in rows] == [
-        ("hn-kimma", "2024-01-15T10:00", "4", "2"),
-        ("hn-trangtien", "2024-01-15T10:00", "8", "4"),
-        ("hn-trangtien", "2024-01-15T23:00", "10", "6"),
-        ("ny-soho", "2024-01-15T23:00", "6", "3"),
+    got = [(r["store_id"], r["period_start"], r["visits"], r["visits_happy"], r["faces_happy"]) for r in rows]
+    assert got == [
+        ("hn-kimma", "2024-01-15T10:00", "2", "0", "2"),
+        ("hn-trangtien", "2024-01-15T10:00", "4", "2", "4"),
+        ("hn-trangtien", "2024-01-15T23:00", "5", "3", "6"),
+        ("ny-soho", "2024-01-15T23:00", "3", "2", "3"),
     ]
-    assert rows[1]["share_neutral"] == str(3 / 8) and rows[1]["satisfaction_index"] == str(3 / 8)
+    counter = rows[1]  # row 3: 4 readable visits, neutral 1; 8 classified faces, neutral 3
+    assert counter["visit_share_neutral"] == str(0.25) and counter["visit_satisfaction_index"] == str(0.25)
+    assert counter["face_share_neutral"] == str(3 / 8) and counter["face_satisfaction_index"] == str(3 / 8)
+    assert counter["dwell_seconds_mean"] == "175.0" and counter["dwell_120_600s"] == "3"
+    header = list(rows[0])
+    assert header.index("visits") < header.index("visit_satisfaction_index") < header.index("faces")
 
 
 def test_table_and_empty_range(conn: Connection) -> None:
     out = render(_report(conn), "table")
-    assert "Trang Tien" in out and "+0.389" in out
+    assert "Trang Tien" in out and "+0.375" in out and "+0.389" in out  # per visit, then per face
+    assert out.index("visits per day") < out.index("faces per day (secondary)")
+    assert "satisfaction per visit +0.250" in out
     empty = render(_report(conn, date_from=date(2023, 1, 1), date_to=date(2023, 1, 2)), "table")
     assert "no counts in this range" in empty
+
+
+def test_an_unreadable_visit_shows_no_index_in_every_format(conn: Connection) -> None:
+    soho = _report(conn, store="ny-soho", date_from=JAN16, date_to=JAN16)
+    (row,) = soho.rows
+    assert (row.counts.visits, row.counts.readable_visits, row.counts.visit_satisfaction_index) == (
+        1,
+        0,
+        None,
+    )
+    assert json.loads(render(soho, "json"))["rows"][0]["visit_satisfaction_index"] is None
+    (line,) = csv.DictReader(io.StringIO(render(soho, "csv")))
+    assert line["visit_satisfaction_index"] == "" and line["face_satisfaction_index"] == "1.0"
+    assert "satisfaction per visit –" in render(soho, "table")
+    assert "Satisfaction per visit –" in render(soho, "html")
 
 
 @pytest.mark.parametrize(
@@ -196,7 +263,7 @@ def test_cli_json_to_stdout(seeded_url: str) -> None:
         ]
     )
     assert code == 0
-    assert json.loads(out)["overall"]["faces"] == 28
+    assert json.loads(out)["overall"]["visits"] == 14
 
 
 def test_cli_reads_the_database_url_from_the_environment(

@@ -79,17 +79,31 @@ def test_every_target_is_raw_sql_on_the_provisioned_datasource(uid: str) -> None
 
 
 def test_satisfaction_dashboard_has_the_required_panels_and_variables() -> None:
-    titles = {p["title"]: p for p in _panels(SATISFACTION_UID)}
-    assert {"Satisfaction index over time", "Emotion mix over time", "Faces per emotion"} <= set(titles)
-    assert (
-        titles["Emotion mix over time"]["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"] == "percent"
-    )
-    assert titles["Faces per emotion"]["type"] == "barchart"
-    assert titles["Stores ranked by satisfaction"]["type"] == "table"
-    assert (
-        "$__timeGroupAlias(bucket_start, $__interval)"
-        in titles["Satisfaction index over time"]["targets"][0]["rawSql"]
-    )
+    panels = _panels(SATISFACTION_UID)
+    titles = {p["title"]: p for p in panels}
+    visit_panels = {
+        "Satisfaction per visit over time",
+        "Visitors, satisfaction per visit and dwell",
+        "Visitors per hour",
+        "Dwell time of visits",
+        "Emotion per visit over time",
+        "Visits per emotion",
+        "Stores ranked by satisfaction per visit",
+    }
+    assert visit_panels <= set(titles)
+    # the headline is per visit, at the top left; every face-level panel says so and comes after the visits
+    assert panels[0]["title"] == "Satisfaction per visit over time" and panels[0]["gridPos"]["y"] == 0
+    face_panels = [p for p in panels if "face" in p["title"].lower()]
+    assert face_panels and all(p["title"].startswith("Faces (secondary): ") for p in face_panels)
+    lowest_visit_row = max(p["gridPos"]["y"] for p in panels if p["title"] in visit_panels)
+    assert all(p["gridPos"]["y"] > lowest_visit_row for p in face_panels)
+    headline_sql = titles["Satisfaction per visit over time"]["targets"][0]["rawSql"]
+    assert "NULLIF(sum(readable_visits), 0)" in headline_sql
+    assert "$__timeGroupAlias(bucket_start, $__interval)" in headline_sql
+    mix = titles["Emotion per visit over time"]["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"]
+    assert mix == "percent"
+    assert titles["Visits per emotion"]["type"] == titles["Dwell time of visits"]["type"] == "barchart"
+    assert titles["Stores ranked by satisfaction per visit"]["type"] == "table"
     variables = {
         v["name"]: v for v in DASHBOARDS[SATISFACTION_UID]["templating"]["list"] if v["type"] == "query"
     }
@@ -113,7 +127,7 @@ def test_every_query_expands_with_no_leftover_placeholder(uid: str) -> None:
         "store": VariableValue(["a"], True, True, ["a"]),
         "camera": VariableValue(["c"], True, True, ["c"]),
         "silent_minutes": VariableValue("15"),
-        "min_faces": VariableValue("5"),
+        "min_visits": VariableValue("5"),
     }
     start, end = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)
     queries = [t["rawSql"] for p in _panels(uid) for t in p["targets"]]

@@ -127,13 +127,134 @@ BAD_CASES = [
 ]
 
 
+VISITS_YAML = """\
+version: 1
+pipeline:
+  visits:
+    gate:
+      min_face_size: 24
+    max_votes: 3
+  reorder:
+    max_frames: 16
+stores:
+  - id: s1
+    branch: b
+    timezone: UTC
+    cameras:
+      - id: far
+        source: 0
+        fps: 5
+        visits:
+          gate:
+            min_score: 0.5
+          tracker:
+            max_gap_seconds: 1.5
+      - id: near
+        source: 1
+        fps: 5
+"""
+
+
+# (case id, what to change in VISITS_YAML, expected line, expected key path, words in the message)
+BAD_VISIT_CASES = [
+    (
+        "face size too small (camera)",
+        ("min_score: 0.5", "min_face_size: 4"),
+        19,
+        "stores[0].cameras[0].visits.gate.min_face_size",
+        "must be >= 12 (found 4)",
+    ),
+    (
+        "face size too small (pipeline)",
+        ("min_face_size: 24", "min_face_size: 8"),
+        5,
+        "pipeline.visits.gate.min_face_size",
+        "must be >= 12 (found 8)",
+    ),
+    (
+        "score above 1",
+        ("min_score: 0.5", "min_score: 1.5"),
+        19,
+        "stores[0].cameras[0].visits.gate.min_score",
+        "must be <= 1 (found 1.5)",
+    ),
+    (
+        "negative yaw",
+        ("min_score: 0.5", "max_yaw: -0.1"),
+        19,
+        "stores[0].cameras[0].visits.gate.max_yaw",
+        "must be >= 0 (found -0.1)",
+    ),
+    (
+        "gap zero",
+        ("max_gap_seconds: 1.5", "max_gap_seconds: 0"),
+        21,
+        "stores[0].cameras[0].visits.tracker.max_gap_seconds",
+        "greater than 0 (found 0)",
+    ),
+    (
+        "too many votes",
+        ("max_votes: 3", "max_votes: 100"),
+        6,
+        "pipeline.visits.max_votes",
+        "must be <= 64 (found 100)",
+    ),
+    (
+        "votes null on a camera",
+        ("          tracker:\n", "          tracker:\n            min_frames: null\n"),
+        21,
+        "stores[0].cameras[0].visits.tracker.min_frames",
+        "valid integer",
+    ),
+    (
+        "unknown gate key",
+        ("min_score: 0.5", "min_scor: 0.5"),
+        19,
+        "stores[0].cameras[0].visits.gate.min_scor",
+        "unknown key 'min_scor'; allowed keys here: min_face_size, min_score",
+    ),
+    (
+        "unknown visits key",
+        ("max_votes: 3", "max_vote: 3"),
+        6,
+        "pipeline.visits.max_vote",
+        "unknown key 'max_vote'; allowed keys here: gate, tracker, max_votes",
+    ),
+    (
+        "reorder window empty",
+        ("max_frames: 16", "max_frames: 0"),
+        8,
+        "pipeline.reorder.max_frames",
+        "must be >= 1 (found 0)",
+    ),
+    (
+        "idle flush too long",
+        ("max_frames: 16", "idle_flush_seconds: 7200"),
+        8,
+        "pipeline.reorder.idle_flush_seconds",
+        "must be <= 3600 (found 7200)",
+    ),
+    (
+        "reorder on a camera",
+        ("        fps: 5\n        visits:", "        fps: 5\n        reorder: {}\n        visits:"),
+        17,
+        "stores[0].cameras[0].reorder",
+        "unknown key 'reorder'",
+    ),
+]
+
+
 @pytest.mark.parametrize(
-    ("change", "line", "key", "words"), [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES]
+    ("base", "change", "line", "key", "words"),
+    [(GOOD, *c[1:]) for c in BAD_CASES] + [(VISITS_YAML, *c[1:]) for c in BAD_VISIT_CASES],
+    ids=[c[0] for c in (*BAD_CASES, *BAD_VISIT_CASES)],
 )
 def test_bad_registry_reports_file_line_and_key(
-    tmp_path: Path, change: tuple[str, str], line: int, key: str, words: str
+    tmp_path: Path, base: str, change: tuple[str, str], line: int, key: str, words: str
 ) -> None:
-    path = write(tmp_path, GOOD.replace(*change, 1))
+    text = base.replace(*change, 1)
+    assert text != base, "the case changes nothing"
+    path = write(tmp_path, text)
     with pytest.raises(RegistryError) as info:
         load_registry(path, ENV)
     match = [p for p in info.value.problems if p.key == key and p.line == line]
@@ -281,33 +402,6 @@ def test_json_schema_rejects_unknown_keys() -> None:
 
 # --------------------------------------------------------------------------------------------- visits
 
-VISITS_YAML = """\
-version: 1
-pipeline:
-  visits:
-    gate:
-      min_face_size: 24
-    max_votes: 3
-  reorder:
-    max_frames: 16
-stores:
-  - id: s1
-    branch: b
-    timezone: UTC
-    cameras:
-      - id: far
-        source: 0
-        fps: 5
-        visits:
-          gate:
-            min_score: 0.5
-          tracker:
-            max_gap_seconds: 1.5
-      - id: near
-        source: 1
-        fps: 5
-"""
-
 
 def test_camera_visit_settings_override_single_keys_of_the_pipeline(tmp_path: Path) -> None:
     registry = load_registry(write(tmp_path, VISITS_YAML), {})
@@ -328,110 +422,6 @@ def test_visit_settings_default_when_absent(tmp_path: Path) -> None:
     assert registry.pipeline.reorder == ReorderConfig()
     with pytest.raises(UnknownCameraError, match="hn-trangtien/nope"):
         registry.visit_config("hn-trangtien", "nope")
-
-
-# (case id, what to change in VISITS_YAML, expected line, expected key path, words in the message)
-BAD_VISIT_CASES = [
-    (
-        "face size too small (camera)",
-        ("min_score: 0.5", "min_face_size: 4"),
-        19,
-        "stores[0].cameras[0].visits.gate.min_face_size",
-        "must be >= 12 (found 4)",
-    ),
-    (
-        "face size too small (pipeline)",
-        ("min_face_size: 24", "min_face_size: 8"),
-        5,
-        "pipeline.visits.gate.min_face_size",
-        "must be >= 12 (found 8)",
-    ),
-    (
-        "score above 1",
-        ("min_score: 0.5", "min_score: 1.5"),
-        19,
-        "stores[0].cameras[0].visits.gate.min_score",
-        "must be <= 1 (found 1.5)",
-    ),
-    (
-        "negative yaw",
-        ("min_score: 0.5", "max_yaw: -0.1"),
-        19,
-        "stores[0].cameras[0].visits.gate.max_yaw",
-        "must be >= 0 (found -0.1)",
-    ),
-    (
-        "gap zero",
-        ("max_gap_seconds: 1.5", "max_gap_seconds: 0"),
-        21,
-        "stores[0].cameras[0].visits.tracker.max_gap_seconds",
-        "greater than 0 (found 0)",
-    ),
-    (
-        "too many votes",
-        ("max_votes: 3", "max_votes: 100"),
-        6,
-        "pipeline.visits.max_votes",
-        "must be <= 64 (found 100)",
-    ),
-    (
-        "votes null on a camera",
-        ("          tracker:\n", "          tracker:\n            min_frames: null\n"),
-        21,
-        "stores[0].cameras[0].visits.tracker.min_frames",
-        "valid integer",
-    ),
-    (
-        "unknown gate key",
-        ("min_score: 0.5", "min_scor: 0.5"),
-        19,
-        "stores[0].cameras[0].visits.gate.min_scor",
-        "unknown key 'min_scor'; allowed keys here: min_face_size, min_score",
-    ),
-    (
-        "unknown visits key",
-        ("max_votes: 3", "max_vote: 3"),
-        6,
-        "pipeline.visits.max_vote",
-        "unknown key 'max_vote'; allowed keys here: gate, tracker, max_votes",
-    ),
-    (
-        "reorder window empty",
-        ("max_frames: 16", "max_frames: 0"),
-        8,
-        "pipeline.reorder.max_frames",
-        "must be >= 1 (found 0)",
-    ),
-    (
-        "idle flush too long",
-        ("max_frames: 16", "idle_flush_seconds: 7200"),
-        8,
-        "pipeline.reorder.idle_flush_seconds",
-        "must be <= 3600 (found 7200)",
-    ),
-    (
-        "reorder on a camera",
-        ("        fps: 5\n        visits:", "        fps: 5\n        reorder: {}\n        visits:"),
-        17,
-        "stores[0].cameras[0].reorder",
-        "unknown key 'reorder'",
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("change", "line", "key", "words"), [c[1:] for c in BAD_VISIT_CASES], ids=[c[0] for c in BAD_VISIT_CASES]
-)
-def test_bad_visit_settings_report_file_line_and_key(
-    tmp_path: Path, change: tuple[str, str], line: int, key: str, words: str
-) -> None:
-    text = VISITS_YAML.replace(*change, 1)
-    assert text != VISITS_YAML
-    path = write(tmp_path, text)
-    with pytest.raises(RegistryError) as info:
-        load_registry(path, {})
-    assert [(p.line, p.key) for p in info.value.problems] == [(line, key)], str(info.value)
-    assert words in info.value.problems[0].message
 
 
 def test_json_schema_knows_the_visit_settings() -> None:

@@ -30,8 +30,8 @@ DATASOURCE_UID: Final[str] = "moodstream-postgres"
 SATISFACTION_UID: Final[str] = "moodstream-satisfaction"
 CAMERA_HEALTH_UID: Final[str] = "moodstream-camera-health"
 DEFAULT_SILENT_MINUTES: Final[str] = "15"
-DEFAULT_MIN_FACES: Final[int] = 0
-"""Default of the hidden constant ``min_faces`` (0: no suppression); export with --min-faces N to set it."""
+DEFAULT_MIN_VISITS: Final[int] = 0
+"""Default of the hidden constant ``min_visits`` (0: no suppression); export with --min-visits N to set it."""
 
 DATASOURCE: Final[dm.DataSourceRef] = dm.DataSourceRef(type_val=DATASOURCE_TYPE, uid=DATASOURCE_UID)
 
@@ -92,13 +92,15 @@ def _query_variable(name: str, label: str, query: str) -> dashboard.QueryVariabl
     )
 
 
-def _min_faces_constant(min_faces: int) -> dashboard.ConstantVariable:
-    """Hidden constant: emotion panels leave out groups with fewer faces (viewers cannot change it)."""
+def _min_visits_constant(min_visits: int) -> dashboard.ConstantVariable:
+    """Hidden constant: emotion panels leave out groups with fewer visits (viewers cannot change it)."""
     return (
-        dashboard.ConstantVariable("min_faces")
-        .label("Minimum faces per group shown")
-        .description("Groups (bucket, store) with fewer faces are not shown: privacy of small groups.")
-        .value(str(min_faces))
+        dashboard.ConstantVariable("min_visits")
+        .label("Minimum visits per group shown")
+        .description(
+            "Groups (bucket, store) with fewer visits (people) show no emotion: privacy of small groups."
+        )
+        .value(str(min_visits))
     )
 
 
@@ -136,63 +138,115 @@ def _table(panel_id: int, title: str, query: str) -> table.Panel:
     )
 
 
-def satisfaction_dashboard(min_faces: int = DEFAULT_MIN_FACES) -> dashboard.Dashboard:
-    """*Customer satisfaction*: index over time, emotion mix, totals, volumes, store ranking.
+def satisfaction_dashboard(min_visits: int = DEFAULT_MIN_VISITS) -> dashboard.Dashboard:
+    """*Customer satisfaction*: visits first (satisfaction per visit, visitors, dwell, emotion per visit,
+    store ranking), then face-level panels (titled "Faces (secondary)").
 
-    Groups with fewer than ``min_faces`` faces are left out of every emotion panel.
+    Groups with fewer than ``min_visits`` visits show no emotion in any panel.
     """
     builder = (
         dashboard.Dashboard("Customer satisfaction")
         .uid(SATISFACTION_UID)
         .tags(["moodstream"])
-        .description("Satisfaction index and emotion counts per branch, store and camera (moodstream).")
+        .description(
+            "Satisfaction per visit, visitors, dwell and emotion per visit per branch, store and camera; "
+            "face-level counts below (moodstream)."
+        )
         .time("now-24h", "now")
         .refresh("1m")
         .timezone("browser")
-        .variables([*_scope_variables(), _min_faces_constant(min_faces)])
+        .variables([*_scope_variables(), _min_visits_constant(min_visits)])
     )
-    builder.with_panel(
-        _timeseries(1, "Satisfaction index over time", sql.SATISFACTION_OVER_TIME)
+    for panel in _visit_panels():
+        builder.with_panel(panel)
+    for panel in _face_panels():
+        builder.with_panel(panel)
+    return builder
+
+
+def _visit_panels() -> list[cogbuilder.Builder[dm.Panel]]:
+    """The headline rows: satisfaction per visit, visitors, dwell, emotion per visit, store ranking."""
+    return [
+        _timeseries(1, "Satisfaction per visit over time", sql.VISIT_SATISFACTION_OVER_TIME)
         .description(
-            "(happy - (angry + disgust + fear + sad)) / faces per store; bucket width follows the range"
+            "(happy - (angry + disgust + fear + sad)) / readable visits per store; each visit counts once, "
+            "with the emotion of its readable faces; bucket width follows the range"
         )
         .min(-1)
         .max(1)
         .decimals(2)
-        .span(16)
-    )
-    builder.with_panel(
-        stat.Panel()
-        .id(2)
-        .title("Faces and frames analysed")
-        .datasource(DATASOURCE)
-        .with_target(SqlTarget(sql.FACES_AND_FRAMES, "table"))
-        .reduce_options(_reduce_all_fields())
+        .span(16),
+        _stat(2, "Visitors, satisfaction per visit and dwell", sql.VISITORS_AND_SATISFACTION)
+        .description("visitors: visits started in the range; readable: with an emotion; dwell_mean: seconds")
         .override_by_name("satisfaction", [dm.DynamicConfigValue(id_val="decimals", value=3)])
-        .span(8)
-        .height(9)
-    )
-    builder.with_panel(
-        _timeseries(3, "Emotion mix over time", sql.EMOTION_MIX_OVER_TIME, unit="percentunit")
+        .override_by_name("dwell_mean", [dm.DynamicConfigValue(id_val="unit", value="s")]),
+        _timeseries(3, "Visitors per hour", sql.VISITORS_PER_HOUR)
+        .description("Visits that started in each hour, per store")
+        .draw_style(common.GraphDrawStyle.BARS)
+        .fill_opacity(60)
+        .span(16),
+        _barchart(4, "Dwell time of visits", sql.DWELL_HISTOGRAM, "dwell").description(
+            "Visits per time from first to last sighting"
+        ),
+        _timeseries(5, "Emotion per visit over time", sql.VISIT_EMOTION_MIX_OVER_TIME, unit="percentunit")
         .stacking(_stacking(common.StackingMode.PERCENT))
         .fill_opacity(70)
         .line_width(0)
-        .span(16)
-    )
-    builder.with_panel(
-        barchart.Panel()
-        .id(4)
-        .title("Faces per emotion")
-        .description("Totals per emotion over the range, like the paper's statistics chart")
+        .span(16),
+        _barchart(6, "Visits per emotion", sql.VISIT_EMOTION_TOTALS, "emotion").description(
+            "Readable visits per emotion over the range (the mean of each visit's readable faces)"
+        ),
+        _table(7, "Stores ranked by satisfaction per visit", sql.STORE_RANKING)
+        .decimals(3)
+        .override_by_name("dwell_mean", [dm.DynamicConfigValue(id_val="unit", value="s")])
+        .span(24),
+    ]
+
+
+def _face_panels() -> list[cogbuilder.Builder[dm.Panel]]:
+    """Secondary rows: every classified face counted, so people who linger weigh more."""
+    return [
+        _timeseries(8, "Faces (secondary): satisfaction per face over time", sql.FACE_SATISFACTION_OVER_TIME)
+        .description("The same index over classified faces; a person who lingers counts many times")
+        .min(-1)
+        .max(1)
+        .decimals(2)
+        .span(12),
+        _barchart(
+            9, "Faces (secondary): classified faces per emotion", sql.FACE_EMOTION_TOTALS, "emotion"
+        ).span(6),
+        _stat(10, "Faces (secondary): faces and frames analysed", sql.FACES_AND_FRAMES)
+        .description("faces: detected; readable: passed the quality gate; classified: sent to the model")
+        .override_by_name("satisfaction", [dm.DynamicConfigValue(id_val="decimals", value=3)])
+        .span(6),
+    ]
+
+
+def _stat(panel_id: int, title: str, query: str) -> stat.Panel:
+    return (
+        stat.Panel()
+        .id(panel_id)
+        .title(title)
         .datasource(DATASOURCE)
-        .with_target(SqlTarget(sql.EMOTION_TOTALS, "table"))
-        .x_field("emotion")
+        .with_target(SqlTarget(query, "table"))
+        .reduce_options(_reduce_all_fields())
+        .span(8)
+        .height(9)
+    )
+
+
+def _barchart(panel_id: int, title: str, query: str, x_field: str) -> barchart.Panel:
+    return (
+        barchart.Panel()
+        .id(panel_id)
+        .title(title)
+        .datasource(DATASOURCE)
+        .with_target(SqlTarget(query, "table"))
+        .x_field(x_field)
         .show_value(common.VisibilityMode.ALWAYS)
         .span(8)
         .height(9)
     )
-    builder.with_panel(_table(5, "Stores ranked by satisfaction", sql.STORE_RANKING).decimals(3).span(24))
-    return builder
 
 
 def _reduce_all_fields() -> common_builders.ReduceDataOptions:
@@ -248,16 +302,16 @@ def camera_health_dashboard() -> dashboard.Dashboard:
 
 DASHBOARDS: Final[dict[str, Callable[[int], dashboard.Dashboard]]] = {
     SATISFACTION_UID: satisfaction_dashboard,
-    CAMERA_HEALTH_UID: lambda _min_faces: camera_health_dashboard(),
+    CAMERA_HEALTH_UID: lambda _min_visits: camera_health_dashboard(),
 }
-"""Dashboard uid -> builder function (argument: the min_faces suppression threshold)."""
+"""Dashboard uid -> builder function (argument: the min_visits suppression threshold)."""
 
 
-def build_dashboards(min_faces: int = DEFAULT_MIN_FACES) -> dict[str, dict[str, Any]]:
+def build_dashboards(min_visits: int = DEFAULT_MIN_VISITS) -> dict[str, dict[str, Any]]:
     """{uid: dashboard JSON (plain dicts/lists, as Grafana stores it)} for every dashboard."""
     out = {}
     for uid, make in DASHBOARDS.items():
-        model = make(min_faces).build()
+        model = make(min_visits).build()
         out[uid] = json.loads(json.dumps(model, cls=JSONEncoder))
     return out
 
@@ -267,11 +321,11 @@ def dashboard_json_text(model: dict[str, Any]) -> str:
     return json.dumps(model, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def export_dashboards(out_dir: Path, min_faces: int = DEFAULT_MIN_FACES) -> list[Path]:
+def export_dashboards(out_dir: Path, min_visits: int = DEFAULT_MIN_VISITS) -> list[Path]:
     """Write every dashboard to ``out_dir/<uid>.json``; returns the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for uid, model in build_dashboards(min_faces).items():
+    for uid, model in build_dashboards(min_visits).items():
         path = out_dir / f"{uid}.json"
         path.write_text(dashboard_json_text(model), encoding="utf-8")
         written.append(path)

@@ -79,14 +79,14 @@ class GrafanaPusher:
     """Pushes moodstream's folder, datasource and dashboards to one Grafana (explicit ``push()``)."""
 
     def __init__(self, url: str, token: str | None, timeout: float = 10.0) -> None:
-        from grafana_client import GrafanaApi
+        from grafana_client.api import GrafanaApi
 
         self._url = url
         self._api = GrafanaApi.from_url(url, credential=token, timeout=timeout)
 
-    def push(self, datasource: DatasourceSettings | None, min_faces: int = 0) -> PushResult:
+    def push(self, datasource: DatasourceSettings | None, min_visits: int = 0) -> PushResult:
         """Ensure folder, datasource (unless None) and dashboards (emotion groups with fewer than
-        ``min_faces`` faces hidden); GrafanaPushError on failure."""
+        ``min_visits`` visits hidden); GrafanaPushError on failure."""
         from grafana_client.client import GrafanaException
         from niquests.exceptions import RequestException
 
@@ -94,7 +94,7 @@ class GrafanaPusher:
             result = PushResult(folder=self._ensure_folder())
             if datasource is not None:
                 result.datasource = self._upsert_datasource(datasource_payload(datasource))
-            for uid, model in build_dashboards(min_faces).items():
+            for uid, model in build_dashboards(min_visits).items():
                 result.dashboards[uid] = self._save_dashboard(model)
             return result
         except GrafanaException as exc:

@@ -1,0 +1,40 @@
+"""Defaults of knobs that more than one config model carries, stated once.
+
+Pipeline knobs that the registry's ``pipeline`` section owns: ``schemas.registry.PipelineConfig``
+(stores.yaml) and the configs that receive them (``ingest.IngestConfig``, ``runtime.worker.WorkerConfig``,
+``runtime.processes.RunOptions``) take their default from here, so a stage run without a registry behaves
+like one run with an empty ``pipeline:``. Model knobs: a stage's model config (``detector.DetectorConfig``,
+``classifier.ClassifierConfig``) and the pipeline's ``runtime.models.AnalysisConfig`` take theirs from here
+(a plain module, so the runtime's configs need not import ONNX Runtime to know them).
+"""
+
+from typing import Final
+
+BUCKET_SECONDS: Final[int] = 60
+"""Width of an aggregation bucket, seconds (stores.yaml ``pipeline.bucket``)."""
+
+STREAM_MAXLEN: Final[int] = 2000
+"""Approximate MAXLEN of every stage's output stream (``pipeline.stream_maxlen``)."""
+
+MAX_DELIVERIES: Final[int] = 5
+"""Deliveries of one entry before it goes to the dead stream (``pipeline.max_deliveries``)."""
+
+RECLAIM_IDLE_SECONDS: Final[int] = 60
+"""Idle time after which another worker reclaims a pending entry (``pipeline.reclaim_idle``)."""
+
+JPEG_QUALITY: Final[int] = 85
+"""JPEG quality of the frames on the frames stream (``pipeline.jpeg_quality``)."""
+
+# --- model knobs -------------------------------------------------------------------------------------
+
+MIN_FACE_SIZE: Final[int] = 20
+"""Smallest face side the detector searches, pixels (the reference MTCNN's)."""
+
+MAX_INPUT_WIDTH: Final[int | None] = None
+"""Frames wider than this are downscaled before detection; None: full resolution."""
+
+FER_MODEL: Final[str] = "default"
+"""The FER model a classifier runs: the registry's default model."""
+
+MODEL_INTRA_OP_THREADS: Final[int] = 0
+"""ONNX Runtime threads of a lone model object (0: ONNX Runtime's choice, every core)."""
