@@ -83,21 +83,25 @@ class VisitBuilder:
         return len(self._open)
 
     def observe(
-        self, captured_ms: int, faces: Sequence[DetectedFace], crops: np.ndarray | None
+        self,
+        captured_ms: int,
+        faces: Sequence[DetectedFace],
+        crops: np.ndarray | None,
+        frame_size: tuple[int, int] | None = None,
     ) -> FrameVisits:
         """Track and gate one frame's faces.
 
         captured_ms: capture time (epoch ms), non-decreasing; faces: the detector's faces of the frame;
         crops: (N, H, W) or (N, H, W, 3) uint8 aligned crops, one per face (None: no sharpness check, no
-        votes kept). Returns the per-face results and the visits that ended at this frame.
+        votes kept); frame_size: (width, height) of the frame, if known (a track predicted outside it
+        ends when unmatched, see `FaceTracker.update`). Returns the per-face results and the visits
+        that ended at this frame.
         """
         _check_crops(crops, len(faces))
         boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
         scores = np.array([f.score for f in faces], dtype=np.float64)
-        ids = self.tracker.update(captured_ms, boxes, scores)
-        verdicts = tuple(
-            self.gate.assess(face, None if crops is None else crops[i]) for i, face in enumerate(faces)
-        )
+        ids = self.tracker.update(captured_ms, boxes, scores, frame_size)
+        verdicts = self.gate.assess_all(faces, crops)
         for i, track in enumerate(ids.tolist()):
             if track >= 0:
                 self._add(track, captured_ms, verdicts[i], None if crops is None else crops[i])
@@ -112,7 +116,7 @@ class VisitBuilder:
         visit = self._open.get(track)
         if visit is None:
             visit = self._open[track] = _OpenVisit(captured_ms, captured_ms)
-        visit.last_seen_ms = captured_ms
+        visit.last_seen_ms = max(visit.last_seen_ms, captured_ms)  # a clock step back never shrinks dwell
         visit.faces += 1
         if not verdict.readable:
             return

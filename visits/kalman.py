@@ -15,6 +15,8 @@ import numpy as np
 
 #: Size (w, h) changes this much slower than position, relative to the motion noise.
 SIZE_NOISE_RATIO = 0.25
+_EYE8 = np.eye(8)
+_EYE4 = np.eye(4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,7 @@ def _side(means: np.ndarray) -> np.ndarray:
 def measurement_cov(heights: np.ndarray, noise: MotionNoise) -> np.ndarray:
     """(T, 4, 4) diagonal measurement covariance for boxes of these heights (T,)."""
     std = noise.measurement * np.maximum(heights, 1.0)
-    return np.eye(4)[None] * (std**2)[:, None, None]
+    return _EYE4[None] * (std**2)[:, None, None]
 
 
 def initiate(measurements: np.ndarray, noise: MotionNoise) -> tuple[np.ndarray, np.ndarray]:
@@ -67,15 +69,15 @@ def predict(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predict each track ``dt`` seconds (T,) ahead; returns new (means, covs), inputs unchanged.
 
-    Motion is extrapolated for at most ``max_extrapolation`` seconds (a hidden person is not carried
-    across the frame); the uncertainty grows for the full ``dt``.
+    Motion is extrapolated, and the uncertainty grows, for at most ``max_extrapolation`` seconds: a
+    hidden person is neither carried across the frame nor given a reach that takes in everyone.
     """
-    dt = np.maximum(dt, 0.0)
-    step = np.minimum(dt, max_extrapolation)
-    transition = np.tile(np.eye(8), (len(means), 1, 1))
+    dt = np.minimum(np.maximum(dt, 0.0), max_extrapolation)
+    transition = np.repeat(_EYE8[None], len(means), axis=0)
     idx = np.arange(4)
-    transition[:, idx, idx + 4] = step[:, None]
-    new_means = np.einsum("tij,tj->ti", transition, means)
+    transition[:, idx, idx + 4] = dt[:, None]
+    new_means = means.copy()
+    new_means[:, :4] += means[:, 4:] * dt[:, None]
     new_covs = transition @ covs @ transition.transpose(0, 2, 1)
     q_pos = (noise.accel * _side(means)) ** 2
     q = np.stack([q_pos, q_pos, q_pos * SIZE_NOISE_RATIO**2, q_pos * SIZE_NOISE_RATIO**2], axis=1)  # (T, 4)
@@ -99,14 +101,13 @@ def update(
     return new_means, new_covs
 
 
-def centre_distances(
+def distances(
     means: np.ndarray, covs: np.ndarray, measurements: np.ndarray, noise: MotionNoise
 ) -> np.ndarray:
-    """(T, N) Mahalanobis distance between each predicted track's centre and each measured centre."""
-    cov = covs[:, :2, :2] + measurement_cov(means[:, 3], noise)[:, :2, :2]  # (T, 2, 2)
-    a, b, d = cov[:, 0, 0], cov[:, 0, 1], cov[:, 1, 1]
-    det = np.maximum(a * d - b * b, 1e-12)
-    dx = measurements[None, :, 0] - means[:, None, 0]
-    dy = measurements[None, :, 1] - means[:, None, 1]
-    squared = (d[:, None] * dx * dx - 2.0 * b[:, None] * dx * dy + a[:, None] * dy * dy) / det[:, None]
+    """(T, N) Mahalanobis distance between each predicted track's box (centre and size) and each
+    measured box, under the track's predicted uncertainty plus the measurement noise."""
+    innovation_cov = covs[:, :4, :4] + measurement_cov(means[:, 3], noise)
+    inverse = np.linalg.inv(innovation_cov)  # (T, 4, 4)
+    residual = measurements[None, :, :] - means[:, None, :4]  # (T, N, 4)
+    squared = np.einsum("tni,tij,tnj->tn", residual, inverse, residual)
     return np.sqrt(np.maximum(squared, 0.0))

@@ -2,11 +2,13 @@
 
 Each frame: tracks are predicted to the frame's capture time (Kalman filter, `visits.kalman`); boxes
 with a high detector score are matched first, then the remaining (low-score) boxes continue the tracks
-still unmatched (ByteTrack's second pass). A match is an overlap (IoU of the predicted box) when there
-is one, else a centre within the predicted position's uncertainty (people move far between frames at
-2 fps); one optimal assignment (Hungarian) per pass. Unmatched high-score boxes start tentative tracks;
-a tentative track that misses a frame before `min_frames` observations is dropped; any track unseen
-for `max_gap_seconds` ends. Track ids are in-memory integers that never leave the process.
+still unmatched (ByteTrack's second pass). A pair may match when the boxes overlap (IoU of the predicted
+box) or the box lies within the prediction's uncertainty (Mahalanobis distance; people move far between
+frames at 2 fps); the cost adds both, so a track whose motion explains a box wins it over one that
+merely overlaps it. One optimal assignment (Hungarian) per pass. Unmatched high-score boxes start
+tentative tracks; a tentative track that misses a frame before `min_frames` observations is dropped; a
+track predicted outside the frame that finds no box has left; any track unseen for `max_gap_seconds`
+ends. Track ids are in-memory integers that never leave the process.
 """
 
 from __future__ import annotations
@@ -72,12 +74,20 @@ class FaceTracker:
         """Tracks currently alive (tentative or confirmed)."""
         return len(self._ids)
 
-    def update(self, captured_ms: int, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    def update(
+        self,
+        captured_ms: int,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        frame_size: tuple[int, int] | None = None,
+    ) -> np.ndarray:
         """Track one frame's boxes. Returns (N,) int64: the track id of each box, -1 when not tracked.
 
         captured_ms: the frame's capture time (epoch ms), non-decreasing from call to call;
-        boxes: (N, 4) float x1, y1, x2, y2 in frame pixels; scores: (N,) detector scores.
-        Tracks that expired before this frame are queued for `ended`.
+        boxes: (N, 4) float x1, y1, x2, y2 in frame pixels; scores: (N,) detector scores;
+        frame_size: (width, height) of the frame, if known: an unmatched track predicted to be outside
+        it has left the view and ends at once (so that someone entering where another left is not
+        taken for them). Tracks that ended before or at this frame are queued for `ended`.
         """
         box_array, score_array = check_boxes(boxes, scores)
         self._expire(captured_ms)
@@ -91,15 +101,19 @@ class FaceTracker:
         low = np.flatnonzero(score_array < self.config.high_score)
         free_tracks = np.arange(len(self._ids))
         for group in (high, low):
+            if len(group) == 0 or len(free_tracks) == 0:
+                continue
             pairs = self._associate(means[free_tracks], covs[free_tracks], measured[group])
+            taken = np.zeros(len(free_tracks), dtype=bool)
             for t, b in pairs:
                 track_of_box[group[b]] = free_tracks[t]
-            free_tracks = np.setdiff1d(free_tracks, free_tracks[[t for t, _ in pairs]])
+                taken[t] = True
+            free_tracks = free_tracks[~taken]
         self._correct(means, covs, measured, track_of_box, captured_ms)
         ids = np.full(len(box_array), -1, dtype=np.int64)
         matched = track_of_box >= 0
         ids[matched] = self._ids[track_of_box[matched]]
-        self._drop_tentative(free_tracks)
+        self._end_unmatched(free_tracks, means, frame_size)
         new_boxes = high[~matched[high]]
         ids[new_boxes] = self._start(measured[new_boxes], captured_ms)
         return ids
@@ -121,17 +135,20 @@ class FaceTracker:
     # ------------------------------------------------------------------------ internals
 
     def _associate(self, means: np.ndarray, covs: np.ndarray, measured: np.ndarray) -> list[tuple[int, int]]:
-        """Optimal (track, box) pairs by the two-tier cost: overlap first, then centre distance."""
+        """Optimal (track, box) pairs. Cost: (1 - IoU of the predicted box) + Mahalanobis distance of the
+        box (centre and size) in units of max_distance (capped at 2). A pair is allowed when the boxes
+        overlap by min_iou or the distance is within the gate, and their heights agree within
+        max_size_ratio. The distance term lets a track whose motion explains a box win it over a
+        track that merely overlaps it (a walker passing in front of someone standing)."""
         if len(means) == 0 or len(measured) == 0:
             return []
         cfg = self.config
         iou = iou_matrix(kalman.measurements_to_boxes(means), kalman.measurements_to_boxes(measured))
-        distance = kalman.centre_distances(means, covs, measured, self._noise)
+        distance = kalman.distances(means, covs, measured, self._noise) / cfg.max_distance
         ratio = measured[None, :, 3] / np.maximum(means[:, None, 3], 1.0)
-        size_ok = (ratio <= cfg.max_size_ratio) & (ratio >= 1.0 / cfg.max_size_ratio)
-        cost = np.where(distance <= cfg.max_distance, 1.0 + distance / cfg.max_distance, _NO_MATCH)
-        cost = np.where(iou >= cfg.min_iou, 1.0 - iou, cost)
-        cost = np.where(size_ok, cost, _NO_MATCH)
+        allowed = ((iou >= cfg.min_iou) | (distance <= 1.0)) & (ratio <= cfg.max_size_ratio)
+        allowed &= ratio >= 1.0 / cfg.max_size_ratio
+        cost = np.where(allowed, (1.0 - iou) + np.minimum(distance, 2.0), _NO_MATCH)
         rows, cols = linear_sum_assignment(cost)
         return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] < _NO_MATCH]
 
@@ -154,10 +171,17 @@ class FaceTracker:
         self._last_ms[tracks] = captured_ms
         self._hits[tracks] += 1
 
-    def _drop_tentative(self, unmatched: np.ndarray) -> None:
-        """Tracks with fewer than min_frames observations that missed this frame end now."""
+    def _end_unmatched(
+        self, unmatched: np.ndarray, means: np.ndarray, frame_size: tuple[int, int] | None
+    ) -> None:
+        """Unmatched tracks end now when tentative (fewer than min_frames observations) or, with a
+        frame size, when their predicted centre (``means`` (T, 8)) is outside the frame."""
         lost = np.zeros(len(self._ids), dtype=bool)
         lost[unmatched] = self._hits[unmatched] < self.config.min_frames
+        if frame_size is not None:
+            width, height = frame_size
+            cx, cy = means[unmatched, 0], means[unmatched, 1]
+            lost[unmatched] |= (cx < 0) | (cx > width) | (cy < 0) | (cy > height)
         if lost.any():
             self._ended.extend(int(i) for i in self._ids[lost])
             self._keep(~lost)
