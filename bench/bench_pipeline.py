@@ -99,7 +99,7 @@ def _cpu_seconds(pid: int) -> float:
     try:
         proc = psutil.Process(pid)
         procs = [proc, *proc.children(recursive=True)]
-        return sum(p.cpu_times().user + p.cpu_times().system for p in procs)
+        return float(sum(p.cpu_times().user + p.cpu_times().system for p in procs))
     except psutil.Error:
         return 0.0
 
@@ -112,6 +112,16 @@ def _stage_cpu(procs: list[Any], servers: list[int]) -> dict[str, float]:
         out[stage] = out.get(stage, 0.0) + _cpu_seconds(proc.pid)
     out["servers"] = sum(_cpu_seconds(pid) for pid in servers)
     return out
+
+
+def _stage_frames(client: Any, names: StreamNames) -> dict[str, int]:
+    """Frames each stage has handled so far (the servers: frames committed)."""
+    out = {
+        stage: _stage_sum(client, names, stage, "frames_out")
+        for stage in ("ingest", "detector", "tracker", "classifier")
+    }
+    out["aggregator"] = out["servers"] = _stage_sum(client, names, "aggregator", "frames_in")
+    return {k: v for k, v in out.items() if k != "tracker" or v}
 
 
 def _server_pids(redis_server: EmbeddedRedis, pgdata: Path) -> list[int]:
@@ -165,6 +175,7 @@ def run_pipeline(
         shed0 = _stage_sum(client, names, "ingest", "shed")
         read0 = _stage_sum(client, names, "ingest", "frames_out")
         cpu0 = _stage_cpu(procs, _server_pids(redis_server, postgres.pgdata))
+        done0 = _stage_frames(client, names)
         started = time.monotonic()
         while time.monotonic() - started < args.duration:
             pids = [p.pid for p in procs if p.pid] + _server_pids(redis_server, postgres.pgdata)
@@ -177,6 +188,7 @@ def run_pipeline(
         read = _stage_sum(client, names, "ingest", "frames_out") - read0
         latencies = np.array([float(v) for v in client.lrange(names.latency, 0, -1)])
         cpu1 = _stage_cpu(procs, _server_pids(redis_server, postgres.pgdata))
+        done1 = _stage_frames(client, names)
     finally:
         stop_processes(procs)
         drained(client, names, GROUPS)
@@ -192,9 +204,12 @@ def run_pipeline(
         "latency_p95_ms": round(float(np.percentile(latencies, 95)), 0) if latencies.size else None,
         "shed": shed,
         "cpu_ms_per_frame": {
-            stage: round(1000 * (cpu1[stage] - cpu0.get(stage, 0.0)) / max(1, frames), 1) for stage in cpu1
+            stage: round(1000 * (cpu1[stage] - cpu0.get(stage, 0.0)) / max(1, done1[stage] - done0[stage]), 1)
+            for stage in done1
         },
-        "cpu_ms_per_frame_total": round(1000 * (sum(cpu1.values()) - sum(cpu0.values())) / max(1, frames), 1),
+        "cpu_ms_per_frame_total": round(
+            sum(1000 * (cpu1[k] - cpu0.get(k, 0.0)) / max(1, done1[k] - done0[k]) for k in done1), 1
+        ),
         "peak_rss_mb": round(peak, 0),
     }
 
