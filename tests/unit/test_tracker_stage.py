@@ -130,3 +130,18 @@ def test_visits_of_an_idle_camera_end_on_its_last_frame_and_other_cameras_go_on(
     cam = [m for m in out if m.key.camera_id == "cam"]
     assert [m.key.seq for m in cam] == list(range(5)) and len(cam[-1].visits) == 1
     assert [m.key.seq for m in out if m.key.camera_id == "other"] == [0, 1]  # its newest is still kept
+
+
+def test_a_copy_of_a_tracked_frame_is_acknowledged_once_and_not_counted_late() -> None:
+    clock = Clock()
+    stage = TrackerStage(lambda s, c: VisitConfig(), REORDER, clock)
+    counters = StageCounters("tracker", StreamNames("t:"))
+    messages = walking(4)
+    results = [stage.handle([entry(m) for m in messages], counters)]
+    copy = Entry("1-9", messages[1].encode())  # seq 1 again, from a detector that redelivered it
+    again = stage.handle([copy], counters)
+    assert again.outputs == [] and again.held == []  # acknowledged with this batch, nothing written
+    clock.now += REORDER.idle_flush_seconds
+    results.append(stage.tick(clock.now, counters))
+    assert [m.key.seq for m in emitted(results)] == [0, 1, 2, 3]
+    assert counters._pending[("s1", "cam", "frames_late")] == 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,9 @@ from moodstream.schemas.visit_config import ReorderConfig, VisitConfig
 from moodstream.visits import Released, ReorderWindow, VisitsError
 
 log = logging.getLogger(__name__)
+
+RECENT_FRAMES = 4096
+"""Frame identities remembered per camera to recognise redelivered copies (about 14 min at 5 fps)."""
 
 VisitSettings = Callable[[str, str], VisitConfig]
 """(store id, camera id) -> that camera's visit settings."""
@@ -58,6 +62,25 @@ class _Camera:
     visits: CameraVisits
     last_arrival: float
     kept: _Kept | None = None
+    released: _Recent = field(default_factory=lambda: _Recent(RECENT_FRAMES))
+
+
+class _Recent:
+    """The last ``size`` frame identities (epoch, seq) a camera's window released, to tell a redelivered
+    frame (a copy of one already tracked) from a late one."""
+
+    def __init__(self, size: int) -> None:
+        self.order: deque[tuple[int, int]] = deque(maxlen=size)
+        self.members: set[tuple[int, int]] = set()
+
+    def add(self, ident: tuple[int, int]) -> None:
+        if len(self.order) == self.order.maxlen:
+            self.members.discard(self.order[0])
+        self.order.append(ident)
+        self.members.add(ident)
+
+    def __contains__(self, ident: object) -> bool:
+        return ident in self.members
 
 
 @dataclass
@@ -175,10 +198,12 @@ class TrackerStage:
         for item in released:
             waiting = item.item
             message = waiting.message
-            if item.duplicate:  # the same frame twice (a detector redelivery): count it once
+            ident = (item.epoch, item.seq)
+            if item.duplicate or ident in camera.released:  # a copy (a detector redelivery): once is enough
                 self.holding.discard(waiting.entry_id)
                 out.acked.append(waiting.entry_id)
                 continue
+            camera.released.add(ident)
             if item.late or not camera.visits.in_order(message.captured_ms):
                 frame = camera.visits.gate_only(message.faces, message.crops)
                 counters.add(message.key.store_id, message.key.camera_id, "frames_late")
