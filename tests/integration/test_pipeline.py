@@ -49,15 +49,21 @@ COLUMNS = (
 
 
 def write_registry(
-    path: Path, video_dir: Path, cameras: dict[tuple[str, str], str], loop: bool = False
+    path: Path,
+    video_dir: Path,
+    cameras: dict[tuple[str, str], str],
+    loop: bool = False,
+    reclaim_idle: str = "1s",
 ) -> Path:
+    """A registry of ``cameras``; a long reorder wait and idle flush, so that on a starved machine no frame
+    comes late and no camera looks idle in the middle of its clip (either would change the visits)."""
     lines = [
         "version: 1",
         "pipeline:",
         "  bucket: 10s",
-        "  reclaim_idle: 1s",
+        f"  reclaim_idle: {reclaim_idle}",
         f"  jpeg_quality: {JPEG_QUALITY}",
-        "  reorder: {max_frames: 256, max_wait_seconds: 60, idle_flush_seconds: 8}",
+        "  reorder: {max_frames: 256, max_wait_seconds: 60, idle_flush_seconds: 20}",
         "stores:",
     ]
     for store in sorted({s for s, _ in cameras}):
@@ -122,12 +128,21 @@ class Stages:
         self.env = stage_env(redis_url, database_url, prefix)
         self.registry = registry
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
 
     def start(self, command: str, *args: str) -> subprocess.Popen[bytes]:
+        """Start a stage; its log goes to a file (a pipe nobody reads would fill and block it)."""
         argv = [sys.executable, "-m", "moodstream.cli.app", command, "-c", str(self.registry), *args]
-        proc = subprocess.Popen(argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        path = self.registry.parent / f"{command}-{len(self.procs)}.log"
+        with path.open("wb") as log:
+            proc = subprocess.Popen(argv, env=self.env, stdout=subprocess.DEVNULL, stderr=log)
         self.procs.append(proc)
+        self.logs.append(path)
         return proc
+
+    def tail(self) -> str:
+        """The end of every stage's log."""
+        return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.logs)
 
     def stop_all(self) -> list[int]:
         """SIGTERM every live stage, wait; return their exit codes (killed ones excluded)."""
@@ -183,8 +198,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, stages: S
             return
         time.sleep(0.2)
     stages.stop_all()
-    logs = "\n".join((p.stderr.read() if p.stderr else b"").decode()[-3000:] for p in stages.procs)
-    pytest.fail(f"timed out waiting for {what}; stage logs:\n{logs}")
+    pytest.fail(f"timed out waiting for {what}; stage logs:\n{stages.tail()}")
 
 
 def started(client: redis.Redis, names: StreamNames, stages: int) -> bool:
@@ -208,7 +222,7 @@ def test_two_stores_give_exactly_the_visits_of_analyze_with_any_number_of_detect
     bad_jpeg = FrameMessage(FrameKey("store-a", "door", 1, 0), int(time.time() * 1000), b"\xff\xd8garbage")
     client.xadd(names.frames, dict[Any, Any](bad_jpeg.encode()))
     client.xadd(names.frames, {"v": "2", "type": "frame", "store": "store-a"})
-    registry = write_registry(tmp_path / "stores.yaml", shared_data / "video", CAMERAS)
+    registry = write_registry(tmp_path / "stores.yaml", shared_data / "video", CAMERAS, reclaim_idle="30s")
     stages = Stages(redis_url, migrated_database_url, redis_prefix, registry)
     for command in ("aggregate", "classify", "track", *["detect"] * detectors):
         stages.start(command)
@@ -227,8 +241,13 @@ def test_two_stores_give_exactly_the_visits_of_analyze_with_any_number_of_detect
         [sys.executable, "-m", "moodstream.cli.app", "status", "--json"],
         env=stages.env, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    assert stages.stop_all() == [0] * (4 + detectors)
-    assert counted(engine) == expected_counts
+    assert stages.stop_all() == [0] * (4 + detectors), stages.tail()
+    got = counted(engine)
+    differ = {
+        cam: {k: (got.get(cam, {}).get(k), v) for k, v in want.items() if got.get(cam, {}).get(k) != v}
+        for cam, want in expected_counts.items()
+    }
+    assert got == expected_counts, {cam: d for cam, d in differ.items() if d}  # (pipeline, analyze)
     late: Any = client.hgetall(names.stats("tracker"))
     assert not [k for k in late if k.endswith(b":frames_late")], "no frame may miss the reorder window here"
     with engine.connect() as conn:
