@@ -1,15 +1,17 @@
 """Benchmark of the whole streaming pipeline on the embedded servers (a benchmark, not a test).
 
 For each camera count N, N cameras loop over the shared 480x270 videos (../shared/data/video/*.gif)
-at ``--fps`` each, through ingest -> detector -> classifier -> aggregator processes on an embedded
-Redis and PostgreSQL. After a warm-up, it measures over ``--duration`` seconds:
+at ``--fps`` each, through ingest -> detector -> tracker -> classifier -> aggregator processes on an
+embedded Redis and PostgreSQL (the classifier classifies only the votes of ended visits). After a
+warm-up, it measures over ``--duration`` seconds:
 
 * end-to-end frames/s and faces/s committed to PostgreSQL,
 * capture -> commit latency p50/p95 (from the aggregator's per-frame latencies),
 * frames shed by the stream cap, peak RSS of the stage processes plus the servers.
 
-It also times the detector + classifier alone (one process, the same models and threads) on the same
-frames (sampled at ``--fps``, JPEG round trip), the reference for the "pipeline >= 80%" target; a
+It also times the analysis alone (one process, the same models and threads: detection, tracking and
+classification of the visits' votes, as ``moodstream analyze``) on the same frames (sampled at ``--fps``,
+JPEG round trip), the reference for the "pipeline >= 80%" target; a
 ``--saturate`` run offers more frames than the models can take, so its frames/s is the pipeline's
 capacity.
 
@@ -33,9 +35,9 @@ import psutil
 
 from moodstream.cli.analyze import BATCH_FRAMES
 from moodstream.common.streams import StreamNames, connect_redis
+from moodstream.runtime.clip_analysis import analyze_clip
 from moodstream.runtime.database import create_database_engine, migrate, sync_registry
 from moodstream.runtime.embedded import EmbeddedPostgres, EmbeddedRedis
-from moodstream.runtime.frame_analysis import jpeg_round_trip
 from moodstream.runtime.models import AnalysisConfig, build_analyzer
 from moodstream.runtime.processes import (
     GROUPS,
@@ -92,6 +94,36 @@ def _rss_mb(pids: list[int]) -> float:
     return total / 2**20
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (0 when it is gone)."""
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+        return float(sum(p.cpu_times().user + p.cpu_times().system for p in procs))
+    except psutil.Error:
+        return 0.0
+
+
+def _stage_cpu(procs: list[Any], servers: list[int]) -> dict[str, float]:
+    """CPU seconds so far per stage (processes of one stage summed) and of the servers."""
+    out: dict[str, float] = {}
+    for proc in procs:
+        stage = proc.name.split("-")[0]
+        out[stage] = out.get(stage, 0.0) + _cpu_seconds(proc.pid)
+    out["servers"] = sum(_cpu_seconds(pid) for pid in servers)
+    return out
+
+
+def _stage_frames(client: Any, names: StreamNames) -> dict[str, int]:
+    """Frames each stage has handled so far (the servers: frames committed)."""
+    out = {
+        stage: _stage_sum(client, names, stage, "frames_out")
+        for stage in ("ingest", "detector", "tracker", "classifier")
+    }
+    out["aggregator"] = out["servers"] = _stage_sum(client, names, "aggregator", "frames_in")
+    return {k: v for k, v in out.items() if k != "tracker" or v}
+
+
 def _server_pids(redis_server: EmbeddedRedis, pgdata: Path) -> list[int]:
     pids = []
     for path in (redis_server.pidfile, pgdata / "postmaster.pid"):
@@ -130,6 +162,7 @@ def run_pipeline(
     procs = [
         *spawn_stage("aggregator", options),
         *spawn_stage("classifier", options),
+        *spawn_stage("tracker", options),
         *spawn_stage("detector", options, args.detectors),
         *spawn_stage("ingest", options),
     ]
@@ -141,6 +174,8 @@ def run_pipeline(
         faces0 = _stage_sum(client, names, "aggregator", "faces")
         shed0 = _stage_sum(client, names, "ingest", "shed")
         read0 = _stage_sum(client, names, "ingest", "frames_out")
+        cpu0 = _stage_cpu(procs, _server_pids(redis_server, postgres.pgdata))
+        done0 = _stage_frames(client, names)
         started = time.monotonic()
         while time.monotonic() - started < args.duration:
             pids = [p.pid for p in procs if p.pid] + _server_pids(redis_server, postgres.pgdata)
@@ -152,6 +187,8 @@ def run_pipeline(
         shed = _stage_sum(client, names, "ingest", "shed") - shed0
         read = _stage_sum(client, names, "ingest", "frames_out") - read0
         latencies = np.array([float(v) for v in client.lrange(names.latency, 0, -1)])
+        cpu1 = _stage_cpu(procs, _server_pids(redis_server, postgres.pgdata))
+        done1 = _stage_frames(client, names)
     finally:
         stop_processes(procs)
         drained(client, names, GROUPS)
@@ -166,28 +203,35 @@ def run_pipeline(
         "latency_p50_ms": round(float(np.percentile(latencies, 50)), 0) if latencies.size else None,
         "latency_p95_ms": round(float(np.percentile(latencies, 95)), 0) if latencies.size else None,
         "shed": shed,
+        "cpu_ms_per_frame": {
+            stage: round(1000 * (cpu1[stage] - cpu0.get(stage, 0.0)) / max(1, done1[stage] - done0[stage]), 1)
+            for stage in done1
+        },
+        "cpu_ms_per_frame_total": round(
+            sum(1000 * (cpu1[k] - cpu0.get(k, 0.0)) / max(1, done1[k] - done0[k]) for k in done1), 1
+        ),
         "peak_rss_mb": round(peak, 0),
     }
 
 
 def models_alone(fps: float, args: argparse.Namespace, seconds: float = 15.0) -> dict[str, Any]:
-    """Detector + classifier in one process on the same frames (sampled at fps, JPEG round trip)."""
-    from moodstream.ingest import sample_file
+    """Detection, tracking and vote classification in one process on the same frames (sampled at fps,
+    JPEG round trip included), clip by clip as ``moodstream analyze`` does."""
+    from moodstream.ingest.sampling import sample_file
 
-    frames = [jpeg_round_trip(f, 85) for v in VIDEOS for _, f in sample_file(SHARED / v, fps)]
+    clips = [list(sample_file(SHARED / v, fps)) for v in VIDEOS]
     analyzer = build_analyzer(AnalysisConfig(intra_op_threads=args.threads))
-    analyzer.analyze(frames[:BATCH_FRAMES])  # warm-up
+    analyze_clip(clips[0][:BATCH_FRAMES], analyzer)  # warm-up
     started = time.perf_counter()
-    faces = 0
-    rounds = 0
-    while time.perf_counter() - started < seconds or rounds < 1:
-        for i in range(0, len(frames), args.batch):
-            faces += sum(len(f) for f in analyzer.analyze(frames[i : i + args.batch]))
-        rounds += 1
+    faces = frames = 0
+    while time.perf_counter() - started < seconds or frames == 0:
+        for clip in clips:
+            faces += analyze_clip(clip, analyzer, batch=args.batch).faces
+            frames += len(clip)
     elapsed = time.perf_counter() - started
     return {
-        "frames": len(frames) * rounds,
-        "frames_per_s": round(len(frames) * rounds / elapsed, 2),
+        "frames": frames,
+        "frames_per_s": round(frames / elapsed, 2),
         "faces_per_s": round(faces / elapsed, 2),
     }
 
@@ -220,7 +264,7 @@ def main() -> None:
     for cameras, fps in runs:
         # the machine is shared: measure the models alone right before each run, compare with that
         alone = models_alone(args.fps, args, seconds=12.0)
-        print("detector + classifier alone:", json.dumps(alone), flush=True)
+        print("analysis alone:", json.dumps(alone), flush=True)
         with tempfile.TemporaryDirectory(prefix="moodstream-bench-") as tmp:
             data_dir = Path(tmp)
             redis_server, postgres = EmbeddedRedis(data_dir), EmbeddedPostgres(data_dir)

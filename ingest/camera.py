@@ -135,13 +135,16 @@ class CameraReader:
 
     def _read_file(self, capture: cv2.VideoCapture, stop: threading.Event) -> bool:
         started = time.monotonic()
+        # a file frame's capture time is the start of this pass plus its own time in the file: frame spacing
+        # (what the tracker and dwell times use) is the file's, exactly what `moodstream analyze` sees
+        pass_start_ms = max(int(time.time() * 1000), self.status.last_frame_ms + 1)
         published = 0
         for stamp_ms, frame in sample_capture(capture, self.spec.fps):
             if self.config.realtime and stop.wait(max(0.0, started + stamp_ms / 1000 - time.monotonic())):
                 return False
             if stop.is_set():
                 return False
-            self._emit(frame)
+            self._emit(frame, pass_start_ms + round(stamp_ms))
             published += 1
         if published == 0:
             raise SourceError(f"no frame could be read from {self.spec.redacted_source}")
@@ -159,8 +162,9 @@ class CameraReader:
                     self._emit(frame)
                 next_due = max(next_due + interval, now)
 
-    def _emit(self, frame: np.ndarray) -> None:
-        captured = int(time.time() * 1000)
+    def _emit(self, frame: np.ndarray, captured_ms: int | None = None) -> None:
+        """Publish one frame; ``captured_ms`` defaults to now (live sources)."""
+        captured = int(time.time() * 1000) if captured_ms is None else captured_ms
         key = FrameKey(self.spec.store_id, self.spec.camera_id, self.epoch, self.seq)
         self.publish(FrameMessage(key, captured, encode_jpeg(frame, self.config.jpeg_quality)))
         self.seq += 1

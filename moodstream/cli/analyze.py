@@ -1,9 +1,11 @@
 """`moodstream analyze VIDEO_OR_IMAGE`: offline, single process, no servers.
 
-Samples the file exactly as ingest would (same sampler, same JPEG round trip), runs the shared
-per-frame analysis (``moodstream.runtime.frame_analysis``) and prints per-emotion counts and shares with the
-satisfaction index, like the paper's statistics; ``--annotate OUT`` writes the sampled frames with
-boxes and emotion labels (a video, or an image for a single image input).
+Samples the file exactly as ingest would (same sampler, same JPEG round trip), runs the pipeline's
+per-frame analysis and per-camera tracking (``moodstream.runtime.clip_analysis``) and prints the visits
+first (visits, readable visits, dwell, emotion per visit, satisfaction per visit), then the faces;
+``--annotate OUT`` writes the sampled frames with each face's track id and its visit's emotion (known once
+the visit ended, so frames are drawn after the whole clip was analysed), faces below the quality gate
+marked (a video, or an image for a single image input).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from moodstream.runtime.clip_analysis import ClipVisits, FrameTracks
 from moodstream.schemas import defaults
 from moodstream.schemas.labels import EMOTIONS, satisfaction_index
-from moodstream.schemas.messages import ClassifiedFace
+from moodstream.schemas.tables import DWELL_BINS
+from moodstream.schemas.visit_config import VisitConfig
 
 console = Console(stderr=True)
 out_console = Console()
@@ -43,35 +47,85 @@ EMOTION_COLORS_BGR: dict[str, tuple[int, int, int]] = {
 
 @dataclass
 class AnalysisSummary:
-    """Totals of one analysed file: frames, faces, faces per emotion (argmax of each face)."""
+    """Totals of one analysed clip: visits first (per emotion, dwell), then faces (detected, readable,
+    classified votes per emotion)."""
 
     file: str
     fps: float | None
-    frames: int = 0
-    frames_with_faces: int = 0
-    faces: int = 0
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EMOTIONS, 0))
+    clip: ClipVisits = field(default_factory=ClipVisits)
 
-    def add(self, faces: tuple[ClassifiedFace, ...]) -> None:
-        """Count one analysed frame and its faces."""
-        self.frames += 1
-        self.frames_with_faces += bool(faces)
-        self.faces += len(faces)
-        for face in faces:
-            self.counts[face.emotion] += 1
+    @property
+    def frames(self) -> int:
+        """Frames analysed."""
+        return len(self.clip.frames)
+
+    def visit_counts(self) -> dict[str, int]:
+        """Readable visits per emotion (every label present)."""
+        counts = dict.fromkeys(EMOTIONS, 0)
+        for visit in self.clip.visits:
+            if visit.emotion is not None:
+                counts[visit.emotion] += 1
+        return counts
+
+    def face_counts(self) -> dict[str, int]:
+        """Classified faces (votes) per emotion (every label present)."""
+        counts = dict.fromkeys(EMOTIONS, 0)
+        for vote in self.clip.votes:
+            counts[vote.emotion] += 1
+        return counts
+
+    def dwell_histogram(self) -> dict[str, int]:
+        """Visits per dwell bin (the columns of ``emotion_counts``)."""
+        out = {name: 0 for name, _, _ in DWELL_BINS}
+        for visit in self.clip.visits:
+            seconds = visit.dwell_ms / 1000
+            for name, low, high in DWELL_BINS:
+                if seconds >= low and (high is None or seconds < high):
+                    out[name] += 1
+        return out
 
     def as_json(self) -> dict[str, Any]:
-        """JSON-ready dict: counts, shares of faces and the satisfaction index (null without faces)."""
-        shares = {e: (self.counts[e] / self.faces if self.faces else 0.0) for e in EMOTIONS}
+        """JSON-ready dict: visits (headline satisfaction per visit, null without a readable visit), then
+        faces, then the list of visits."""
+        visits = self.clip.visits
+        readable = sum(1 for v in visits if v.probs is not None)
+        counts = self.visit_counts()
+        dwell = sum(v.dwell_ms for v in visits) / 1000
+        faces = self.face_counts()
         return {
             "file": self.file,
             "fps": self.fps,
             "frames": self.frames,
-            "frames_with_faces": self.frames_with_faces,
-            "faces": self.faces,
-            "counts": self.counts,
-            "shares": shares,
-            "satisfaction_index": satisfaction_index(self.counts),
+            "frames_with_faces": sum(1 for f in self.clip.frames if f.boxes),
+            "satisfaction_index": satisfaction_index(counts, readable),
+            "visits": {
+                "count": len(visits),
+                "readable": readable,
+                "unreadable": len(visits) - readable,
+                "emotions": counts,
+                "shares": {e: (counts[e] / readable if readable else 0.0) for e in EMOTIONS},
+                "dwell_seconds_sum": round(dwell, 3),
+                "dwell_seconds_mean": round(dwell / len(visits), 3) if visits else None,
+                "dwell_histogram": self.dwell_histogram(),
+                "satisfaction_index": satisfaction_index(counts, readable),
+            },
+            "faces": {
+                "detected": self.clip.faces,
+                "readable": self.clip.readable_faces,
+                "classified": len(self.clip.votes),
+                "emotions": faces,
+                "satisfaction_index": satisfaction_index(faces),
+            },
+            "visit_list": [
+                {
+                    "start_s": round(v.started_ms / 1000, 3),
+                    "dwell_s": round(v.dwell_ms / 1000, 3),
+                    "faces": v.faces,
+                    "readable_faces": v.readable_faces,
+                    "emotion": v.emotion,
+                }
+                for v in visits
+            ],
         }
 
 
@@ -92,19 +146,29 @@ def _frames(path: Path, fps: float | None) -> Iterator[tuple[float, np.ndarray]]
         capture.release()
 
 
-def annotate(frame: np.ndarray, faces: tuple[ClassifiedFace, ...]) -> np.ndarray:
-    """A copy of the BGR frame with each face's box and "emotion probability" label drawn."""
+def _label(track: int, visit: Any, readable: bool) -> tuple[str, tuple[int, int, int]]:
+    if track < 0 or visit is None:
+        text, color = "no visit", (128, 128, 128)
+    elif visit.emotion is None:
+        text, color = f"#{track} unreadable", (128, 128, 128)
+    else:
+        text, color = f"#{track} {visit.emotion}", EMOTION_COLORS_BGR[visit.emotion]
+    return (text if readable else f"{text} (below gate)"), color
+
+
+def annotate(frame: np.ndarray, tracks: FrameTracks, clip: ClipVisits) -> np.ndarray:
+    """A copy of the BGR frame with each face's box, track id and its visit's emotion; faces below the
+    quality gate drawn thin and marked "(below gate)"."""
     out = frame.copy()
-    for face in faces:
-        x1, y1, x2, y2 = (round(v) for v in face.box)
-        color = EMOTION_COLORS_BGR[face.emotion]
-        cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
-        label = f"{face.emotion} {max(face.probs):.2f}"
-        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    for box, track, readable in zip(tracks.boxes, tracks.track_ids, tracks.readable, strict=True):
+        x1, y1, x2, y2 = (round(v) for v in box)
+        label, color = _label(track, clip.track_visits.get(track), readable)
+        cv2.rectangle(out, (x1, y1), (x2, y2), color, 2 if readable else 1)
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
         top = max(0, y1 - th - 6)
         cv2.rectangle(out, (x1, top), (x1 + tw + 4, top + th + 6), color, -1)
         cv2.putText(
-            out, label, (x1 + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
+            out, label, (x1 + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
         )
     return out
 
@@ -135,50 +199,83 @@ class _Annotator:
 
 
 def analyze_file(
-    path: Path, fps: float | None, analyzer: Any, jpeg_quality: int, annotate_to: Path | None = None
+    path: Path,
+    fps: float | None,
+    analyzer: Any,
+    jpeg_quality: int,
+    annotate_to: Path | None = None,
+    config: VisitConfig | None = None,
 ) -> AnalysisSummary:
-    """Sample ``path`` like ingest, JPEG round-trip, analyse in batches; optionally write annotations."""
-    from moodstream.runtime.frame_analysis import jpeg_round_trip
+    """Sample ``path`` like ingest, JPEG round-trip, detect, track and classify visits like the pipeline;
+    optionally write annotated frames (a second pass over the file, once every visit's emotion is known)."""
+    from moodstream.runtime.clip_analysis import analyze_clip
 
-    summary = AnalysisSummary(file=str(path), fps=fps)
-    writer = _Annotator(annotate_to, fps or 10.0) if annotate_to else None
-    batch: list[np.ndarray] = []
-
-    def flush() -> None:
-        seen = [jpeg_round_trip(f, jpeg_quality) for f in batch]
-        for frame, faces in zip(batch, analyzer.analyze(seen), strict=True):
-            summary.add(faces)
-            if writer is not None:
-                writer.write(annotate(frame, faces))
-        batch.clear()
-
-    try:
-        for _stamp, frame in _frames(path, fps):
-            batch.append(frame)
-            if len(batch) >= BATCH_FRAMES:
-                flush()
-        if batch:
-            flush()
-    finally:
-        if writer is not None:
+    config = config or VisitConfig()
+    if path.suffix.lower() in IMAGE_SUFFIXES:  # one instant: every face is a visit
+        config = config.model_copy(update={"tracker": config.tracker.model_copy(update={"min_frames": 1})})
+    clip = analyze_clip(_frames(path, fps), analyzer, config, jpeg_quality, BATCH_FRAMES)
+    if annotate_to is not None:
+        writer = _Annotator(annotate_to, fps or 10.0)
+        try:
+            for (_stamp, frame), tracks in zip(_frames(path, fps), clip.frames, strict=False):
+                writer.write(annotate(frame, tracks, clip))
+        finally:
             writer.close()
-    return summary
+    return AnalysisSummary(file=str(path), fps=fps, clip=clip)
 
 
-def summary_table(summary: AnalysisSummary) -> Table:
-    """Per-emotion counts and shares, then faces, frames and the satisfaction index."""
+def summary_tables(summary: AnalysisSummary) -> list[Table]:
+    """Visits (per emotion with shares, dwell, satisfaction per visit), then faces."""
     data = summary.as_json()
-    table = Table(
-        title=f"{summary.file}: {summary.frames} frames, {summary.faces} faces", title_justify="left"
+    visits, faces = data["visits"], data["faces"]
+    mean = visits["dwell_seconds_mean"]
+    title = (
+        f"{summary.file}: {summary.frames} frames, {visits['count']} visits "
+        f"({visits['readable']} readable), mean dwell {'-' if mean is None else f'{mean:.1f} s'}"
     )
-    table.add_column("emotion")
-    table.add_column("faces", justify="right")
-    table.add_column("share", justify="right")
+    table = Table(title=title, title_justify="left")
+    for column, justify in (("emotion", "left"), ("visits", "right"), ("share", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for emotion in EMOTIONS:
-        table.add_row(emotion, str(summary.counts[emotion]), f"{100 * data['shares'][emotion]:.1f}%")
-    index = data["satisfaction_index"]
-    table.add_row("satisfaction index", "", "-" if index is None else f"{index:+.3f}", style="bold")
-    return table
+        table.add_row(emotion, str(visits["emotions"][emotion]), f"{100 * visits['shares'][emotion]:.1f}%")
+    table.add_row("unreadable", str(visits["unreadable"]), "", style="dim")
+    table.add_row("satisfaction per visit", "", _index(visits["satisfaction_index"]), style="bold")
+    dwell = Table(title="dwell", title_justify="left")
+    for name, _, _ in DWELL_BINS:
+        dwell.add_column(name.removeprefix("dwell_"), justify="right")
+    dwell.add_row(*(str(visits["dwell_histogram"][name]) for name, _, _ in DWELL_BINS))
+    face_table = Table(
+        title=f"faces (detections, not people): {faces['detected']} detected, {faces['readable']} passed "
+        f"the quality gate, {faces['classified']} classified",
+        title_justify="left",
+    )
+    for emotion in EMOTIONS:
+        face_table.add_column(emotion, justify="right")
+    face_table.add_column("satisfaction per face", justify="right")
+    face_table.add_row(*(str(faces["emotions"][e]) for e in EMOTIONS), _index(faces["satisfaction_index"]))
+    return [table, dwell, face_table]
+
+
+def _index(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.3f}"
+
+
+def _visit_config(config: Path | None, camera: str | None) -> VisitConfig:
+    """Visit settings of ``camera`` (store/camera) in ``config``, or the defaults."""
+    from moodstream.schemas.registry import UnknownCameraError, load_registry
+
+    if config is None:
+        if camera is not None:
+            raise ValueError("--camera needs -c stores.yaml")
+        return VisitConfig()
+    registry = load_registry(config)
+    if camera is None:
+        return registry.pipeline.visits
+    store_id, _, camera_id = camera.partition("/")
+    try:
+        return registry.visit_config(store_id, camera_id)
+    except UnknownCameraError as exc:
+        raise ValueError(f"--camera {camera}: {exc} (expected STORE/CAMERA of {config})") from None
 
 
 def analyze(
@@ -200,21 +297,30 @@ def analyze(
     jpeg_quality: Annotated[
         int, typer.Option("--jpeg-quality", min=10, max=100, help="JPEG quality, as the pipeline's ingest.")
     ] = defaults.JPEG_QUALITY,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="stores.yaml: use its visit settings (pipeline.visits)."),
+    ] = None,
+    camera: Annotated[
+        str | None,
+        typer.Option("--camera", help="STORE/CAMERA of -c whose visit settings (gate, tracker) to use."),
+    ] = None,
 ) -> None:
-    """Count the emotions of the faces in a video or image, offline (no servers), like the pipeline does."""
+    """Count the visits in a video or image and their emotions, offline (no servers), like the pipeline."""
     from moodstream.ingest import SourceError
     from moodstream.runtime.models import AnalysisConfig, build_analyzer
+    from moodstream.schemas.registry import RegistryError
 
     if not file.is_file():
         console.print(f"[red]error:[/red] no such file: {file}")
         raise typer.Exit(1)
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own error line says it better
     try:
+        settings = _visit_config(config, camera)
         # one process here, so ONNX Runtime may use every core (0), unlike the pipeline's model processes
-        config = AnalysisConfig(model=model, max_input_width=max_input_width, intra_op_threads=0)
-        analyzer = build_analyzer(config)
-        summary = analyze_file(file, fps, analyzer, jpeg_quality, annotate_to)
-    except (SourceError, OSError, ValueError) as exc:
+        models = AnalysisConfig(model=model, max_input_width=max_input_width, intra_op_threads=0)
+        summary = analyze_file(file, fps, build_analyzer(models), jpeg_quality, annotate_to, settings)
+    except (SourceError, OSError, ValueError, RegistryError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     if summary.frames == 0:
@@ -223,7 +329,8 @@ def analyze(
     if as_json:
         print(json.dumps(summary.as_json(), indent=2))
     else:
-        out_console.print(summary_table(summary))
+        for table in summary_tables(summary):
+            out_console.print(table)
         if annotate_to:
             out_console.print(f"annotated output: {annotate_to}")
 

@@ -1,4 +1,4 @@
-"""`moodstream run` (the whole pipeline, embedded servers by default) and `moodstream ingest|detect|
+"""`moodstream run` (the whole pipeline, embedded servers by default) and `moodstream ingest|detect|track|
 classify|aggregate` (one stage alone against the servers named by MOODSTREAM_REDIS_URL / _DATABASE_URL).
 """
 
@@ -119,11 +119,12 @@ def run(
         typer.Option("--duration", min=1, help="Stop after this many seconds (default: Ctrl-C)."),
     ] = None,
 ) -> None:
-    """Run ingest, detector, classifier and aggregator as separate processes with a live view; Ctrl-C stops.
+    """Run ingest, detector, tracker, classifier and aggregator as separate processes with a live view
+    (visits first); Ctrl-C stops.
 
     Starts embedded Redis/PostgreSQL when MOODSTREAM_REDIS_URL / MOODSTREAM_DATABASE_URL are unset,
     migrates the database and syncs the registry first. With --metrics-port P the aggregator serves
-    Prometheus metrics on P, the classifier on P+1 and detector i on P+1+i.
+    Prometheus metrics on P, the classifier on P+1, the tracker on P+2 and detector i on P+2+i.
     """
     from moodstream.runtime.demo import ensure_demo_videos, write_demo_registry
     from moodstream.runtime.embedded import EmbeddedServerError, embedded_servers
@@ -183,7 +184,8 @@ def _run_processes(
     workers = [
         *spawn_stage("aggregator", options),
         *spawn_stage("classifier", options, port_offset=1),
-        *spawn_stage("detector", options, detectors, port_offset=2),
+        *spawn_stage("tracker", options, port_offset=2),
+        *spawn_stage("detector", options, detectors, port_offset=3),
     ]
     ingest = spawn_stage("ingest", options)[0]
     console.print(f"moodstream: {len(list(registry.cameras()))} cameras; Ctrl-C stops")
@@ -195,6 +197,7 @@ def _run_processes(
         signal.signal(signal.SIGINT, previous)
         stop_processes([ingest, *workers])
     try:
+        console.print()  # the live view's last frame may end without a line break
         console.print(store_table(store_totals(engine, stores)))
     except sqlalchemy.exc.SQLAlchemyError as exc:
         console.print(f"[red]per-store summary unavailable:[/red] {redact_text(str(exc).splitlines()[0])}")
@@ -296,6 +299,24 @@ def detect_command(
     _run_alone("detector", _stage_options(config, False, analysis, worker, metrics_port))
 
 
+def track_command(
+    config: ConfigOption = None,
+    batch_size: BatchSize = 32,
+    metrics_port: MetricsPort = METRICS_PORT_DEFAULT,
+    lease_seconds: Annotated[
+        float,
+        typer.Option(
+            "--lease-seconds", min=1, max=600, help="How long a successor waits after this tracker died."
+        ),
+    ] = 10.0,
+) -> None:
+    """THE tracker worker: faces -> tracks (visits). Run exactly one: it needs each camera's frames in order;
+    a second one waits (log line) and takes over when the first stops. Visit settings from -c stores.yaml."""
+    worker = WorkerConfig(batch_size=batch_size)
+    options = _stage_options(config, False, ANALYSIS_DEFAULTS, worker, metrics_port)
+    _run_alone("tracker", options.model_copy(update={"tracker_lease_ms": round(lease_seconds * 1000)}))
+
+
 def classify_command(
     config: ConfigOption = None,
     model: Model = ANALYSIS_DEFAULTS.model,
@@ -303,7 +324,7 @@ def classify_command(
     threads: Threads = ANALYSIS_DEFAULTS.intra_op_threads,
     metrics_port: MetricsPort = METRICS_PORT_DEFAULT,
 ) -> None:
-    """One classifier worker: faces -> emotions."""
+    """One classifier worker: tracks -> emotions (classifies the votes of ended visits)."""
     analysis = AnalysisConfig(model=model, intra_op_threads=threads)
     worker = WorkerConfig(batch_size=batch_size)
     _run_alone("classifier", _stage_options(config, False, analysis, worker, metrics_port))
@@ -315,9 +336,10 @@ def aggregate_command(config: ConfigOption = None, metrics_port: MetricsPort = M
 
 
 def register(app: typer.Typer) -> None:
-    """Add run, ingest, detect, classify and aggregate."""
+    """Add run, ingest, detect, track, classify and aggregate."""
     app.command("run")(run)
     app.command("ingest")(ingest_command)
     app.command("detect")(detect_command)
+    app.command("track")(track_command)
     app.command("classify")(classify_command)
     app.command("aggregate")(aggregate_command)

@@ -1,4 +1,5 @@
-"""`moodstream status`: live workers, stream backlogs, per-camera progress, latency and per-store totals.
+"""`moodstream status`: live workers, stream backlogs, per-camera progress, latency and per-store totals
+(visits first: visits, readable visits, dwell, satisfaction per visit; then faces).
 
 Reads the servers named by MOODSTREAM_REDIS_URL / MOODSTREAM_DATABASE_URL, or the embedded ones of
 the data directory when they are running (it never starts a server).
@@ -12,7 +13,7 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 
 from moodstream.common.redaction import redact_url
@@ -92,7 +93,13 @@ def collect_status(redis_url: str, database_url: str | None, prefix: str) -> dic
         try:
             engine = create_database_engine(database_url)
             status["stores"] = [
-                {**asdict(s), "satisfaction_index": s.satisfaction} for s in store_totals(engine)
+                {
+                    **asdict(s),
+                    "satisfaction_index": s.satisfaction,
+                    "face_satisfaction_index": s.face_satisfaction,
+                    "mean_dwell_seconds": s.mean_dwell_seconds,
+                }
+                for s in store_totals(engine)
             ]
             engine.dispose()
         except DatabaseError as exc:
@@ -102,7 +109,7 @@ def collect_status(redis_url: str, database_url: str | None, prefix: str) -> dic
     return status
 
 
-def _tables(status: dict[str, Any]) -> list[Table]:
+def _tables(status: dict[str, Any]) -> list[RenderableType]:
     from moodstream.runtime.progress import CameraProgress, StoreTotals, progress_table, store_table
 
     workers = Table(title="workers", title_justify="left")
@@ -117,12 +124,11 @@ def _tables(status: dict[str, Any]) -> list[Table]:
         cells = (s["stream"], s["group"], s["length"], s["pending"], "yes" if s["undelivered"] else "no")
         streams.add_row(*(str(c) for c in (*cells, s["consumers"])))
     cameras = [CameraProgress(**{k: v for k, v in c.items() if k != "lag"}) for c in status["cameras"]]
-    out = [workers, streams, progress_table(cameras, title="cameras")]
+    out: list[RenderableType] = [workers, streams, progress_table(cameras, title="cameras")]
     if status["stores"] is not None:
+        known = set(StoreTotals.__dataclass_fields__)
         out.append(
-            store_table(
-                [StoreTotals(s["store_id"], s["frames"], s["faces"], s["emotions"]) for s in status["stores"]]
-            )
+            store_table([StoreTotals(**{k: v for k, v in s.items() if k in known}) for s in status["stores"]])
         )
     return out
 

@@ -1,12 +1,16 @@
-"""A demo camera for a fresh machine: a short clip made at run time from scikit-image's astronaut photo.
+"""A demo camera for a fresh machine: a clip made at run time from scikit-image's astronaut photo.
 
-The photo (NASA, public domain) ships inside the scikit-image wheel; nothing is downloaded. The clip
-pans and zooms over the face so the detector sees it move, and is written under the data directory
+The photo (NASA, public domain) ships inside the scikit-image wheel; nothing is downloaded. Its head is
+cut out and pasted as "shoppers" who come and go in front of a drawn store background: several
+appearances per loop, at different sizes (some too small for the quality gate, so they are counted as
+visits without an emotion), walking, pausing, crossing. The clip is written under the data directory
 together with a one-store registry that points at it.
 """
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -14,27 +18,112 @@ import numpy as np
 
 DEMO_SIZE = (480, 270)
 DEMO_FPS = 10
-DEMO_SECONDS = 12
+DEMO_SECONDS = 30
+
+HEAD_PATCH = (150, 30, 300, 210)
+"""Region (x1, y1, x2, y2) of the astronaut photo pasted as a head; its face box is about 87 px wide."""
+PATCH_FACE_WIDTH = 87.0
 
 
-def _frame(photo_bgr: np.ndarray, t: float) -> np.ndarray:
-    """One 480x270 BGR frame at phase t (period 1): a slow zoom and pan across the photo."""
+@dataclass(frozen=True)
+class Appearance:
+    """One shopper: face width in px, mirrored or not, and a path of (seconds, centre x, centre y) keys
+    (the shopper is in view from the first key to the last, moving linearly between keys)."""
+
+    face_px: float
+    mirror: bool
+    path: tuple[tuple[float, float, float], ...]
+
+    def position(self, t: float) -> tuple[float, float] | None:
+        """Centre of the head at ``t`` seconds into the loop, or None when out of view."""
+        keys = self.path
+        if not keys[0][0] <= t <= keys[-1][0]:
+            return None
+        for (t0, x0, y0), (t1, x1, y1) in itertools.pairwise(keys):
+            if t0 <= t <= t1:
+                a = 0.0 if t1 == t0 else (t - t0) / (t1 - t0)
+                return x0 + a * (x1 - x0), y0 + a * (y1 - y0)
+        return keys[-1][1], keys[-1][2]
+
+
+APPEARANCES: tuple[Appearance, ...] = (
+    # a large face walks in from the left, pauses 3 s at the counter, leaves to the right: readable
+    Appearance(84, False, ((1.5, 40, 120), (4.5, 200, 125), (7.5, 205, 125), (10.0, 440, 120))),
+    # a medium face crosses right to left while the first one pauses: readable
+    Appearance(52, True, ((5.0, 440, 90), (12.0, 60, 95))),
+    # a small face far away crosses the back: tracked and counted, below the quality gate
+    Appearance(24, False, ((13.0, 60, 60), (19.0, 420, 62))),
+    # a large face stands at the counter for about 8 s, swaying a little: readable, long dwell
+    Appearance(70, True, ((16.0, 300, 140), (20.0, 290, 138), (24.0, 305, 141))),
+    # another small face passes, well after the first small one left: unreadable visit
+    Appearance(22, True, ((23.0, 430, 55), (27.0, 120, 58))),
+)
+"""The loop's shoppers; the last leaves 3 s before the loop ends and the first comes 1.5 s after it
+starts, so consecutive loops do not merge visits (the tracker's default gap is 3 s)."""
+
+
+def _background() -> np.ndarray:
+    """A plain drawn store: wall gradient, floor, shelves (BGR uint8, DEMO_SIZE)."""
     w, h = DEMO_SIZE
-    zoom = 0.55 + 0.35 * (0.5 - 0.5 * np.cos(2 * np.pi * t))
-    side = photo_bgr.shape[0]
-    crop_w = int(side * zoom)
-    crop_h = int(crop_w * h / w)
-    x0 = int((side - crop_w) * (0.5 + 0.4 * np.sin(2 * np.pi * t)))
-    y0 = max(0, min(side - crop_h, int(side * 0.05)))
-    view = photo_bgr[y0 : y0 + crop_h, x0 : x0 + crop_w]
-    return cv2.resize(view, DEMO_SIZE, interpolation=cv2.INTER_AREA)
+    wall = np.linspace(200, 150, h, dtype=np.float32)[:, None, None] * np.array([1.0, 0.97, 0.92])
+    image = np.broadcast_to(wall, (h, w, 3)).astype(np.uint8).copy()
+    cv2.rectangle(image, (0, int(h * 0.8)), (w, h), (110, 120, 130), -1)
+    for x in (20, 170, 330):
+        cv2.rectangle(image, (x, 40), (x + 120, 200), (80, 95, 120), -1)
+        for y in (80, 120, 160):
+            cv2.line(image, (x, y), (x + 120, y), (60, 70, 90), 3)
+    return image
+
+
+def _head(photo_bgr: np.ndarray, face_px: float, mirror: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The head patch scaled so its face is ``face_px`` wide, and its soft elliptical mask (0..1)."""
+    x1, y1, x2, y2 = HEAD_PATCH
+    patch = photo_bgr[y1:y2, x1:x2]
+    if mirror:
+        patch = patch[:, ::-1]
+    scale = face_px / PATCH_FACE_WIDTH
+    size = (max(4, round(patch.shape[1] * scale)), max(4, round(patch.shape[0] * scale)))
+    patch = cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
+    mask = np.zeros(patch.shape[:2], np.float32)
+    cv2.ellipse(mask, (size[0] // 2, size[1] // 2), (size[0] // 2 - 1, size[1] // 2 - 1), 0, 0, 360, 1.0, -1)
+    soft: np.ndarray = cv2.GaussianBlur(mask, (0, 0), max(1.0, size[0] / 20))
+    return patch, soft[:, :, None]
+
+
+def _paste(frame: np.ndarray, patch: np.ndarray, mask: np.ndarray, cx: float, cy: float) -> None:
+    """Blend ``patch`` into ``frame`` centred at (cx, cy), clipped at the frame's edges."""
+    ph, pw = patch.shape[:2]
+    x0, y0 = round(cx - pw / 2), round(cy - ph / 2)
+    fx0, fy0 = max(0, x0), max(0, y0)
+    fx1, fy1 = min(frame.shape[1], x0 + pw), min(frame.shape[0], y0 + ph)
+    if fx1 <= fx0 or fy1 <= fy0:
+        return
+    sub_p = patch[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0].astype(np.float32)
+    sub_m = mask[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
+    region = frame[fy0:fy1, fx0:fx1].astype(np.float32)
+    frame[fy0:fy1, fx0:fx1] = (sub_m * sub_p + (1 - sub_m) * region).astype(np.uint8)
+
+
+def demo_frames(photo_bgr: np.ndarray, mirror: bool = False) -> list[np.ndarray]:
+    """The loop's frames (DEMO_FPS x DEMO_SECONDS BGR 480x270), mirrored left-right or not."""
+    background = _background()
+    heads = [_head(photo_bgr, a.face_px, a.mirror) for a in APPEARANCES]
+    frames = []
+    for i in range(DEMO_FPS * DEMO_SECONDS):
+        t = i / DEMO_FPS
+        frame = background.copy()
+        for appearance, (patch, mask) in zip(APPEARANCES, heads, strict=True):
+            where = appearance.position(t)
+            if where is not None:
+                _paste(frame, patch, mask, *where)
+        frames.append(np.ascontiguousarray(frame[:, ::-1]) if mirror else frame)
+    return frames
 
 
 def write_demo_video(path: Path) -> Path:
-    """Write the demo clip (mp4, 480x270, 10 fps, 12 s) to ``path`` unless it exists; return the path.
+    """Write the demo clip (mp4, 480x270, 10 fps, 30 s) to ``path`` unless it exists; return the path.
 
-    Clips with different file names start at a different phase and may be mirrored, so two demo
-    cameras do not show the same picture at the same time.
+    Clips with some file names are mirrored, so two demo cameras do not show the same picture.
     """
     if path.is_file() and path.stat().st_size > 0:
         return path
@@ -42,14 +131,11 @@ def write_demo_video(path: Path) -> Path:
 
     photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)  # type: ignore[no-untyped-call]  # untyped lib
     variant = sum(path.stem.encode()) % 7
-    if variant % 2:
-        photo = np.ascontiguousarray(photo[:, ::-1])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.mp4")
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), DEMO_FPS, DEMO_SIZE)
-    frames = DEMO_FPS * DEMO_SECONDS
-    for i in range(frames):
-        writer.write(_frame(photo, i / frames + variant / 7))
+    for frame in demo_frames(photo, mirror=bool(variant % 2)):
+        writer.write(frame)
     writer.release()
     tmp.replace(path)
     return path

@@ -126,24 +126,30 @@ class FrameAnalyzer:
 
         Returns one tuple per frame (empty for a frame without faces), faces in the same order.
         """
-        if self.classifier is None:
-            raise AnalysisError("this analyzer has no emotion classifier (built for detection only)")
-        for item in frames:
-            self.check_crops(item.crops)
-        crops = [item.crops for item in frames if len(item.faces)]
-        probs = self.classifier.predict(np.concatenate(crops)) if crops else np.zeros((0, 7), np.float32)
         out: list[tuple[ClassifiedFace, ...]] = []
-        start = 0
-        for item in frames:
-            n = len(item.faces)
-            rows = probs[start : start + n]
-            start += n
+        for item, rows in zip(frames, self.classify_crops([f.crops for f in frames]), strict=True):
             out.append(
                 tuple(
                     ClassifiedFace(box=f.box, score=f.score, probs=tuple(float(p) for p in row))
                     for f, row in zip(item.faces, rows, strict=True)
                 )
             )
+        return out
+
+    def classify_crops(self, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Several crop arrays (N_i, H, W[, 3]) uint8 -> their (N_i, 7) float32 probabilities, all crops in
+        ONE classifier call (the classifier stage sends the vote crops of a whole batch of frames)."""
+        if self.classifier is None:
+            raise AnalysisError("this analyzer has no emotion classifier (built for detection only)")
+        filled = [crops for crops in batches if len(crops)]
+        for crops in filled:
+            self.check_crops(crops)
+        probs = self.classifier.predict(np.concatenate(filled)) if filled else np.zeros((0, 7), np.float32)
+        out: list[np.ndarray] = []
+        start = 0
+        for crops in batches:
+            out.append(probs[start : start + len(crops)])
+            start += len(crops)
         return out
 
     def analyze(self, frames: Sequence[np.ndarray]) -> list[tuple[ClassifiedFace, ...]]:

@@ -20,7 +20,16 @@ from moodstream.common.streams import StreamNames
 
 log = logging.getLogger(__name__)
 
-COUNTER_NAMES: Final[tuple[str, ...]] = ("frames_in", "frames_out", "faces", "errors", "dead", "shed")
+COUNTER_NAMES: Final[tuple[str, ...]] = (
+    "frames_in",
+    "frames_out",
+    "faces",
+    "errors",
+    "dead",
+    "shed",
+    "frames_late",
+    "visits",
+)
 """Per-camera counters kept by every stage (``store/camera:<name>`` fields of the stats hash)."""
 
 
@@ -40,6 +49,13 @@ class PipelineMetrics:
         self.errors = PromCounter("moodstream_errors", "Errors", labels, registry=self.registry)
         self.dead = PromCounter("moodstream_dead", "Entries sent to dead", labels, registry=self.registry)
         self.shed = PromCounter("moodstream_shed", "Frames shed by caps", labels, registry=self.registry)
+        self.frames_late = PromCounter(
+            "moodstream_frames_late",
+            "Frames that reached the tracker after its reorder window had passed them (counted, not tracked)",
+            labels,
+            registry=self.registry,
+        )
+        self.visits = PromCounter("moodstream_visits", "Visits ended", labels, registry=self.registry)
         self.batch_seconds = Histogram(
             "moodstream_batch_seconds",
             "Time to process one batch",

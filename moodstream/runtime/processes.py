@@ -25,18 +25,28 @@ from moodstream.common.redaction import RedactingFilter
 from moodstream.common.streams import ServerUnavailable, StreamNames, connect_redis, wait_for_redis
 from moodstream.ingest import CameraSpec, FramePublisher, IngestConfig, IngestSupervisor
 from moodstream.runtime.database import DatabaseUnavailableError, create_database_engine
+from moodstream.runtime.lease import StageLease
 from moodstream.runtime.metrics import PipelineMetrics
 from moodstream.runtime.models import AnalysisConfig, build_analyzer
 from moodstream.runtime.settings import LogLevel
-from moodstream.runtime.stages import AggregatorStage, ClassifierStage, DetectorStage, LossesStage
+from moodstream.runtime.stages import (
+    AggregatorStage,
+    ClassifierStage,
+    DetectorStage,
+    LossesStage,
+    TrackerStage,
+)
+from moodstream.runtime.stages.tracker import RegistryVisitSettings
 from moodstream.runtime.worker import BatchHandler, StreamWorker, WorkerConfig
 from moodstream.schemas import defaults
 from moodstream.schemas.registry import Registry, load_registry
+from moodstream.schemas.visit_config import ReorderConfig
 
 log = logging.getLogger(__name__)
 
 GROUPS: Final[dict[str, str]] = {
     "detector": "detector",
+    "tracker": "tracker",
     "classifier": "classifier",
     "aggregator": "aggregator",
     "losses": "aggregator-losses",
@@ -71,6 +81,16 @@ class RunOptions(BaseModel):
         default=defaults.BUCKET_SECONDS, ge=1, le=86_400, description="Aggregation bucket width."
     )
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Models and knobs.")
+    reorder: ReorderConfig = Field(
+        default_factory=ReorderConfig, description="The tracker's reorder window and idle flush."
+    )
+    tracker_lease_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        le=600_000,
+        description="Time to live of the tracker's single-worker lease: how long a successor waits after "
+        "a tracker died without releasing it.",
+    )
     worker: WorkerConfig = Field(default_factory=WorkerConfig, description="Consumer loop tuning.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Camera reader tuning.")
     exit_when_done: bool = Field(default=False, description="Ingest exits once every camera has ended.")
@@ -107,6 +127,7 @@ def registry_overrides(registry: Registry) -> dict[str, object]:
             "output_maxlen": pipeline.stream_maxlen,
         },
         "ingest": {"frames_maxlen": pipeline.stream_maxlen, "jpeg_quality": pipeline.jpeg_quality},
+        "reorder": pipeline.reorder.model_dump(),
     }
 
 
@@ -157,11 +178,39 @@ def run_detector(options: RunOptions, stop: threading.Event) -> None:
     _worker(options, "detector", (names.frames, names.faces), handler, _serve_metrics(options)).run(stop)
 
 
+def run_tracker(options: RunOptions, stop: threading.Event) -> None:
+    """``faces`` -> ``tracks`` until stopped; waits while another tracker worker holds the lease.
+
+    Exactly one tracker runs (it needs each camera's frames in order): the lease (SET NX PX, renewed) makes
+    a second one wait with a log line, and it takes over, predecessor's pending entries first, when the
+    first one stops or dies.
+    """
+    names = StreamNames(options.prefix)
+    handler = TrackerStage(RegistryVisitSettings(options.registry), options.reorder)
+    worker = _worker(options, "tracker", (names.faces, names.tracks), handler, _serve_metrics(options))
+    worker.config = worker.config.model_copy(update={"claim_all_on_start": True})
+    client = connect_redis(options.redis_url)
+    lease = StageLease(client, options.redis_url, names, "tracker", worker.consumer, options.tracker_lease_ms)
+    try:
+        if not lease.acquire(stop):
+            return
+    except ServerUnavailable as exc:
+        log.warning("tracker stopping: %s", exc)
+        return
+    lease.keep(stop)
+    try:
+        worker.run(stop)
+    finally:
+        if not lease.lost.is_set():
+            lease.release()
+        client.close()
+
+
 def run_classifier(options: RunOptions, stop: threading.Event) -> None:
-    """``faces`` -> ``emotions`` until stopped."""
+    """``tracks`` -> ``emotions`` until stopped."""
     names = StreamNames(options.prefix)
     handler = ClassifierStage(build_analyzer(options.analysis, detect=False))
-    _worker(options, "classifier", (names.faces, names.emotions), handler, _serve_metrics(options)).run(stop)
+    _worker(options, "classifier", (names.tracks, names.emotions), handler, _serve_metrics(options)).run(stop)
 
 
 def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
@@ -206,6 +255,7 @@ def run_ingest(options: RunOptions, stop: threading.Event) -> None:
 STAGE_RUNNERS: Final[dict[str, Callable[[RunOptions, threading.Event], None]]] = {
     "ingest": run_ingest,
     "detector": run_detector,
+    "tracker": run_tracker,
     "classifier": run_classifier,
     "aggregator": run_aggregator,
 }

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from rich.console import Group
 from rich.table import Table
 from sqlalchemy import Engine, func, select
 
@@ -27,9 +28,12 @@ class CameraProgress:
     state: str = "-"
     read: int = 0
     detected: int = 0
+    tracked: int = 0
     classified: int = 0
     counted: int = 0
+    visits: int = 0
     faces: int = 0
+    late: int = 0
     errors: int = 0
     dead: int = 0
     shed: int = 0
@@ -56,7 +60,8 @@ class GroupBacklog:
 def camera_progress(client: redis.Redis, names: StreamNames) -> list[CameraProgress]:
     """Per-camera progress from the stats hashes and the ingest's camera states."""
     stats = {
-        stage: read_stage_counters(client, names, stage) for stage in ("ingest", "detector", "classifier")
+        stage: read_stage_counters(client, names, stage)
+        for stage in ("ingest", "detector", "tracker", "classifier")
     }
     stats["aggregator"] = read_stage_counters(client, names, "aggregator")
     stats["losses"] = read_stage_counters(client, names, "losses")
@@ -71,9 +76,12 @@ def camera_progress(client: redis.Redis, names: StreamNames) -> list[CameraProgr
             state=state.get("state", "-"),
             read=stats["ingest"].get(label, {}).get("frames_out", 0),
             detected=stats["detector"].get(label, {}).get("frames_out", 0),
+            tracked=stats["tracker"].get(label, {}).get("frames_out", 0),
             classified=stats["classifier"].get(label, {}).get("frames_out", 0),
             counted=stats["aggregator"].get(label, {}).get("frames_in", 0),
-            faces=stats["classifier"].get(label, {}).get("faces", 0),
+            visits=stats["aggregator"].get(label, {}).get("visits", 0),
+            faces=stats["aggregator"].get(label, {}).get("faces", 0),
+            late=stats["tracker"].get(label, {}).get("frames_late", 0),
             errors=int(state.get("errors", 0)),
             dead=stats["losses"].get(label, {}).get("dead", 0),
             shed=stats["losses"].get(label, {}).get("shed", 0),
@@ -85,7 +93,12 @@ def camera_progress(client: redis.Redis, names: StreamNames) -> list[CameraProgr
 
 def group_backlogs(client: redis.Redis, names: StreamNames, groups: dict[str, str]) -> list[GroupBacklog]:
     """Backlog of each (stage -> group) on its input stream (missing streams are skipped)."""
-    streams = {"detector": names.frames, "classifier": names.faces, "aggregator": names.emotions}
+    streams = {
+        "detector": names.frames,
+        "tracker": names.faces,
+        "classifier": names.tracks,
+        "aggregator": names.emotions,
+    }
     streams["losses"] = names.dead
     out: list[GroupBacklog] = []
     for stage, group in groups.items():
@@ -119,68 +132,97 @@ def drained(client: redis.Redis, names: StreamNames, groups: dict[str, str]) -> 
 
 
 def progress_table(rows: list[CameraProgress], title: str = "moodstream") -> Table:
-    """A rich table: one row per camera (state, frames read / detected / counted, faces, lag, errors)."""
+    """A rich table: one row per camera (state, frames read / detected / tracked / counted, visits ended,
+    faces counted, late frames, lag, errors, losses)."""
     table = Table(title=title, title_justify="left")
-    for column in (
-        "camera",
-        "state",
-        "read",
-        "detected",
-        "counted",
-        "faces",
-        "lag",
-        "errors",
-        "dead",
-        "shed",
-    ):
+    columns = ("camera", "state", "read", "detected", "tracked", "counted", "visits", "faces", "late")
+    for column in (*columns, "lag", "errors", "dead", "shed"):
         table.add_column(column, justify="left" if column in ("camera", "state") else "right")
     for r in rows:
-        table.add_row(
-            r.label,
-            r.state,
-            *(str(v) for v in (r.read, r.detected, r.counted, r.faces, r.lag, r.errors, r.dead, r.shed)),
-        )
+        values = (r.read, r.detected, r.tracked, r.counted, r.visits, r.faces, r.late, r.lag, r.errors)
+        table.add_row(r.label, r.state, *(str(v) for v in (*values, r.dead, r.shed)))
     return table
 
 
 @dataclass
 class StoreTotals:
-    """Counts of one store over everything in ``emotion_counts``."""
+    """Counts of one store over everything in ``emotion_counts``: visits first, then faces."""
 
     store_id: str
     frames: int = 0
+    visits: int = 0
+    readable_visits: int = 0
+    dwell_seconds: float = 0.0
+    visit_emotions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EMOTIONS, 0))
     faces: int = 0
-    emotions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EMOTIONS, 0))
+    readable_faces: int = 0
+    face_emotions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EMOTIONS, 0))
 
     @property
     def satisfaction(self) -> float | None:
-        """Satisfaction index of the store (None without faces)."""
-        return satisfaction_index(self.emotions)
+        """Satisfaction index per visit, over readable visits (None without one): the headline."""
+        return satisfaction_index(self.visit_emotions, self.readable_visits)
+
+    @property
+    def face_satisfaction(self) -> float | None:
+        """Satisfaction index over classified faces (None without one)."""
+        return satisfaction_index(self.face_emotions)
+
+    @property
+    def mean_dwell_seconds(self) -> float | None:
+        """Mean dwell time of the visits (None without visits)."""
+        return self.dwell_seconds / self.visits if self.visits else None
 
 
 def store_totals(engine: Engine, store_ids: list[str] | None = None) -> list[StoreTotals]:
     """Per-store sums of ``emotion_counts`` (optionally only some stores)."""
     t = tables.emotion_counts
-    columns = [func.sum(t.c.frames), func.sum(t.c.faces), *(func.sum(t.c[f"faces_{e}"]) for e in EMOTIONS)]
-    query = select(t.c.store_id, *columns).group_by(t.c.store_id).order_by(t.c.store_id)
+    names = (
+        "frames", "visits", "readable_visits", "dwell_seconds_sum", *tables.VISIT_EMOTION_COLUMNS,
+        "faces", "readable_faces", *tables.FACE_EMOTION_COLUMNS,
+    )  # fmt: skip
+    query = select(t.c.store_id, *(func.coalesce(func.sum(t.c[n]), 0) for n in names)).group_by(t.c.store_id)
     if store_ids:
         query = query.where(t.c.store_id.in_(store_ids))
-    out: list[StoreTotals] = []
     with engine.connect() as conn:
-        for row in conn.execute(query):
-            values = [int(v or 0) for v in row[1:]]
-            out.append(
-                StoreTotals(row[0], values[0], values[1], dict(zip(EMOTIONS, values[2:], strict=True)))
-            )
-    return out
+        rows = conn.execute(query.order_by(t.c.store_id)).all()
+    return [_totals(row[0], dict(zip(names, row[1:], strict=True))) for row in rows]
 
 
-def store_table(totals: list[StoreTotals]) -> Table:
-    """A rich table of per-store totals with the satisfaction index."""
-    table = Table(title="per-store summary", title_justify="left")
-    for column in ("store", "frames", "faces", *EMOTIONS, "satisfaction"):
-        table.add_column(column, justify="left" if column == "store" else "right")
+def _totals(store_id: str, v: dict[str, Any]) -> StoreTotals:
+    return StoreTotals(
+        store_id,
+        frames=int(v["frames"]),
+        visits=int(v["visits"]),
+        readable_visits=int(v["readable_visits"]),
+        dwell_seconds=float(v["dwell_seconds_sum"]),
+        visit_emotions={e: int(v[f"visits_{e}"]) for e in EMOTIONS},
+        faces=int(v["faces"]),
+        readable_faces=int(v["readable_faces"]),
+        face_emotions={e: int(v[f"faces_{e}"]) for e in EMOTIONS},
+    )
+
+
+def _index(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.3f}"
+
+
+def store_table(totals: list[StoreTotals]) -> Group:
+    """Per-store totals, visits first (readable, mean dwell, visits per emotion, satisfaction per visit),
+    then a second table of frames and faces (detections, not people; satisfaction per classified face)."""
+    visits = Table(title="per-store summary: visits (people)", title_justify="left")
+    for column in ("store", "visits", "readable", "dwell avg", *EMOTIONS, "satisfaction"):
+        visits.add_column(column, justify="left" if column == "store" else "right", no_wrap=column == "store")
+    faces = Table(title="per-store faces (detections, not people)", title_justify="left")
+    for column in ("store", "frames", "faces", "readable faces", "classified", "satisfaction / face"):
+        faces.add_column(column, justify="left" if column == "store" else "right", no_wrap=column == "store")
     for s in totals:
-        index = "-" if s.satisfaction is None else f"{s.satisfaction:+.3f}"
-        table.add_row(s.store_id, str(s.frames), str(s.faces), *(str(s.emotions[e]) for e in EMOTIONS), index)
-    return table
+        dwell = "-" if s.mean_dwell_seconds is None else f"{s.mean_dwell_seconds:.1f}s"
+        emotions = (str(s.visit_emotions[e]) for e in EMOTIONS)
+        visits.add_row(
+            s.store_id, str(s.visits), str(s.readable_visits), dwell, *emotions, _index(s.satisfaction)
+        )
+        classified = sum(s.face_emotions.values())
+        cells = (s.frames, s.faces, s.readable_faces, classified)
+        faces.add_row(s.store_id, *(str(c) for c in cells), _index(s.face_satisfaction))
+    return Group(visits, faces)

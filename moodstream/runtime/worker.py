@@ -11,6 +11,13 @@ On start and every ``claim_interval_s`` the worker reclaims entries idle longer 
 ``dead`` stream with its reason instead of blocking the group. Transient server errors (Redis or
 PostgreSQL unreachable) make the worker wait and retry the batch in hand, with a log line, never crash.
 ``stop`` (set by SIGTERM/SIGINT) is checked between batches: the batch in hand is finished first.
+
+Holding: a stateful handler (the tracker, which restores each camera's frame order) may keep entries of a
+batch un-acknowledged (``BatchResult.held``) and acknowledge them with a later batch or tick
+(``BatchResult.released``). Held entries stay pending in Redis, so a crash loses nothing accepted; the worker
+keeps them fresh (XCLAIM JUSTID to itself, which does not count a delivery) so reclaim passes leave them
+alone. A handler with a ``tick(now, counters)`` method is called every ``tick_interval_s`` (also while no
+entry arrives) to release what waited long enough.
 """
 
 from __future__ import annotations
@@ -70,6 +77,14 @@ class WorkerConfig(BaseModel):
     dead_maxlen: int = Field(
         default=100_000, ge=10, le=10_000_000, description="Approximate MAXLEN of the dead stream."
     )
+    tick_interval_s: float = Field(
+        default=0.25, gt=0, le=60, description="Seconds between tick calls of a handler that has tick()."
+    )
+    claim_all_on_start: bool = Field(
+        default=False,
+        description="Take over every pending entry of the group at start, however briefly idle (only for a "
+        "stage that runs exactly one worker, like the tracker: its predecessor's entries come first).",
+    )
 
 
 @dataclass
@@ -83,14 +98,25 @@ class Entry:
 
 @dataclass
 class BatchResult:
-    """What a handler made of a batch: output field maps (one per good input) and given-up entries."""
+    """What a handler made of a batch: output field maps (one per good input) and given-up entries.
+
+    ``held``: ids of entries of THIS batch to leave un-acknowledged (pending) for now; ``released``: ids of
+    entries held earlier that are acknowledged with this commit (their outputs are in ``outputs``).
+    """
 
     outputs: list[Fields] = field(default_factory=list)
     dead: list[tuple[Entry, str]] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
 
 
 class BatchHandler(Protocol):
-    """A stage's work: ``handle`` a batch of entries (may raise; the batch is then retried)."""
+    """A stage's work: ``handle`` a batch of entries (may raise; the batch is then retried).
+
+    A handler may also define ``tick(now: float, counters: StageCounters) -> BatchResult`` (``now``:
+    ``time.time()``), called every ``tick_interval_s``; its result is committed like a batch's (outputs, dead,
+    released ids).
+    """
 
     stage: str
 
@@ -142,6 +168,8 @@ class StreamWorker:
         self._last_errors: dict[str, str] = {}
         self._claim_cursor = "0-0"
         self._started = time.time()
+        self.held: set[str] = set()
+        """Ids of entries the handler holds (pending, delivered to this consumer, not yet acknowledged)."""
 
     # ------------------------------------------------------------------ loop
 
@@ -149,10 +177,13 @@ class StreamWorker:
         """Consume until ``stop`` is set; the batch in hand is always finished (or left pending)."""
         next_claim = 0.0
         next_beat = 0.0
+        next_tick = 0.0
         try:
             self._redis(lambda: ensure_group(self.client, self.stream, self.group), stop)
             stage = self.handler.stage
             log.info("%s worker %s reading %s (group %s)", stage, self.consumer, self.stream, self.group)
+            if self.config.claim_all_on_start:
+                self._take_over(stop)
             while not stop.is_set():
                 now = time.monotonic()
                 if now >= next_beat:
@@ -160,6 +191,7 @@ class StreamWorker:
                     next_beat = now + self.config.heartbeat_s
                 batch: list[Entry] = []
                 if now >= next_claim:
+                    self._redis(self._touch_held, stop)
                     batch = self._redis(self._claim, stop)
                     full = len(batch) >= self.config.batch_size
                     more = full or self._claim_cursor != "0-0"  # the pending list is not scanned through yet
@@ -168,6 +200,9 @@ class StreamWorker:
                     batch = self._redis(self._read_new, stop)
                 if batch:
                     self.process_batch(batch, stop)
+                if time.monotonic() >= next_tick:
+                    self.tick(stop)
+                    next_tick = time.monotonic() + self.config.tick_interval_s
         except ServerUnavailable as exc:
             log.warning("%s worker %s stopping: %s", self.handler.stage, self.consumer, exc)
         finally:
@@ -192,12 +227,15 @@ class StreamWorker:
         return retry_forever(attempt, what="Redis", url=self.redis_url, stop=stop)
 
     def _read_new(self) -> list[Entry]:
+        block = self.config.block_ms
+        if hasattr(self.handler, "tick"):  # wake up in time for the next tick
+            block = max(10, min(block, int(self.config.tick_interval_s * 1000)))
         reply: Any = self.client.xreadgroup(
             self.group,
             self.consumer,
             {self.stream: ">"},
             count=self.config.batch_size,
-            block=self.config.block_ms,
+            block=block,
         )
         entries: list[Entry] = []
         for _stream, items in reply or []:
@@ -205,13 +243,38 @@ class StreamWorker:
                 entries.append(Entry(_text(entry_id), dict(fields or {}), 1))
         return entries
 
-    def _claim(self) -> list[Entry]:
+    def _take_over(self, stop: threading.Event) -> None:
+        """Handle every entry pending in the group (a predecessor's), however short its idle time, first."""
+        self._claim_cursor = "0-0"
+        taken = 0
+        while not stop.is_set():
+            batch = self._redis(lambda: self._claim(min_idle_ms=0), stop)
+            if batch:
+                taken += len(batch)
+                self.process_batch(batch, stop)
+            if self._claim_cursor == "0-0":
+                break
+        if taken:
+            log.info("%s worker %s took over %d pending entries", self.handler.stage, self.consumer, taken)
+
+    def _touch_held(self) -> None:
+        """Reset the idle time of held entries (XCLAIM JUSTID to this consumer does not count a delivery),
+        so that no reclaim pass, this worker's included, takes them while they are held."""
+        if not self.held:
+            return
+        ids: list[Any] = sorted(self.held)
+        for start in range(0, len(ids), 500):
+            self.client.xclaim(
+                self.stream, self.group, self.consumer, 0, ids[start : start + 500], justid=True
+            )
+
+    def _claim(self, min_idle_ms: int | None = None) -> list[Entry]:
         """Reclaim idle pending entries; over-delivered ones go straight to the dead stream."""
         reply: Any = self.client.xautoclaim(
             self.stream,
             self.group,
             self.consumer,
-            min_idle_time=self.config.claim_idle_ms,
+            min_idle_time=self.config.claim_idle_ms if min_idle_ms is None else min_idle_ms,
             start_id=self._claim_cursor,
             count=self.config.batch_size,
         )
@@ -224,7 +287,7 @@ class StreamWorker:
             log.warning("%d pending entries of %s were trimmed before processing", len(deleted), self.stream)
             self.counters.add("?", "?", "shed", len(deleted))
             self._note_trimmed([_text(i) for i in deleted])
-        items = [(i, f) for i, f in items if f is not None]
+        items = [(i, f) for i, f in items if f is not None and _text(i) not in self.held]
         if not items:
             return []
         counts = self._delivery_counts([_text(i) for i, _ in items])
@@ -279,6 +342,20 @@ class StreamWorker:
         if self.metrics is not None:
             self.metrics.batch_seconds.labels(self.handler.stage).observe(time.perf_counter() - started)
 
+    def tick(self, stop: threading.Event) -> None:
+        """Call the handler's ``tick(now)`` (when it has one) and commit what it releases."""
+        tick = getattr(self.handler, "tick", None)
+        if tick is None:
+            return
+        while True:
+            try:
+                result: BatchResult = tick(time.time(), self.counters)
+                break
+            except self.transient as exc:
+                self._wait_transient(exc, stop)
+        if result.outputs or result.dead or result.released:
+            self._redis(lambda: self._commit(result, ()), stop)
+
     def _wait_transient(self, exc: BaseException, stop: threading.Event) -> None:
         reason = redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         log.warning("%s: a server is unreachable (%s); retrying the batch in 2s", self.handler.stage, reason)
@@ -304,7 +381,8 @@ class StreamWorker:
             self.process_batch([entry], stop)
 
     def _commit(self, result: BatchResult, batch: Sequence[Entry]) -> None:
-        """Outputs, dead letters, counters and XACK of the batch in one MULTI/EXEC transaction."""
+        """Outputs, dead letters, counters and XACK of the batch (less its held entries, plus the released
+        ones) in one MULTI/EXEC transaction."""
         pipe = self.client.pipeline(transaction=True)
         if self.output_stream is not None:
             for fields in result.outputs:
@@ -319,8 +397,13 @@ class StreamWorker:
             )
             log.warning("%s sent entry %s to dead: %s", self.handler.stage, entry.entry_id, reason)
         self.counters.flush(pipe)
-        pipe.xack(self.stream, self.group, *[e.entry_id for e in batch])
+        held = set(result.held)
+        acks = [e.entry_id for e in batch if e.entry_id not in held] + list(result.released)
+        if acks:
+            pipe.xack(self.stream, self.group, *acks)
         pipe.execute()
+        self.held.difference_update(result.released)
+        self.held.update(held)
 
     def _dead_letter(self, entry: Entry, reason: str) -> DeadLetter:
         known = frame_key_if_readable(entry.fields)

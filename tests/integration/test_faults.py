@@ -49,7 +49,7 @@ class FramesToEmotions:
         result = BatchResult()
         for entry in entries:
             frame = FrameMessage.decode(entry.fields)
-            result.outputs.append(EmotionsMessage(frame.key, frame.captured_ms, ()).encode())
+            result.outputs.append(EmotionsMessage(frame.key, frame.captured_ms, 0, 0).encode())
         return result
 
 

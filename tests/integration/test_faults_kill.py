@@ -1,6 +1,6 @@
 """The history check through real stage processes (real models) while workers are killed and frozen.
 
-Frames of a shared video are published with known identities; `moodstream detect|classify|aggregate`
+Frames of a shared video are published with known identities; `moodstream detect|track|classify|aggregate`
 run as processes. Faults, in one run: the detector is frozen (SIGSTOP) with a batch in hand for longer
 than ``reclaim_idle``, a second detector reclaims its entries, then the frozen one is resumed (SIGCONT)
 and finishes the same entries (its outputs are duplicates) and is killed with -9; the classifier and the
@@ -22,12 +22,18 @@ from typing import Any
 import cv2
 import pytest
 import redis
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from moodstream.common.streams import StreamNames, connect_redis
 from moodstream.ingest.publisher import FramePublisher
+from moodstream.ingest.sampling import sample_file
+from moodstream.runtime.clip_analysis import analyze_clip
+from moodstream.runtime.demo import write_demo_video
+from moodstream.runtime.models import AnalysisConfig, build_analyzer
+from moodstream.schemas import tables
 from moodstream.schemas.jpeg import encode_jpeg
-from moodstream.schemas.messages import FrameKey, FrameMessage
+from moodstream.schemas.messages import FrameKey, FrameMessage, TracksMessage
+from moodstream.schemas.visit_config import VisitConfig
 from tests.integration.helpers import assert_history, history, stage_env
 
 FRAMES_PER_CAMERA = 32
@@ -37,6 +43,7 @@ version: 1
 pipeline:
   bucket: 10s
   reclaim_idle: 1s
+  reorder: {max_wait_seconds: 3, idle_flush_seconds: 3}
 stores:
   - id: store
     branch: b
@@ -69,8 +76,8 @@ class Stages:
         self.logs = logs
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, command: str) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "moodstream.cli.app", command, "-c", str(self.registry)]
+    def start(self, command: str, *args: str) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "moodstream.cli.app", command, "-c", str(self.registry), *args]
         if command in ("detect", "classify"):
             argv += ["--batch-size", "8"]
         with (self.logs / f"{command}-{len(self.procs)}.log").open("wb") as log:
@@ -183,6 +190,7 @@ def test_history_holds_when_each_worker_type_is_frozen_or_killed_mid_batch(
     figures: dict[str, Any] = {}
     try:
         aggregator = stages.start("aggregate")
+        stages.start("track")
         classifier = stages.start("classify")
         # The classifier stays frozen until step 3, so a backlog of faces entries waits for it there and it
         # is certain to hold a batch when it is killed, however fast the other stages run.
@@ -211,11 +219,16 @@ def test_history_holds_when_each_worker_type_is_frozen_or_killed_mid_batch(
         detector_a.send_signal(signal.SIGKILL)
         # 3. classifier resumed on its backlog, killed -9 holding entries, restarted
         classifier.send_signal(signal.SIGCONT)
+        seen: list[int] = []
         wait_for(
-            lambda: pending_of(client, names.faces, "classifier") > 0, 60, "classifier batch", stages, 0.002
+            lambda: seen.append(pending_of(client, names.tracks, "classifier")) or seen[-1] > 0,
+            60,
+            "classifier batch",
+            stages,
+            0.002,
         )
-        figures["classifier killed holding"] = pending_of(client, names.faces, "classifier")
-        classifier.send_signal(signal.SIGKILL)
+        classifier.send_signal(signal.SIGKILL)  # at once: its batches (mostly without votes) are quick
+        figures["classifier killed holding"] = seen[-1]
         stages.start("classify")
         # 4. aggregator killed -9, holding entries when caught within 20 s, restarted
         until(lambda: pending_of(client, names.emotions, "aggregator") > 0, 20, poll=0.002)
@@ -240,3 +253,80 @@ def test_history_holds_when_each_worker_type_is_frozen_or_killed_mid_batch(
     assert h["counted"] == len(published) and h["dead"] == 0 and h["shed"] == 0
     assert figures["detector frozen holding"] > 0 and figures["classifier killed holding"] > 0
     client.close()
+
+
+TRACKER_KILL_FPS = 5.0
+
+
+def test_tracker_killed_mid_clip_counts_no_visit_twice_and_loses_at_most_the_open_ones(
+    redis_url: str,
+    redis_prefix: str,
+    migrated_database_url: str,
+    engine: Engine,
+    tmp_path: Path,
+) -> None:
+    """The demo clip (5 visits, 30 s) at 5 fps; a second tracker started beside the first waits (lease);
+    the first is killed -9 mid-clip and the second takes over once the lease expires (2 s). Every frame is
+    counted once; the visits open at the kill (started and not yet ended by the tracker's gap rule at the
+    last frame it emitted) are lost or shortened; no visit is counted twice."""
+    names = StreamNames(redis_prefix)
+    client = connect_redis(redis_url)
+    registry = tmp_path / "stores.yaml"
+    registry.write_text(REGISTRY)
+    frames = list(sample_file(write_demo_video(tmp_path / "demo.mp4"), TRACKER_KILL_FPS))
+    expected = analyze_clip(frames, build_analyzer(AnalysisConfig()), VisitConfig(), 85)
+    publisher = FramePublisher(client, redis_url, names, maxlen=100_000, stop=threading.Event())
+    for seq, (stamp, frame) in enumerate(frames):
+        key = FrameKey("store", "cam-a", EPOCH, seq)
+        publisher(FrameMessage(key, EPOCH + round(stamp), encode_jpeg(frame, 85)))
+    stages = Stages(redis_url, migrated_database_url, redis_prefix, registry, tmp_path)
+    try:
+        for command in ("aggregate", "classify"):
+            stages.start(command)
+        tracker = stages.start("track", "--lease-seconds", "2")
+        first_log, second_log = tmp_path / "track-2.log", tmp_path / "track-3.log"
+        wait_for(
+            lambda: "reading" in first_log.read_text(), 180, "the first tracker holding the lease", stages
+        )
+        stages.start("track", "--lease-seconds", "2")  # a second tracker: it must wait, not run beside
+        wait_for(lambda: "is running" in second_log.read_text(), 180, "the second tracker waiting", stages)
+        stages.start("detect")
+        wait_for(lambda: _length(client, names.tracks) >= len(frames) // 3, 180, "a third tracked", stages)
+        tracker.send_signal(signal.SIGKILL)
+        tracker.wait(10)
+        emitted = [TracksMessage.decode(f) for _, f in client.xrange(names.tracks)]
+        held = pending_of(client, names.faces, "tracker")
+        wait_for(lambda: _counted(engine)[0] >= len(frames), 180, "every frame counted", stages, 0.2)
+        time.sleep(5.0)  # idle flush (3 s) of the successor's open visits, and anything counted twice
+    finally:
+        stages.stop_all()
+    successor = second_log.read_text(errors="replace")
+    assert "another tracker worker" in successor and "lease taken over" in successor, successor[-2000:]
+    frames_counted, visits_counted = _counted(engine)
+    killed_at = max(m.captured_ms for m in emitted) - EPOCH
+    gap_ms = round(VisitConfig().tracker.max_gap_seconds * 1000)
+    open_at_kill = [v for v in expected.visits if v.started_ms <= killed_at < v.ended_ms + gap_ms]
+    ended_before = sum(len(m.visits) for m in emitted)
+    print(
+        f"\ntracker kill -9 after {len(emitted)} of {len(frames)} frames emitted ({held} held, re-done by "
+        f"the successor): analyze {len(expected.visits)} visits, pipeline {visits_counted} "
+        f"({ended_before} ended before the kill); open at the kill {len(open_at_kill)}"
+    )
+    assert frames_counted == len(frames)
+    h = history(engine)
+    assert len(h["applied"]) == len(set(h["applied"])) == len(frames)
+    assert len(expected.visits) - len(open_at_kill) <= visits_counted <= len(expected.visits)
+    client.close()
+
+
+def _length(client: redis.Redis, stream: str) -> int:
+    return int(client.xlen(stream)) if client.exists(stream) else 0
+
+
+def _counted(engine: Engine) -> tuple[int, int]:
+    t = tables.emotion_counts
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(func.coalesce(func.sum(t.c.frames), 0), func.coalesce(func.sum(t.c.visits), 0))
+        ).one()
+    return int(row[0]), int(row[1])

@@ -66,7 +66,7 @@ class EchoStage:
         result = BatchResult()
         for entry in entries:
             frame = FrameMessage.decode(entry.fields)
-            result.outputs.append(EmotionsMessage(frame.key, frame.captured_ms, ()).encode())
+            result.outputs.append(EmotionsMessage(frame.key, frame.captured_ms, 0, 0).encode())
             counters.add(frame.key.store_id, frame.key.camera_id, "frames_out")
         return result
 

@@ -298,7 +298,7 @@ def test_stage_processes_with_every_failure_forced_leak_nothing(
 ) -> None:
     names = StreamNames(redis_prefix)
     admin = redis.Redis.from_url(redis_url)
-    emotions: Any = EmotionsMessage(FrameKey("s1", "rtsp-cam", 1, 0), int(time.time() * 1000), ()).encode()
+    emotions: Any = EmotionsMessage(FrameKey("s1", "rtsp-cam", 1, 0), int(time.time() * 1000), 0, 0).encode()
     admin.xadd(names.emotions, emotions)  # makes the aggregator try the unreachable database
     env = {**base_env(tmp_path), "MOODSTREAM_STREAM_PREFIX": redis_prefix}
     port = _free_port()

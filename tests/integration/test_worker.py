@@ -1,4 +1,5 @@
-"""The consumer loop against a real Redis: outputs + XACK, reclaiming, dead letters, outages, stopping."""
+"""The consumer loop against a real Redis: outputs + XACK, reclaiming, dead letters, outages, stopping,
+entries held by a stateful handler and released by a later batch or tick."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ class ToEmptyEmotions:
                 continue
             if frame.key.seq in self.poison:
                 raise RuntimeError(f"cannot handle seq {frame.key.seq}")
-            result.outputs.append(EmotionsMessage(frame.key, frame.captured_ms, ()).encode())
+            result.outputs.append(EmotionsMessage(frame.key, frame.captured_ms, 0, 0).encode())
             counters.add(frame.key.store_id, frame.key.camera_id, "frames_out")
         return result
 
@@ -98,7 +99,7 @@ def test_malformed_entry_goes_to_dead_and_the_rest_flows(
     names = StreamNames(redis_prefix)
     publish(client, names, range(3))
     bad_id: Any = client.xadd(
-        names.frames, {"v": "1", "type": "frame", "store": "s1", "camera": "cam", "seq": "x"}
+        names.frames, {"v": "2", "type": "frame", "store": "s1", "camera": "cam", "seq": "x"}
     )
     publish(client, names, range(3, 6))
     worker = make_worker(client, redis_url, names, ToEmptyEmotions())
@@ -198,3 +199,87 @@ def test_a_stream_deleted_under_the_worker_is_recreated_and_consumption_goes_on(
         stop.set()
         thread.join(10)
     assert sorted(output_seqs(client, names)) == list(range(6))
+
+
+class HoldUntilTick:
+    """A stateful stage like the tracker: holds every entry, releases those held ``hold_s`` on a tick."""
+
+    stage = "tracker"
+
+    def __init__(self, hold_s: float) -> None:
+        self.hold_s = hold_s
+        self.waiting: dict[str, tuple[float, FrameMessage]] = {}
+        self.seen: list[int] = []
+        self.ticks = 0
+
+    def handle(self, entries: Sequence[Entry], counters: StageCounters) -> BatchResult:
+        for entry in entries:
+            frame = FrameMessage.decode(entry.fields)
+            self.seen.append(frame.key.seq)
+            self.waiting[entry.entry_id] = (time.time(), frame)
+        return BatchResult(held=[e.entry_id for e in entries])
+
+    def tick(self, now: float, counters: StageCounters) -> BatchResult:
+        self.ticks += 1
+        due = [i for i, (since, _) in self.waiting.items() if now - since >= self.hold_s]
+        result = BatchResult(released=due)
+        for entry_id in due:
+            frame = self.waiting.pop(entry_id)[1]
+            result.outputs.append(EmotionsMessage(frame.key, frame.captured_ms, 0, 0).encode())
+        return result
+
+
+def deliveries(client: redis.Redis, names: StreamNames) -> list[int]:
+    rows: Any = client.xpending_range(names.frames, "detector", min="-", max="+", count=100)
+    return [int(r["times_delivered"]) for r in rows]
+
+
+def test_held_entries_stay_pending_until_released_and_are_not_reclaimed_meanwhile(
+    client: redis.Redis, redis_url: str, redis_prefix: str
+) -> None:
+    names = StreamNames(redis_prefix)
+    publish(client, names, range(5))
+    handler = HoldUntilTick(hold_s=1.0)  # five times claim_idle_ms: reclaim passes run meanwhile
+    worker = make_worker(client, redis_url, names, handler)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(handler.seen) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.6)
+        assert pending(client, names) == 5 and output_seqs(client, names) == []
+        assert deliveries(client, names) == [1] * 5  # touched, never re-delivered
+        while len(output_seqs(client, names)) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert sorted(output_seqs(client, names)) == list(range(5))
+    assert sorted(handler.seen) == list(range(5)), "a held entry was handed to the handler twice"
+    assert pending(client, names) == 0
+
+
+def test_tick_runs_while_no_entry_arrives(client: redis.Redis, redis_url: str, redis_prefix: str) -> None:
+    names = StreamNames(redis_prefix)
+    handler = HoldUntilTick(hold_s=0.0)
+    run_until(make_worker(client, redis_url, names, handler), lambda: handler.ticks >= 5, timeout=10)
+
+
+def test_a_new_worker_takes_over_the_held_entries_of_a_dead_one_first(
+    client: redis.Redis, redis_url: str, redis_prefix: str
+) -> None:
+    names = StreamNames(redis_prefix)
+    publish(client, names, range(4))
+    first = HoldUntilTick(hold_s=3600.0)  # never releases: its entries are pending when it "dies"
+    run_until(make_worker(client, redis_url, names, first), lambda: len(first.seen) == 4)
+    assert pending(client, names) == 4
+    publish(client, names, range(4, 6))
+    config = FAST.model_copy(update={"claim_all_on_start": True, "claim_idle_ms": 60_000})
+    second = HoldUntilTick(hold_s=0.0)
+    run_until(
+        make_worker(client, redis_url, names, second, config), lambda: len(output_seqs(client, names)) == 6
+    )
+    assert second.seen == [0, 1, 2, 3, 4, 5], "the predecessor's entries must come before new ones"
+    assert pending(client, names) == 0

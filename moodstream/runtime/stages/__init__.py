@@ -10,5 +10,6 @@ from moodstream.runtime.stages.aggregator import AggregatorStage
 from moodstream.runtime.stages.classifier import ClassifierStage
 from moodstream.runtime.stages.detector import DetectorStage
 from moodstream.runtime.stages.losses import LossesStage
+from moodstream.runtime.stages.tracker import TrackerStage
 
-__all__ = ["AggregatorStage", "ClassifierStage", "DetectorStage", "LossesStage"]
+__all__ = ["AggregatorStage", "ClassifierStage", "DetectorStage", "LossesStage", "TrackerStage"]

@@ -57,6 +57,7 @@ class AggregatorStage:
         for message in counted:
             counters.add(message.key.store_id, message.key.camera_id, "frames_in")
             counters.add(message.key.store_id, message.key.camera_id, "faces", message.faces)
+            counters.add(message.key.store_id, message.key.camera_id, "visits", len(message.visits))
         if len(counted) < len(messages):
             skipped = len(messages) - len(counted)
             log.info("aggregator: %d of %d frames were already counted", skipped, len(messages))
