@@ -2,7 +2,8 @@
 
 train:  every TrainConfig field is a flag (``--data``, ``--out-dir``, ``--width``, ``--epochs``, ...), plus
         ``--resume`` to continue from ``OUT_DIR/last.pt``.
-export: ``python -m moodstream.classifier.training export OUT_DIR/best.pt classifier/models --name vgg-fer``.
+export: ``python -m moodstream.classifier.training export OUT_DIR/best.pt classifier/models --name vgg-fer-v2
+        [--calibrate /tmp/fer2013/validation] [--no-flip-tta]``.
 """
 
 from __future__ import annotations
@@ -42,13 +43,39 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("checkpoint", type=Path, help="best.pt written by train")
     export.add_argument("out_dir", type=Path, help="folder for NAME.onnx and NAME.json")
     export.add_argument("--name", default="vgg-fer", help="model name (file stem)")
+    export.add_argument(
+        "--calibrate",
+        type=Path,
+        default=None,
+        help="folder split (<emotion>/*.jpg, e.g. fer2013/validation) to fit the temperature on",
+    )
+    export.add_argument(
+        "--calibration-label",
+        default=None,
+        help="how the manifest names the calibration split, e.g. 'FER-2013 PublicTest'",
+    )
+    export.add_argument(
+        "--flip-tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="override the run's horizontal-flip averaging in the exported graph",
+    )
     args = vars(parser.parse_args(argv))
     command = args.pop("command")
     if command == "export":
         from moodstream.classifier.training.export import export_checkpoint
 
-        manifest = export_checkpoint(args["checkpoint"], args["out_dir"], args["name"])
+        manifest = export_checkpoint(
+            args["checkpoint"],
+            args["out_dir"],
+            args["name"],
+            args["calibrate"],
+            args["flip_tta"],
+            args["calibration_label"],
+        )
         print(f"wrote {args['out_dir'] / manifest.file} sha256={manifest.sha256}")
+        if manifest.calibration is not None:
+            print(manifest.calibration.model_dump_json())
         return 0
     from moodstream.classifier.training.trainer import Trainer
 
