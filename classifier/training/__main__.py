@@ -16,7 +16,8 @@ from pathlib import Path
 from moodstream.classifier.training.config import TrainConfig
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (booleans as --x/--no-x), default None = the field's default."""
     for name, field in TrainConfig.model_fields.items():
         flag = "--" + name.replace("_", "-")
         annotation = field.annotation
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train (or resume) a VGG-FER model")
-    _add_config_flags(train)
+    add_config_flags(train)
     train.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt when it exists")
     export = commands.add_parser("export", help="export a checkpoint to ONNX + manifest")
     export.add_argument("checkpoint", type=Path, help="best.pt written by train")
