@@ -16,7 +16,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -82,17 +82,69 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: boo
     return correct / len(x)
 
 
+@dataclass(frozen=True)
+class DeviceData:
+    """Training and validation faces (N, 1, 48, 48) float32 and labels (N,) int64, all on the device."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    weights: torch.Tensor  # (7,) class weights of the loss
+
+
+def load_to_device(config: TrainConfig, device: torch.device) -> DeviceData:
+    """Read both splits of ``config.data`` once and move them to ``device``."""
+    train_x, train_y = limit_per_class(*load_fer(Path(config.data), "train"), config.limit_per_class)
+    val_x, val_y = limit_per_class(*load_fer(Path(config.data), "validation"), config.limit_per_class)
+    return DeviceData(
+        train_x=to_device(train_x, device),
+        train_y=torch.from_numpy(train_y).to(device),
+        val_x=to_device(val_x, device),
+        val_y=torch.from_numpy(val_y).to(device),
+        weights=torch.from_numpy(class_weights(train_y, config.class_weighting)).to(device),
+    )
+
+
+def _epoch(
+    model: torch.nn.Module,
+    optimiser: torch.optim.Optimizer,
+    gen: torch.Generator,
+    data: DeviceData,
+    config: TrainConfig,
+    state: TrainState,
+) -> float:
+    """One shuffled pass (cut short when the time budget ends); returns the last batch's loss."""
+    model.train()
+    steps = math.ceil(len(data.train_x) / config.batch_size)
+    order = torch.randperm(len(data.train_x), generator=gen, device=data.train_x.device)
+    started, loss = time.monotonic() - state.elapsed_seconds, torch.zeros(())
+    for start in range(0, len(order), config.batch_size):
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate(config, state.progress(config, steps), state.step, steps)
+        index = order[start : start + config.batch_size]
+        x = augment(data.train_x[index], gen, camera=config.camera_augment)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            logits = model(x.contiguous(memory_format=torch.channels_last))
+        loss = F.cross_entropy(
+            logits.float(), data.train_y[index], weight=data.weights, label_smoothing=config.label_smoothing
+        )
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        state.step, state.elapsed_seconds = state.step + 1, time.monotonic() - started
+        if state.progress(config, steps) >= 1.0:
+            break
+    return loss.item()
+
+
 def train(config: TrainConfig, device: torch.device) -> TrainState:
     """Train on ``device`` until epochs, the time budget or patience; write best.pt and history.jsonl."""
     torch.manual_seed(config.seed)
     torch.backends.cudnn.benchmark = True
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    train_np = limit_per_class(*load_fer(Path(config.data), "train"), config.limit_per_class)
-    val_np = limit_per_class(*load_fer(Path(config.data), "validation"), config.limit_per_class)
-    train_x, val_x = to_device(train_np[0], device), to_device(val_np[0], device)
-    train_y, val_y = (torch.from_numpy(a[1]).to(device) for a in (train_np, val_np))
-    weights = torch.from_numpy(class_weights(train_np[1], config.class_weighting)).to(device)
+    data = load_to_device(config, device)
     model = build_model(config).to(device).to(memory_format=torch.channels_last)
     optimiser = torch.optim.SGD(
         model.parameters(),
@@ -102,38 +154,17 @@ def train(config: TrainConfig, device: torch.device) -> TrainState:
         weight_decay=config.weight_decay,
     )
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    steps = math.ceil(len(train_x) / config.batch_size)
-    state, started = TrainState(), time.monotonic()
-    print(
-        f"{device}: {len(train_x)} training, {len(val_x)} validation faces; {steps} steps per epoch",
-        flush=True,
-    )
-    while state.epoch < config.epochs and state.epochs_since_best < config.patience:
-        model.train()
-        order = torch.randperm(len(train_x), generator=gen, device=device)
-        for start in range(0, len(order), config.batch_size):
-            for group in optimiser.param_groups:
-                group["lr"] = learning_rate(config, state.progress(config, steps), state.step, steps)
-            index = order[start : start + config.batch_size]
-            x = augment(train_x[index], gen, camera=config.camera_augment).contiguous(
-                memory_format=torch.channels_last
-            )
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-                logits = model(x)
-            loss = F.cross_entropy(
-                logits.float(), train_y[index], weight=weights, label_smoothing=config.label_smoothing
-            )
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            state.step += 1
-            state.elapsed_seconds = time.monotonic() - started
-            if state.progress(config, steps) >= 1.0:
-                break
+    steps = math.ceil(len(data.train_x) / config.batch_size)
+    state = TrainState()
+    print(f"{device}: {len(data.train_x)} training, {len(data.val_x)} validation faces", flush=True)
+    while (
+        state.epoch < config.epochs
+        and state.epochs_since_best < config.patience
+        and state.progress(config, steps) < 1.0
+    ):
+        loss = _epoch(model, optimiser, gen, data, config, state)
         state.epoch += 1
-        _end_epoch(model, config, state, out, accuracy(model, val_x, val_y, config.bf16), loss.item())
-        if state.progress(config, steps) >= 1.0:
-            break
+        _end_epoch(model, config, state, out, accuracy(model, data.val_x, data.val_y, config.bf16), loss)
     print(f"done: best validation accuracy {state.best_accuracy:.4f} at epoch {state.best_epoch}", flush=True)
     return state
 
