@@ -145,7 +145,8 @@ def train(config: TrainConfig, device: torch.device) -> TrainState:
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = load_to_device(config, device)
-    model = build_model(config).to(device).to(memory_format=torch.channels_last)
+    model = build_model(config).to(device)
+    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # supported, not in the stubs
     optimiser = torch.optim.SGD(
         model.parameters(),
         lr=config.lr,
