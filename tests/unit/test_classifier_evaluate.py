@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from moodstream.classifier import ClassifierConfig, DatasetError, EmotionClassifier
 from moodstream.classifier.dataset import read_image, scan_split
 from moodstream.classifier.evaluation import shrink_faces
-from moodstream.classifier.wild import load_wild_labels
+from moodstream.classifier.wild import load_wild_labels, wild_crops
 from moodstream.cli.app import build_app
 from moodstream.schemas.labels import EMOTIONS
 from tests.unit.fer_sample import extract_fer_sample
@@ -196,3 +196,13 @@ def test_bad_wild_labels_raise_dataset_error(tmp_path: Path) -> None:
     path.write_text(json.dumps({"description": "x", "labelled_by": "y", "method": "z", "faces": []}))
     with pytest.raises(DatasetError, match=str(path)):
         load_wild_labels(path)
+
+
+def test_wild_label_naming_a_missing_frame_raises_dataset_error(shared_data: Path, tmp_path: Path) -> None:
+    labels = load_wild_labels()
+    face = labels.faces[0].model_copy(update={"frame": 99_999})
+    broken = labels.model_copy(update={"faces": (face,)})
+    with pytest.raises(DatasetError, match="cannot read frame"):
+        wild_crops(
+            broken, shared_data, lambda frame, marks, size, color: frame[:48, :48, 0], (48, 48), "gray"
+        )
