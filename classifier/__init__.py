@@ -7,14 +7,22 @@ Training and export live in ``.training`` / ``.export`` (the ``train`` extra).
 """
 
 from moodstream.classifier.errors import ClassifierError, DatasetError, ManifestError, ModelFileError
-from moodstream.classifier.evaluation import EvaluationResult, evaluate_folder, write_confusion_png
+from moodstream.classifier.evaluation import (
+    EvaluationResult,
+    evaluate_folder,
+    evaluate_images,
+    write_confusion_png,
+)
 from moodstream.classifier.manifest import InputSpec, ModelManifest, load_manifest
 from moodstream.classifier.registry import DEFAULT_MODEL, SHIPPED_MODELS, resolve_manifest_path
 from moodstream.classifier.runner import ClassifierConfig, EmotionClassifier
+from moodstream.classifier.wild import SHARED_DATA, WILD_LABELS, load_wild_labels, missing_files, wild_crops
 
 __all__ = [
     "DEFAULT_MODEL",
+    "SHARED_DATA",
     "SHIPPED_MODELS",
+    "WILD_LABELS",
     "ClassifierConfig",
     "ClassifierError",
     "DatasetError",
@@ -25,7 +33,11 @@ __all__ = [
     "ModelFileError",
     "ModelManifest",
     "evaluate_folder",
+    "evaluate_images",
     "load_manifest",
+    "load_wild_labels",
+    "missing_files",
     "resolve_manifest_path",
+    "wild_crops",
     "write_confusion_png",
 ]

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from moodstream.classifier.errors import ManifestError
 from moodstream.common.checksums import file_sha256
@@ -49,11 +49,40 @@ class Accuracy(BaseModel):
     samples: int = Field(ge=1, description="Number of images evaluated.")
 
 
+class Calibration(BaseModel):
+    """Temperature scaling applied inside the ONNX graph, and how well it calibrates the output."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = Field(
+        gt=0.0, le=100.0, description="Logits are divided by this before the softmax (inside the graph)."
+    )
+    fitted_on: str = Field(min_length=1, description="Dataset split the temperature was fitted on.")
+    samples: int = Field(ge=1, description="Images of that split used for the fit.")
+    objective: str = Field(
+        min_length=1, description="What the fit minimised, e.g. the NLL of the graph output."
+    )
+    ece_before: float = Field(ge=0.0, le=1.0, description="Expected calibration error (15 bins) at T = 1.")
+    ece_after: float = Field(
+        ge=0.0, le=1.0, description="Expected calibration error (15 bins) at the fitted T."
+    )
+
+
+CALIBRATED_SCHEMA_VERSION = 2
+"""Manifests of this schema version declare a calibrated model: ``calibration`` is required."""
+
+
 class ModelManifest(BaseModel):
     """Everything the runtime needs to know about one shipped FER model."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    schema_version: int = Field(
+        default=1,
+        ge=1,
+        le=CALIBRATED_SCHEMA_VERSION,
+        description="1: plain model; 2: calibrated model whose manifest must carry ``calibration``.",
+    )
     name: str = Field(min_length=1, max_length=100, description="Model name used in the registry.")
     file: str = Field(min_length=1, description="ONNX file name, relative to the manifest's folder.")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the ONNX file.")
@@ -66,6 +95,9 @@ class ModelManifest(BaseModel):
     source: str = Field(min_length=1, description="Where the weights come from.")
     license: str = Field(min_length=1, description="Licence of the weights.")
     accuracy: tuple[Accuracy, ...] = Field(default=(), description="Measured accuracies.")
+    calibration: Calibration | None = Field(
+        default=None, description="Temperature scaling in the graph (schema_version 2 only)."
+    )
 
     @field_validator("labels")
     @classmethod
@@ -73,6 +105,21 @@ class ModelManifest(BaseModel):
         if sorted(labels) != sorted(EMOTIONS):
             raise ValueError(f"labels must be a permutation of {list(EMOTIONS)}, got {list(labels)}")
         return labels
+
+    @model_validator(mode="after")
+    def _calibration_matches_schema(self) -> ModelManifest:
+        calibrated = self.schema_version >= CALIBRATED_SCHEMA_VERSION
+        if calibrated and self.calibration is None:
+            raise ValueError(
+                f"schema_version {self.schema_version} declares a calibrated model but the manifest has no "
+                "calibration block {temperature, fitted_on, samples, objective, ece_before, ece_after}"
+            )
+        if not calibrated and self.calibration is not None:
+            raise ValueError(
+                f"calibration needs schema_version {CALIBRATED_SCHEMA_VERSION}; "
+                f"the manifest declares {self.schema_version}"
+            )
+        return self
 
     def to_emotions_order(self) -> list[int]:
         """Column index in the model output for each label of EMOTIONS, in EMOTIONS order."""

@@ -10,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field
 
+from moodstream.classifier.calibration import TEMPERATURE_METADATA_KEY
 from moodstream.classifier.errors import ClassifierError, ManifestError
 from moodstream.classifier.manifest import ModelManifest, load_manifest
 from moodstream.classifier.preprocess import crops_to_tensor
@@ -64,6 +65,7 @@ class EmotionClassifier:
         self.manifest: ModelManifest = load_manifest(manifest_path)
         model_path = manifest_path.parent / self.manifest.file
         self._session = _open_session(model_path, self.manifest, self.config)
+        _check_calibration(self._session, self.manifest, manifest_path, model_path)
         self._columns = self.manifest.to_emotions_order()
 
     @property
@@ -134,6 +136,33 @@ def _open_session(path: Path, manifest: ModelManifest, config: ClassifierConfig)
         raise ManifestError(f"model file {path} could not be loaded by ONNX Runtime: {exc}") from exc
     _check_io(session, manifest)
     return session
+
+
+def _check_calibration(
+    session: ort.InferenceSession, manifest: ModelManifest, manifest_path: Path, path: Path
+) -> None:
+    """Raise ManifestError when the manifest's temperature differs from the one the graph declares."""
+    declared = session.get_modelmeta().custom_metadata_map.get(TEMPERATURE_METADATA_KEY)
+    calibration = manifest.calibration
+    if calibration is None:
+        if declared is not None:
+            raise ManifestError(
+                f"model file {path} applies temperature {declared} (metadata {TEMPERATURE_METADATA_KEY!r}) "
+                f"but manifest {manifest_path} declares no calibration (schema_version 2 with a "
+                "calibration block expected)"
+            )
+        return
+    try:
+        graph_temperature = float(declared) if declared is not None else None
+    except ValueError:
+        graph_temperature = None
+    if graph_temperature is None or abs(graph_temperature - calibration.temperature) > 1e-6 * max(
+        1.0, calibration.temperature
+    ):
+        raise ManifestError(
+            f"manifest {manifest_path} states temperature {calibration.temperature} but model file {path} "
+            f"declares {declared!r} in its metadata {TEMPERATURE_METADATA_KEY!r}: manifest and graph disagree"
+        )
 
 
 def _check_io(session: ort.InferenceSession, manifest: ModelManifest) -> None:

@@ -2,7 +2,8 @@
 
 train:  every TrainConfig field is a flag (``--data``, ``--out-dir``, ``--width``, ``--epochs``, ...), plus
         ``--resume`` to continue from ``OUT_DIR/last.pt``.
-export: ``python -m moodstream.classifier.training export OUT_DIR/best.pt classifier/models --name vgg-fer``.
+export: ``python -m moodstream.classifier.training export OUT_DIR/best.pt classifier/models --name vgg-fer-v2
+        [--calibrate /tmp/fer2013/validation] [--no-flip-tta]``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 from moodstream.classifier.training.config import TrainConfig
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (booleans as --x/--no-x), default None = the field's default."""
     for name, field in TrainConfig.model_fields.items():
         flag = "--" + name.replace("_", "-")
         annotation = field.annotation
@@ -36,19 +38,45 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train (or resume) a VGG-FER model")
-    _add_config_flags(train)
+    add_config_flags(train)
     train.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt when it exists")
     export = commands.add_parser("export", help="export a checkpoint to ONNX + manifest")
     export.add_argument("checkpoint", type=Path, help="best.pt written by train")
     export.add_argument("out_dir", type=Path, help="folder for NAME.onnx and NAME.json")
     export.add_argument("--name", default="vgg-fer", help="model name (file stem)")
+    export.add_argument(
+        "--calibrate",
+        type=Path,
+        default=None,
+        help="folder split (<emotion>/*.jpg, e.g. fer2013/validation) to fit the temperature on",
+    )
+    export.add_argument(
+        "--calibration-label",
+        default=None,
+        help="how the manifest names the calibration split, e.g. 'FER-2013 PublicTest'",
+    )
+    export.add_argument(
+        "--flip-tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="override the run's horizontal-flip averaging in the exported graph",
+    )
     args = vars(parser.parse_args(argv))
     command = args.pop("command")
     if command == "export":
         from moodstream.classifier.training.export import export_checkpoint
 
-        manifest = export_checkpoint(args["checkpoint"], args["out_dir"], args["name"])
+        manifest = export_checkpoint(
+            args["checkpoint"],
+            args["out_dir"],
+            args["name"],
+            args["calibrate"],
+            args["flip_tta"],
+            args["calibration_label"],
+        )
         print(f"wrote {args['out_dir'] / manifest.file} sha256={manifest.sha256}")
+        if manifest.calibration is not None:
+            print(manifest.calibration.model_dump_json())
         return 0
     from moodstream.classifier.training.trainer import Trainer
 

@@ -1,4 +1,8 @@
-"""Batch augmentation for (N, 1, H, W) float32 face tensors, on the training device."""
+"""Batch augmentation for (N, 1, H, W) float32 face tensors, on the training device.
+
+Every random draw is made on ``x.device`` with ``gen`` (a generator on that device), so the same code
+augments on the CPU and, batch-wide without Python loops over faces, on a GPU.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,11 @@ def random_affine(
     x: torch.Tensor, gen: torch.Generator, degrees: float, scale: float, shift: float
 ) -> torch.Tensor:
     """Random rotation (±degrees), zoom (1±scale), translation (±shift of the size) and horizontal flip."""
-    n = x.shape[0]
-    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(degrees)
-    zoom = 1 + (torch.rand(n, generator=gen) * 2 - 1) * scale
-    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
-    tx, ty = ((torch.rand(2, n, generator=gen) * 2 - 1) * shift * 2).unbind(0)
+    n, dev = x.shape[0], x.device
+    angle = (torch.rand(n, generator=gen, device=dev) * 2 - 1) * math.radians(degrees)
+    zoom = 1 + (torch.rand(n, generator=gen, device=dev) * 2 - 1) * scale
+    flip = torch.where(torch.rand(n, generator=gen, device=dev) < 0.5, -1.0, 1.0)
+    tx, ty = ((torch.rand(2, n, generator=gen, device=dev) * 2 - 1) * shift * 2).unbind(0)
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
     grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
@@ -26,24 +30,32 @@ def random_affine(
 def random_erase(
     x: torch.Tensor, gen: torch.Generator, probability: float, max_fraction: float
 ) -> torch.Tensor:
-    """Zero a random rectangle (up to ``max_fraction`` of each side) in each image with ``probability``."""
+    """Zero a random rectangle (1 to ``max_fraction`` of each side) in each image with ``probability``."""
     n, _, h, w = x.shape
-    out = x.clone()
-    chosen = torch.nonzero(torch.rand(n, generator=gen) < probability).flatten().tolist()
-    for i in chosen:
-        eh = int(1 + torch.randint(int(h * max_fraction), (1,), generator=gen))
-        ew = int(1 + torch.randint(int(w * max_fraction), (1,), generator=gen))
-        top = int(torch.randint(h - eh + 1, (1,), generator=gen))
-        left = int(torch.randint(w - ew + 1, (1,), generator=gen))
-        out[i, :, top : top + eh, left : left + ew] = 0.0
-    return out
+    dev = x.device
+
+    def span(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-image (start, length) of the erased range along an axis of ``size`` pixels."""
+        length = 1 + (torch.rand(n, generator=gen, device=dev) * int(size * max_fraction)).long()
+        start = (torch.rand(n, generator=gen, device=dev) * (size - length + 1)).long()
+        return start, length
+
+    top, height = span(h)
+    left, width = span(w)
+    chosen = torch.rand(n, generator=gen, device=dev) < probability
+    rows = torch.arange(h, device=dev)[None, :, None]
+    cols = torch.arange(w, device=dev)[None, None, :]
+    inside_rows = (rows >= top[:, None, None]) & (rows < (top + height)[:, None, None])
+    inside_cols = (cols >= left[:, None, None]) & (cols < (left + width)[:, None, None])
+    mask = inside_rows & inside_cols & chosen[:, None, None]
+    return x.masked_fill(mask[:, None], 0.0)
 
 
 def random_photometric(x: torch.Tensor, gen: torch.Generator, strength: float) -> torch.Tensor:
     """Random contrast and brightness change of ±strength (in normalised units)."""
-    n = x.shape[0]
-    contrast = 1 + (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * strength
-    brightness = (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * strength
+    n, dev = x.shape[0], x.device
+    contrast = 1 + (torch.rand(n, 1, 1, 1, generator=gen, device=dev) * 2 - 1) * strength
+    brightness = (torch.rand(n, 1, 1, 1, generator=gen, device=dev) * 2 - 1) * strength
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     return (x - mean) * contrast + mean + brightness
 
@@ -58,12 +70,12 @@ def random_resolution(
     """
     n, _, h, w = x.shape
     out = x.clone()
-    chosen = torch.rand(n, generator=gen) < probability
-    for part in torch.arange(n).chunk(groups):
+    chosen = torch.rand(n, generator=gen, device=x.device) < probability
+    for part in torch.arange(n, device=x.device).chunk(groups):
         index = part[chosen[part]]
         if len(index) == 0:
             continue
-        side = int(torch.randint(min_side, h, (1,), generator=gen))
+        side = int(torch.randint(min_side, h, (1,), generator=gen, device=x.device))
         small = F.interpolate(x[index], size=(side, side * w // h), mode="area")
         out[index] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
     return out
@@ -71,10 +83,12 @@ def random_resolution(
 
 def random_blur(x: torch.Tensor, gen: torch.Generator, probability: float, max_sigma: float) -> torch.Tensor:
     """Gaussian blur (sigma up to ``max_sigma`` pixels, 5x5 kernel) of a random share of the faces."""
-    n = x.shape[0]
-    sigma = torch.rand(n, generator=gen) * max_sigma + 1e-3
-    sigma = torch.where(torch.rand(n, generator=gen) < probability, sigma, torch.full_like(sigma, 1e-3))
-    taps = torch.arange(-2, 3, dtype=x.dtype)
+    n, dev = x.shape[0], x.device
+    sigma = torch.rand(n, generator=gen, device=dev) * max_sigma + 1e-3
+    sigma = torch.where(
+        torch.rand(n, generator=gen, device=dev) < probability, sigma, torch.full_like(sigma, 1e-3)
+    )
+    taps = torch.arange(-2, 3, dtype=x.dtype, device=dev)
     kernel1d = torch.exp(-(taps[None, :] ** 2) / (2 * sigma[:, None] ** 2))
     kernel1d = kernel1d / kernel1d.sum(1, keepdim=True)
     kernel = (kernel1d[:, :, None] * kernel1d[:, None, :]).unsqueeze(1)  # (N, 1, 5, 5)
@@ -84,14 +98,14 @@ def random_blur(x: torch.Tensor, gen: torch.Generator, probability: float, max_s
 
 def random_gamma_noise(x: torch.Tensor, gen: torch.Generator, gamma: float, noise: float) -> torch.Tensor:
     """Random gamma (exp of ±log(gamma)) on the 0-1 range and Gaussian sensor noise up to ``noise``."""
-    n = x.shape[0]
+    n, dev = x.shape[0], x.device
     lo = x.amin(dim=(1, 2, 3), keepdim=True)
     hi = x.amax(dim=(1, 2, 3), keepdim=True)
     unit = (x - lo) / (hi - lo + 1e-6)
-    power = torch.exp((torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * math.log(gamma))
+    power = torch.exp((torch.rand(n, 1, 1, 1, generator=gen, device=dev) * 2 - 1) * math.log(gamma))
     unit = unit.clamp_min(0) ** power
-    level = torch.rand(n, 1, 1, 1, generator=gen) * noise
-    unit = unit + torch.randn(x.shape, generator=gen) * level
+    level = torch.rand(n, 1, 1, 1, generator=gen, device=dev) * noise
+    unit = unit + torch.randn(x.shape, generator=gen, device=dev) * level
     return unit * (hi - lo) + lo
 
 

@@ -1,40 +1,128 @@
-"""Export a VGG-FER checkpoint (best.pt) to ONNX + manifest for ``classifier/models``."""
+"""Export a VGG-FER checkpoint (best.pt) to ONNX + manifest for ``classifier/models``.
+
+With ``calibrate`` (a FER folder split, normally PublicTest = ``validation/``), a temperature is fitted
+to the probabilities the exported graph computes, applied inside the graph, written into the ONNX
+``metadata_props`` (``moodstream.temperature``) and into the manifest's ``calibration`` block
+(manifest schema_version 2), so that the runner can check manifest == graph.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import onnx
 import torch
 
+from moodstream.classifier.calibration import (
+    TEMPERATURE_METADATA_KEY,
+    expected_calibration_error,
+    fit_temperature,
+    tempered_probabilities,
+)
+from moodstream.classifier.dataset import load_split
 from moodstream.classifier.export.onnx_io import export_onnx
-from moodstream.classifier.manifest import InputSpec, ModelManifest, write_manifest
+from moodstream.classifier.manifest import (
+    CALIBRATED_SCHEMA_VERSION,
+    Calibration,
+    InputSpec,
+    ModelManifest,
+    write_manifest,
+)
 from moodstream.classifier.training.config import TrainConfig
-from moodstream.classifier.training.model import Probabilities
-from moodstream.classifier.training.trainer import INPUT_MEAN, INPUT_STD, build_model
+from moodstream.classifier.training.model import Probabilities, VggFer
+from moodstream.classifier.training.trainer import INPUT_MEAN, INPUT_STD, build_model, normalise
 from moodstream.common.checksums import file_sha256
 from moodstream.schemas.labels import EMOTIONS
 
 MAX_MODEL_BYTES = 30 * 1024 * 1024
 """Largest ONNX file we ship in the repository."""
+CALIBRATION_OBJECTIVE = "NLL of the graph output: mean over views (face, mirror) of softmax(logits / T)"
 
 
-def export_checkpoint(checkpoint: Path, out_dir: Path, name: str) -> ModelManifest:
-    """Write ``out_dir/NAME.onnx`` ((N, 1, 48, 48) float32 -> (N, 7) probabilities) and ``NAME.json``.
-
-    The graph includes the softmax and, when the run used it, horizontal-flip averaging.
-    Raises ValueError when the exported file exceeds MAX_MODEL_BYTES.
-    """
+def load_checkpoint(checkpoint: Path) -> tuple[TrainConfig, VggFer, dict[str, Any]]:
+    """best.pt / last.pt -> (its TrainConfig, the network in eval mode with its weights, its state dict)."""
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
     config = TrainConfig.model_validate(saved["config"])
     net = build_model(config)
     net.load_state_dict(saved["model"])
+    return config, net.eval(), saved["state"]
+
+
+@torch.no_grad()
+def view_logits(net: torch.nn.Module, images: np.ndarray, flip_tta: bool, batch: int = 256) -> np.ndarray:
+    """(N, 48, 48) uint8 faces -> (V, N, 7) float64 logits, V = 2 (face, mirror) with flip TTA else 1."""
+    net.eval()
+    views: list[list[np.ndarray]] = [[] for _ in range(2 if flip_tta else 1)]
+    for start in range(0, len(images), batch):
+        x = normalise(images[start : start + batch])
+        views[0].append(net(x).double().numpy())
+        if flip_tta:
+            views[1].append(net(torch.flip(x, dims=[3])).double().numpy())
+    return np.stack([np.concatenate(v) for v in views])
+
+
+def calibrate(net: torch.nn.Module, flip_tta: bool, split_dir: Path, label: str | None = None) -> Calibration:
+    """Fit the temperature of ``net``'s graph output on the folder split ``split_dir`` (<emotion>/*.jpg).
+
+    ``label`` names the split in the manifest (default: the folder's last two path parts).
+    """
+    images, labels = load_split(split_dir)
+    views = view_logits(net, images, flip_tta)
+    temperature = fit_temperature(views, labels)
+    before = expected_calibration_error(tempered_probabilities(views, 1.0), labels)
+    after = expected_calibration_error(tempered_probabilities(views, temperature), labels)
+    return Calibration(
+        temperature=round(temperature, 6),
+        fitted_on=label or str(Path(split_dir.parent.name) / split_dir.name),
+        samples=len(labels),
+        objective=CALIBRATION_OBJECTIVE,
+        ece_before=round(before, 6),
+        ece_after=round(after, 6),
+    )
+
+
+def write_graph_metadata(path: Path, properties: dict[str, str]) -> None:
+    """Add (or replace) string ``metadata_props`` of the ONNX file at ``path`` in place."""
+    model = onnx.load(str(path))
+    kept = {p.key: p.value for p in model.metadata_props if p.key not in properties}
+    onnx.helper.set_model_props(model, {**kept, **properties})
+    onnx.save(model, str(path))
+
+
+def export_checkpoint(
+    checkpoint: Path,
+    out_dir: Path,
+    name: str,
+    calibrate_on: Path | None = None,
+    flip_tta: bool | None = None,
+    calibration_label: str | None = None,
+) -> ModelManifest:
+    """Write ``out_dir/NAME.onnx`` ((N, 1, 48, 48) float32 -> (N, 7) probabilities) and ``NAME.json``.
+
+    The graph includes the softmax and, when the run used it, horizontal-flip averaging; with
+    ``calibrate_on`` (a folder split) also the fitted temperature. Raises ValueError when the exported
+    file exceeds MAX_MODEL_BYTES, DatasetError for a bad calibration folder. ``flip_tta`` overrides the
+    run's choice of flip averaging (None keeps it); ``calibration_label`` names the calibration split.
+    """
+    config, net, state = load_checkpoint(checkpoint)
+    if flip_tta is not None:
+        config = config.model_copy(update={"flip_tta": flip_tta})
+    calibration = None
+    if calibrate_on is not None:
+        calibration = calibrate(net, config.flip_tta, calibrate_on, calibration_label)
+    temperature = calibration.temperature if calibration is not None else 1.0
     onnx_path = out_dir / f"{name}.onnx"
-    export_onnx(Probabilities(net, config.flip_tta), torch.zeros(1, 1, 48, 48), onnx_path, "probabilities")
+    graph = Probabilities(net, config.flip_tta, temperature)
+    export_onnx(graph, torch.zeros(1, 1, 48, 48), onnx_path, "probabilities")
+    if calibration is not None:
+        write_graph_metadata(onnx_path, {TEMPERATURE_METADATA_KEY: repr(calibration.temperature)})
     size = onnx_path.stat().st_size
     if size > MAX_MODEL_BYTES:
         raise ValueError(f"{onnx_path} is {size / 2**20:.1f} MiB; models shipped must be <= 30 MiB")
-    state = saved["state"]
     manifest = ModelManifest(
+        schema_version=CALIBRATED_SCHEMA_VERSION if calibration is not None else 1,
         name=name,
         file=onnx_path.name,
         sha256=file_sha256(onnx_path),
@@ -43,15 +131,22 @@ def export_checkpoint(checkpoint: Path, out_dir: Path, name: str) -> ModelManife
         ),
         output="probabilities",
         labels=EMOTIONS,
-        architecture=(
-            f"VGG16 topology (13 conv + BN, 3 FC), width {config.width}/64, fc {config.fc_width}, "
-            f"flip TTA {config.flip_tta}"
-        ),
+        architecture=_architecture(config),
         source=(
             f"trained from scratch on FER-2013 Training by classifier.training "
             f"(best validation epoch {state['best_epoch']}, seed {config.seed})"
         ),
         license="MIT (moodstream); trained on FER-2013, which is for research use only",
+        calibration=calibration,
     )
     write_manifest(manifest, out_dir / f"{name}.json")
     return manifest
+
+
+def _architecture(config: TrainConfig) -> str:
+    """One-line description of the exported graph for the manifest."""
+    extras = ", per-crop standardisation in the graph" if config.standardize else ""
+    return (
+        f"VGG16 topology (13 conv + BN, 3 FC), width {config.width}/64, fc {config.fc_width}, "
+        f"flip TTA {config.flip_tta}{extras}"
+    )

@@ -84,7 +84,11 @@ class VggFer(nn.Module):
 
 
 class Probabilities(nn.Module):
-    """Export wrapper: logits -> softmax, optionally averaged with the horizontally flipped face (TTA)."""
+    """Export wrapper: logits -> softmax(logits / temperature), optionally averaged with the mirrored face.
+
+    With ``flip_tta`` the faces and their mirror images go through the network as one batch of 2N (one
+    pass, cheaper at batch 1 than two), and the two softmaxes are averaged.
+    """
 
     def __init__(self, net: nn.Module, flip_tta: bool, temperature: float = 1.0) -> None:
         super().__init__()
@@ -93,9 +97,8 @@ class Probabilities(nn.Module):
         self.temperature = temperature
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W) normalised faces -> (N, classes) probabilities (logits / temperature, softmax)."""
-        probs = torch.softmax(self.net(x) / self.temperature, dim=1)
-        if self.flip_tta:
-            flipped = self.net(torch.flip(x, dims=[3])) / self.temperature
-            probs = (probs + torch.softmax(flipped, dim=1)) / 2
-        return probs
+        """(N, 1, H, W) normalised faces -> (N, classes) probabilities."""
+        if not self.flip_tta:
+            return torch.softmax(self.net(x) / self.temperature, dim=1)
+        both = torch.softmax(self.net(torch.cat([x, torch.flip(x, dims=[3])])) / self.temperature, dim=1)
+        return both.reshape(2, x.shape[0], -1).mean(dim=0)

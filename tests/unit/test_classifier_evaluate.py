@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from moodstream.classifier import ClassifierConfig, DatasetError, EmotionClassifier
 from moodstream.classifier.dataset import read_image, scan_split
+from moodstream.classifier.evaluation import shrink_faces
+from moodstream.classifier.wild import load_wild_labels, wild_crops
 from moodstream.cli.app import build_app
 from moodstream.schemas.labels import EMOTIONS
 from tests.unit.fer_sample import extract_fer_sample
@@ -27,7 +29,15 @@ def test_eval_reports_accuracy_recall_and_confusion(validation_sample: Path, tmp
     json_out, png_out = tmp_path / "eval.json", tmp_path / "confusion.png"
     result = CliRunner().invoke(
         build_app(),
-        ["eval", str(validation_sample), "--json", str(json_out), "--confusion-png", str(png_out)],
+        [
+            "eval",
+            str(validation_sample),
+            "--json",
+            str(json_out),
+            "--confusion-png",
+            str(png_out),
+            "--no-wild",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "accuracy" in result.output and "confusion matrix" in result.output
@@ -101,3 +111,98 @@ def test_unreadable_image_raises_dataset_error(tmp_path: Path) -> None:
     (tmp_path / "happy" / "broken.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(DatasetError, match="cannot decode"):
         read_image(tmp_path / "happy" / "broken.jpg", (48, 48), "gray")
+
+
+FACE_SIZES = [16, 20, 24, 32, 40, 48]
+
+
+def test_eval_face_sizes_reports_accuracy_and_shares_per_size(
+    validation_sample: Path, tmp_path: Path
+) -> None:
+    json_out = tmp_path / "eval.json"
+    sizes = ",".join(map(str, FACE_SIZES))
+    args = ["eval", str(validation_sample), "--face-sizes", sizes, "--json", str(json_out), "--no-wild"]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    assert "by face size" in result.output
+    report = json.loads(json_out.read_text())
+    assert {"accuracy", "macro_f1", "ece", "recall", "true_shares", "predicted_shares", "face_sizes"} <= set(
+        report
+    )
+    assert 0.0 <= report["macro_f1"] <= 1.0 and 0.0 <= report["ece"] <= 1.0
+    assert report["true_shares"] == {e: pytest.approx(1 / 7, abs=1e-6) for e in EMOTIONS}
+    assert [f["side"] for f in report["face_sizes"]] == FACE_SIZES
+    for entry in report["face_sizes"]:
+        assert set(entry) == {"side", "accuracy", "macro_f1", "predicted_shares", "largest_share_gap"}
+        assert 0.0 <= entry["accuracy"] <= 1.0 and 0.0 <= entry["macro_f1"] <= 1.0
+        assert list(entry["predicted_shares"]) == list(EMOTIONS)
+        assert sum(entry["predicted_shares"].values()) == pytest.approx(1.0, abs=1e-5)
+    # Side 48 is the model's own input size: the faces are unchanged, so are the results.
+    assert report["face_sizes"][-1]["accuracy"] == report["accuracy"]
+
+
+def test_shrunk_faces_lose_detail_but_keep_shape() -> None:
+    face = np.zeros((1, 48, 48), np.uint8)
+    face[0, ::2] = 255  # one-pixel stripes average out at 24 px
+    small = shrink_faces(face, 24)
+    assert small.shape == face.shape and small.dtype == np.uint8
+    assert small.std() < 0.2 * face.std()
+    np.testing.assert_array_equal(shrink_faces(face, 48), face)
+
+
+@pytest.mark.parametrize(
+    "sizes", ["16,abc", "2,48", "16;24"], ids=["not a number", "too small", "wrong separator"]
+)
+def test_bad_face_sizes_are_rejected_with_a_usage_error(validation_sample: Path, sizes: str) -> None:
+    result = CliRunner().invoke(build_app(), ["eval", str(validation_sample), "--face-sizes", sizes])
+    assert result.exit_code == 2
+    assert "face sides" in result.output or "face side" in result.output
+
+
+def test_wild_check_set_is_evaluated_beside_the_split(
+    validation_sample: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    json_out = tmp_path / "eval.json"
+    result = CliRunner().invoke(build_app(), ["eval", str(validation_sample), "--json", str(json_out)])
+    assert result.exit_code == 0, result.output
+    wild = json.loads(json_out.read_text())["in_the_wild"]
+    labels = load_wild_labels()
+    assert wild["samples"] == len(labels.faces)
+    counts = np.array(wild["confusion"]).sum(axis=1)
+    assert counts[EMOTIONS.index("neutral")] == sum(f.label == "neutral" for f in labels.faces)
+    assert 0.0 <= wild["accuracy"] <= 1.0
+
+
+def test_wild_check_set_is_skipped_with_a_reason_without_shared_data(
+    validation_sample: Path, tmp_path: Path
+) -> None:
+    json_out = tmp_path / "eval.json"
+    args = ["eval", str(validation_sample), "--json", str(json_out), "--shared-data", str(tmp_path / "none")]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    skipped = json.loads(json_out.read_text())["in_the_wild"]["skipped"]
+    assert "file(s) not under" in skipped and str(tmp_path / "none") in skipped
+
+
+def test_wild_labels_name_files_frames_boxes_and_labels_only() -> None:
+    labels = load_wild_labels()
+    assert len(labels.faces) >= 100
+    assert {f.label for f in labels.faces} >= {"neutral", "happy"}
+    assert all(not f.file.startswith("/") and ".." not in f.file for f in labels.faces)
+
+
+def test_bad_wild_labels_raise_dataset_error(tmp_path: Path) -> None:
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"description": "x", "labelled_by": "y", "method": "z", "faces": []}))
+    with pytest.raises(DatasetError, match=str(path)):
+        load_wild_labels(path)
+
+
+def test_wild_label_naming_a_missing_frame_raises_dataset_error(shared_data: Path, tmp_path: Path) -> None:
+    labels = load_wild_labels()
+    face = labels.faces[0].model_copy(update={"frame": 99_999})
+    broken = labels.model_copy(update={"faces": (face,)})
+    with pytest.raises(DatasetError, match="cannot read frame"):
+        wild_crops(
+            broken, shared_data, lambda frame, marks, size, color: frame[:48, :48, 0], (48, 48), "gray"
+        )

@@ -148,3 +148,61 @@ def test_bad_csv_raises_dataset_error(
 def test_missing_training_data_raises_dataset_error(tmp_path: Path, data: str, message: str) -> None:
     with pytest.raises(DatasetError, match=message):
         load_fer(tmp_path / data, "train")
+
+
+def test_gpu_recipe_runs_on_the_cpu_without_a_gpu_and_exports(
+    tiny_fer: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from moodstream.classifier.training.gpu import main as gpu_main
+
+    out = tmp_path / "gpu-run"
+    args = [
+        "--data",
+        str(tiny_fer),
+        "--out-dir",
+        str(out),
+        "--device",
+        "cpu",
+        "--width",
+        "4",
+        "--fc-width",
+        "8",
+    ]
+    assert gpu_main([*args, "--epochs", "2", "--batch-size", "8", "--threads", "1"]) == 0
+    assert "no GPU: training on the CPU" in capsys.readouterr().err
+    assert [h["epoch"] for h in _history(out)] == [1, 2]
+    best = torch.load(out / "best.pt", weights_only=False)
+    assert best["config"]["standardize"] and best["config"]["camera_augment"]  # the recipe's defaults
+    assert best["config"]["width"] == 4  # flags override the recipe
+    manifest = export_checkpoint(out / "best.pt", tmp_path / "models", "gpu-tiny")
+    clf = EmotionClassifier(ClassifierConfig(model=str(tmp_path / "models" / "gpu-tiny.json")))
+    assert clf.predict([np.zeros((48, 48), np.uint8)]).shape == (1, 7) and manifest.labels == EMOTIONS
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out-dir", "x"], "--data"),
+        (["--data", "d", "--out-dir", "x", "--width", "1000"], "--width"),
+        (["--data", "d", "--out-dir", "x", "--device", "tpu"], "invalid choice"),
+    ],
+    ids=["data missing", "width out of bounds", "unknown device"],
+)
+def test_gpu_recipe_bad_arguments_are_usage_errors(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from moodstream.classifier.training.gpu import main as gpu_main
+
+    with pytest.raises(SystemExit) as stopped:
+        gpu_main(args)
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
+def test_gpu_recipe_asked_for_cuda_without_a_gpu_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    from moodstream.classifier.training.gpu import main as gpu_main
+
+    with pytest.raises(SystemExit):
+        gpu_main(["--data", "d", "--out-dir", "x", "--device", "cuda"])
+    assert "no CUDA GPU" in capsys.readouterr().err
