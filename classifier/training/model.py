@@ -80,7 +80,8 @@ class VggFer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, 48, 48) -> (N, classes) logits."""
-        return self.classifier(self.features(x))
+        logits: torch.Tensor = self.classifier(self.features(x))
+        return logits
 
 
 class Probabilities(nn.Module):
