@@ -141,9 +141,9 @@ class FrameAnalyzer:
         ONE classifier call (the classifier stage sends the vote crops of a whole batch of frames)."""
         if self.classifier is None:
             raise AnalysisError("this analyzer has no emotion classifier (built for detection only)")
-        filled = [crops for crops in batches if len(crops)]
-        for crops in filled:
+        for crops in batches:
             self.check_crops(crops)
+        filled = [crops for crops in batches if len(crops)]
         probs = self.classifier.predict(np.concatenate(filled)) if filled else np.zeros((0, 7), np.float32)
         out: list[np.ndarray] = []
         start = 0
@@ -157,8 +157,11 @@ class FrameAnalyzer:
         return self.classify(self.detect(frames))
 
     def check_crops(self, crops: np.ndarray) -> None:
-        """Raise AnalysisError unless crops are (N, H, W[, 3]) for the classifier's size and colour."""
-        if self.classifier is None:
+        """Raise AnalysisError unless crops are (N, H, W[, 3]) for the classifier's size and colour.
+
+        No crop (N == 0, e.g. a frame at which no visit ended) is always acceptable, whatever its shape.
+        """
+        if self.classifier is None or len(crops) == 0:
             return
         w, h = self.classifier.input_size
         channels = () if self.classifier.color == "gray" else (3,)

@@ -32,8 +32,7 @@ class ClassifierStage:
         messages: list[TracksMessage] = []
         for entry, message in good:
             try:
-                if len(message.crops):  # a frame without ended visits carries an empty array
-                    self.analyzer.check_crops(message.crops)
+                self.analyzer.check_crops(message.crops)
             except AnalysisError as exc:
                 dead.append((entry, f"{message.key.label()}: {exc}"))
                 continue
