@@ -60,13 +60,18 @@ def test_roles_sql_then_upgrade_gives_a_read_only_reader(
     reader = create_engine(base.set(username=names["reader"], password="Reader-pw-1"))
     with reader.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM stores")).scalar() == 1
-        assert conn.execute(text("SELECT count(*) FROM branch_daily_v")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM store_daily_v")).scalar() == 0
+        assert conn.execute(text("SHOW statement_timeout")).scalar() == "30s"
+        limit = conn.execute(text("SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user"))
+        assert limit.scalar() == 20
     for statement in (
         "INSERT INTO frame_losses (bucket_start, store_id, camera_id) VALUES (now(), 's', 'c')",
         "UPDATE stores SET name = 'x'",
         "DELETE FROM stores",
         "CREATE TABLE public.sneaky (x int)",
         "SELECT * FROM applied_frames",
+        "SELECT * FROM emotion_counts",
+        "SELECT * FROM branch_daily_v",
     ):
         with reader.connect() as conn, pytest.raises(ProgrammingError):
             conn.execute(text(statement))
