@@ -9,12 +9,13 @@
 --     alembic_version). At most 20 sessions; every statement cancelled after 30 s.
 --
 -- Run once as a superuser (or a role with CREATEROLE and CREATEDB); passwords come from the environment,
--- never from this file:
+-- never from this file (and, read with \getenv, never from a command line either):
 --
---   psql "postgresql://postgres@db-host/postgres" \
---        -v writer_password="$MOODSTREAM_WRITER_PASSWORD" \
---        -v reader_password="$MOODSTREAM_READER_PASSWORD" \
---        -f deploy/postgres/roles.sql
+--   MOODSTREAM_WRITER_PASSWORD=... MOODSTREAM_READER_PASSWORD=... \
+--   psql "postgresql://postgres@db-host/postgres" -f deploy/postgres/roles.sql
+--
+-- (-v writer_password=... -v reader_password=... work too.) deploy/docker-compose.yml runs this file through
+-- deploy/postgres/initdb.sh when its postgres container starts on an empty data directory.
 --
 -- Optional variables (defaults in brackets): -v dbname=[moodstream] -v writer=[moodstream_writer]
 -- -v reader=[moodstream_reader]. Then, as the writer:
@@ -22,8 +23,8 @@
 --   MOODSTREAM_DATABASE_URL=postgresql://moodstream_writer:...@db-host/moodstream moodstream db upgrade
 --
 -- The migrations grant the reader SELECT on the public tables and views, and again on every view they
--- recreate (the reader role must exist first, as created here); 0003 takes the raw counts away from it. `moodstream db create-reader` does the same from the CLI when the
--- writer may create roles. Running this file again is harmless: it only creates what is missing and
+-- recreate (the reader role must exist first, as created here); 0003 takes the raw counts away from it.
+-- `moodstream db create-reader` does the same from the CLI when the writer may create roles. Running this file again is harmless: it only creates what is missing and
 -- resets the two passwords.
 --
 -- Note: a password in CREATE/ALTER ROLE may appear in the server log when log_statement = 'all' or 'ddl';
@@ -41,6 +42,15 @@
 \if :{?reader}
 \else
   \set reader moodstream_reader
+\endif
+-- passwords not given with -v are read from the environment (psql 15+), so they need no command line
+\if :{?writer_password}
+\else
+  \getenv writer_password MOODSTREAM_WRITER_PASSWORD
+\endif
+\if :{?reader_password}
+\else
+  \getenv reader_password MOODSTREAM_READER_PASSWORD
 \endif
 
 -- roles (LOGIN, password from the -v variables); created when missing, password reset otherwise
