@@ -221,6 +221,10 @@ PUBLIC_VIEWS: Final[tuple[str, ...]] = ("camera_activity_v", "store_hourly_v", "
 """Views the read-only role may SELECT (Grafana, analysts): activity per camera without emotions, and
 emotions per store-local hour / day with small groups suppressed by ``privacy_settings.min_visits``."""
 
+PUBLIC_FUNCTIONS: Final[tuple[str, ...]] = ("store_hours(timestamptz, timestamptz)",)
+"""Functions the read-only role may EXECUTE: ``store_hours(from, to)`` is ``store_hourly_v`` for the hours
+that start in a range, read through the ``bucket_start`` index (what the dashboards query)."""
+
 WRITER_VIEWS: Final[tuple[str, ...]] = ("emotion_counts_v", "branch_daily_v")
 """Unsuppressed views of the raw counts, for the writer's reports only (the reader cannot SELECT them)."""
 

@@ -155,8 +155,9 @@ READER_SETTINGS: Final[dict[str, str]] = {
 
 
 def grant_reader(conn: Connection, role: str) -> None:
-    """GRANT the read-only role CONNECT, USAGE on schema public and SELECT on the public tables and the
-    suppressing views; REVOKE everything on the raw counts, the writer's views and internal tables.
+    """GRANT the read-only role CONNECT, USAGE on schema public, SELECT on the public tables and the
+    suppressing views and EXECUTE on ``store_hours``; REVOKE everything on the raw counts, the writer's
+    views and internal tables.
 
     Nothing else: no INSERT/UPDATE/DELETE, no CREATE. Idempotent.
     """
@@ -171,6 +172,10 @@ def grant_reader(conn: Connection, role: str) -> None:
     for name in (*tables.INTERNAL_TABLES, *tables.WRITER_VIEWS, "alembic_version"):
         if conn.execute(exists, {"n": name}).scalar_one():
             conn.execute(text(f"REVOKE ALL ON {name} FROM {quoted}"))
+    function_exists = text("SELECT to_regprocedure(CAST(:n AS text)) IS NOT NULL")
+    for signature in tables.PUBLIC_FUNCTIONS:
+        if conn.execute(function_exists, {"n": signature}).scalar_one():
+            conn.execute(text(f"GRANT EXECUTE ON FUNCTION {signature} TO {quoted}"))
 
 
 def limit_reader(conn: Connection, role: str) -> None:

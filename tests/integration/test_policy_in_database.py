@@ -116,6 +116,32 @@ def test_hours_below_the_threshold_show_no_emotion(writer: Engine, reader: Engin
     assert all(row == everything[key] for key, row in shown.items())  # 3 visits or more: unchanged
 
 
+def test_store_hours_is_the_view_for_a_range_and_only_the_reader_may_call_it(
+    writer: Engine, reader: Engine
+) -> None:
+    set_min_visits(writer, 3)
+    start, end = "2024-01-15T03:00:00Z", "2024-01-15T17:00:00Z"
+    with reader.connect() as conn:
+        called = conn.execute(text(f"SELECT * FROM store_hours('{start}', '{end}') ORDER BY 1, 5")).all()
+        viewed = conn.execute(
+            text(f"SELECT * FROM store_hourly_v WHERE hour_start BETWEEN '{start}' AND '{end}' ORDER BY 1, 5")
+        ).all()
+    assert called == viewed and len(called) == 4  # 03:00 Kim Ma (suppressed) and Trang Tien, 16:00, 17:00
+    assert [r.suppressed for r in called] == [True, False, False, False]
+    other = f"ms_other_{uuid.uuid4().hex[:8]}"
+    with writer.begin() as conn:
+        conn.execute(text(f"CREATE ROLE {other}"))
+    try:
+        with writer.connect() as conn:
+            may = conn.execute(
+                text("SELECT has_function_privilege(:r, 'store_hours(timestamptz, timestamptz)', 'EXECUTE')"),
+                {"r": other},
+            )
+            assert may.scalar_one() is False  # not granted to PUBLIC
+    finally:
+        drop_role(writer, other)
+
+
 def test_days_sum_only_the_hours_shown(writer: Engine, reader: Engine) -> None:
     set_min_visits(writer, 3)
     with reader.connect() as conn:

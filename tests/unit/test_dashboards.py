@@ -274,8 +274,9 @@ def test_satisfaction_series_are_keyed_by_store_id() -> None:
 def test_day_and_hour_panels_use_store_local_time() -> None:
     titles = {p["title"]: p["targets"][0]["rawSql"] for p in _panels(SATISFACTION_UID)}
     daily = titles["Daily trade per store (store-local days)"]
-    assert "FROM store_daily_v" in daily and "AT TIME ZONE timezone" in daily
-    assert "FROM store_hourly_v" in titles["Visitors per store-local hour (sum per hour)"]
+    assert "GROUP BY local_day" in daily and "AT TIME ZONE timezone" in daily
+    for title, sql in titles.items():  # every emotion is read through the suppressing hours
+        assert "FROM store_hours($__timeFrom()" in sql, title
 
 
 def test_satisfaction_dashboard_has_the_required_panels() -> None:

@@ -248,7 +248,7 @@ def satisfaction_dashboard() -> dashboard.Dashboard:
     """*Customer satisfaction*: visits first (satisfaction per visit, visitors, dwell, emotion per visit,
     store ranking, store-local days), then face-level panels (titled "Faces (secondary)").
 
-    Every panel reads the store-local hours of ``store_hourly_v`` (or the days of ``store_daily_v``), where
+    Every panel reads the store-local hours of ``store_hours(from, to)`` (rows of ``store_hourly_v``), where
     the database has already hidden the emotions of hours with fewer visits than its ``min_visits``.
     """
     builder = (

@@ -43,8 +43,10 @@ class VariableValue:
     """The variable's custom all value (``allValue``), inserted unformatted when "All" is selected."""
 
     def is_all(self) -> bool:
-        """True when the "All" option is selected."""
-        return self.current == ALL_VALUE or (not isinstance(self.current, str) and ALL_VALUE in self.current)
+        """True when "All" is selected (as Grafana tells: the value, or the first of the values)."""
+        if isinstance(self.current, str):
+            return self.current == ALL_VALUE
+        return bool(self.current) and self.current[0] == ALL_VALUE
 
     def values(self) -> list[str]:
         """The selected values, with ``$__all`` replaced by every option."""

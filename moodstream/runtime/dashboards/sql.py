@@ -8,8 +8,8 @@ viewer can put in a URL reaches PostgreSQL as SQL. "All" is the custom value :da
 inserts a custom all value as it is), which each filter reads as "no filter".
 
 Every query reads only what the read-only role is granted: ``stores``, ``cameras``, ``frame_losses``,
-``camera_activity_v`` (no emotion) and ``store_hourly_v`` / ``store_daily_v``, whose emotion columns are
-NULL for store-local hours with fewer visits than the database's ``privacy_settings.min_visits``.
+``camera_activity_v`` (no emotion) and ``store_hours(from, to)`` (rows of ``store_hourly_v``), whose emotion
+columns are NULL for store-local hours with fewer visits than the database's ``privacy_settings.min_visits``.
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ FACE_SATISFACTION_EXPR: Final[str] = satisfaction_sql("faces_", "classified_face
 DWELL_MEAN_EXPR: Final[str] = "sum(dwell_seconds_sum) / NULLIF(sum(visits), 0)"
 """Mean dwell time of the visits of a group of rows, seconds (NULL without visits)."""
 
-HOURS: Final[str] = f"store_hourly_v\nWHERE $__timeFilter(hour_start) AND {SCOPE_FILTER}"
-"""The store-local hours that start in the dashboard's range, of the selected stores."""
+HOURS: Final[str] = f"store_hours($__timeFrom(), $__timeTo())\nWHERE {SCOPE_FILTER}"
+"""The store-local hours that start in the dashboard's range, of the selected stores (``store_hours``: the
+rows of ``store_hourly_v``, found through the ``bucket_start`` index)."""
 
 # --- variables ----------------------------------------------------------------------------------------
 
@@ -123,9 +124,9 @@ def _emotion_totals(prefix: str, alias: str) -> str:
 FROM (VALUES {labels}) AS l(ord, emotion)
 LEFT JOIN (
   SELECT e.ord, e.n
-  FROM store_hourly_v AS v
+  FROM store_hours($__timeFrom(), $__timeTo()) AS v
   CROSS JOIN LATERAL (VALUES {values}) AS e(ord, n)
-  WHERE $__timeFilter(v.hour_start) AND {SCOPE_FILTER}
+  WHERE {SCOPE_FILTER}
 ) AS d ON d.ord = l.ord
 GROUP BY l.ord, l.emotion
 ORDER BY l.ord"""
@@ -138,9 +139,9 @@ DWELL_HISTOGRAM: Final[str] = f"""SELECT b.dwell, COALESCE(sum(d.n), 0)::bigint 
 FROM (VALUES {", ".join(f"({i}, '{label}')" for i, label in enumerate(DWELL_LABELS))}) AS b(ord, dwell)
 LEFT JOIN (
   SELECT e.ord, e.n
-  FROM store_hourly_v AS v
+  FROM store_hours($__timeFrom(), $__timeTo()) AS v
   CROSS JOIN LATERAL (VALUES {", ".join(f"({i}, v.{c})" for i, c in enumerate(DWELL_COLUMNS))}) AS e(ord, n)
-  WHERE $__timeFilter(v.hour_start) AND {SCOPE_FILTER}
+  WHERE {SCOPE_FILTER}
 ) AS d ON d.ord = b.ord
 GROUP BY b.ord, b.dwell
 ORDER BY b.ord"""
@@ -158,21 +159,22 @@ FROM {HOURS}
 GROUP BY branch, store_id, store_name
 ORDER BY satisfaction DESC NULLS LAST, visits DESC, store_id"""
 
-DAILY_TRADE: Final[
-    str
-] = f"""SELECT to_char(local_day, 'YYYY-MM-DD') AS day, branch, store_name AS store, store_id,
-  visits,
-  readable_visits AS readable,
-  visit_satisfaction_index AS satisfaction,
-  visits_happy::float8 / NULLIF(readable_visits, 0) AS happy_share,
-  dwell_seconds_mean AS dwell_mean,
-  suppressed_hours
-FROM store_daily_v
+DAILY_TRADE: Final[str] = f"""SELECT to_char(local_day, 'YYYY-MM-DD') AS day, branch,
+  store_name AS store, store_id,
+  sum(visits)::bigint AS visits,
+  sum(readable_visits)::bigint AS readable,
+  {VISIT_SATISFACTION_EXPR} AS satisfaction,
+  sum(visits_happy)::float8 / NULLIF(sum(readable_visits), 0) AS happy_share,
+  {DWELL_MEAN_EXPR} AS dwell_mean,
+  (count(*) FILTER (WHERE suppressed))::bigint AS suppressed_hours
+FROM store_hours($__timeFrom()::timestamptz - interval '1 day', $__timeTo()::timestamptz + interval '1 day')
 WHERE local_day >= ($__timeFrom()::timestamptz AT TIME ZONE timezone)::date
   AND local_day <= ($__timeTo()::timestamptz AT TIME ZONE timezone)::date
   AND {SCOPE_FILTER}
+GROUP BY local_day, branch, store_id, store_name
 ORDER BY local_day DESC, branch, store_id"""
-"""One row per store and store-local day touching the range (the days of ``moodstream report``)."""
+"""One row per store and store-local day touching the range, whole days (the days of ``moodstream report``;
+sums of the hours shown, as in ``store_daily_v``)."""
 
 # --- Customer satisfaction: faces (secondary) ------------------------------------------------------------
 

@@ -7,6 +7,8 @@
   ``readable_visits`` / ``classified_faces``) NULL when the hour had fewer visits than ``min_visits``.
 * ``store_daily_v``: per store and store-local day, sums of ``store_hourly_v`` (so a day never reveals a
   suppressed hour by subtraction).
+* ``store_hours(from, to)``: the rows of ``store_hourly_v`` whose hour starts in the range, found through the
+  ``bucket_start`` index (SECURITY DEFINER, EXECUTE for the reader only): what the dashboards query.
 
 The reader role loses SELECT on ``emotion_counts``, ``emotion_counts_v`` and ``branch_daily_v`` (the
 writer's reports keep them) and gets SELECT on the three views instead. The views run with their owner's
@@ -123,9 +125,9 @@ def _hourly_columns() -> str:
     return ",\n       ".join(columns)
 
 
-STORE_HOURLY_V = f"""
-CREATE VIEW store_hourly_v WITH (security_barrier) AS
-SELECT h.hour_start,
+def _hours(bucket_filter: str = "", hour_filter: str = "") -> str:
+    """SELECT of the suppressed store-local hours (``bucket_filter`` on ``ec``, ``hour_filter`` on ``h``)."""
+    return f"""SELECT h.hour_start,
        h.hour_start + interval '1 hour' AS hour_end,
        h.local_hour,
        h.local_hour::date AS local_day,
@@ -142,14 +144,40 @@ FROM (
   FROM (
     SELECT ec.*, COALESCE(st.timezone, 'UTC') AS timezone,
            ec.bucket_start AT TIME ZONE COALESCE(st.timezone, 'UTC') AS local_start
-    FROM emotion_counts ec
-    LEFT JOIN stores st ON st.id = ec.store_id
+    FROM public.emotion_counts ec
+    LEFT JOIN public.stores st ON st.id = ec.store_id
+    {bucket_filter}
   ) AS r
   GROUP BY r.store_id, r.timezone, 3, 4
 ) AS h
-LEFT JOIN stores s ON s.id = h.store_id
-CROSS JOIN privacy_settings p
+LEFT JOIN public.stores s ON s.id = h.store_id
+CROSS JOIN public.privacy_settings p
+{hour_filter}"""
+
+
+STORE_HOURLY_V = f"""
+CREATE VIEW store_hourly_v WITH (security_barrier) AS
+{_hours()}
 """
+
+STORE_HOURS = f"""
+CREATE FUNCTION store_hours(range_from timestamptz, range_to timestamptz)
+RETURNS SETOF store_hourly_v
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+{
+    _hours(
+        "WHERE ec.bucket_start >= range_from AND ec.bucket_start < range_to + interval '1 hour'",
+        "WHERE h.hour_start BETWEEN range_from AND range_to",
+    )
+}
+$body$
+"""
+"""``store_hourly_v`` of the hours that start in [range_from, range_to], read through the bucket_start index
+(the view's filter on the hour cannot use it): what the dashboards query. It runs with its owner's (the
+writer's) rights; only the reader may EXECUTE it."""
+STORE_HOURS_SIGNATURE = "store_hours(timestamptz, timestamptz)"
 
 
 def _daily_columns() -> str:
@@ -214,15 +242,19 @@ def upgrade() -> None:
     op.execute(CAMERA_ACTIVITY_V)
     op.execute(STORE_HOURLY_V)
     op.execute(STORE_DAILY_V)
+    op.execute(STORE_HOURS)
+    op.execute(f"REVOKE ALL ON FUNCTION {STORE_HOURS_SIGNATURE} FROM PUBLIC")
     reader = _reader_role()
     if reader is not None:
         for name in RAW_FOR_WRITER_ONLY:
             op.execute(f"REVOKE ALL ON {name} FROM {reader}")
         for name in READER_VIEWS:
             op.execute(f"GRANT SELECT ON {name} TO {reader}")
+        op.execute(f"GRANT EXECUTE ON FUNCTION {STORE_HOURS_SIGNATURE} TO {reader}")
 
 
 def downgrade() -> None:
+    op.execute(f"DROP FUNCTION IF EXISTS {STORE_HOURS_SIGNATURE}")
     for view in reversed(READER_VIEWS):
         op.execute(f"DROP VIEW IF EXISTS {view}")
     op.drop_table("privacy_settings")
