@@ -79,18 +79,21 @@ def _index(counts: dict[str, str], denominator: str) -> str:
     return f"({counts['happy']} - ({negative}))::float8 / NULLIF({denominator}, 0)"
 
 
+COUNTS = (
+    "frames",
+    "visits",
+    "readable_visits",
+    *(f"visits_{e}" for e in EMOTIONS),
+    *DWELL,
+    "faces",
+    "readable_faces",
+    *(f"faces_{e}" for e in EMOTIONS),
+)
+"""The counters of emotion_counts the hourly views sum (named, so a later column is no dependency)."""
+
+
 def _hourly_sums() -> str:
-    names = [
-        "frames",
-        "visits",
-        "readable_visits",
-        *(f"visits_{e}" for e in EMOTIONS),
-        *DWELL,
-        "faces",
-        "readable_faces",
-        *(f"faces_{e}" for e in EMOTIONS),
-    ]
-    sums = [f"SUM(r.{n})::bigint AS {n}" for n in names]
+    sums = [f"SUM(r.{n})::bigint AS {n}" for n in COUNTS]
     classified = " + ".join(f"r.faces_{e}" for e in EMOTIONS)
     sums += [
         f"SUM({classified})::bigint AS classified_faces",
@@ -142,7 +145,8 @@ FROM (
          date_trunc('hour', r.local_start) AS local_hour,
          {_hourly_sums()}
   FROM (
-    SELECT ec.*, COALESCE(st.timezone, 'UTC') AS timezone,
+    SELECT ec.store_id, ec.bucket_start, {", ".join(f"ec.{n}" for n in COUNTS)}, ec.dwell_seconds_sum,
+           COALESCE(st.timezone, 'UTC') AS timezone,
            ec.bucket_start AT TIME ZONE COALESCE(st.timezone, 'UTC') AS local_start
     FROM public.emotion_counts ec
     LEFT JOIN public.stores st ON st.id = ec.store_id
