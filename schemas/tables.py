@@ -188,11 +188,45 @@ applied_frames = Table(
     comment="Internal: frames the aggregator already counted (idempotent redelivery).",
 )
 
-PUBLIC_TABLES: Final[tuple[str, ...]] = ("stores", "cameras", "emotion_counts", "frame_losses")
-"""Tables the read-only reporting role may SELECT."""
+privacy_settings = Table(
+    "privacy_settings",
+    metadata,
+    Column("id", Boolean, nullable=False, server_default="true"),
+    Column(
+        "min_visits",
+        Integer,
+        nullable=False,
+        server_default="0",
+        comment=(
+            "store-local hours with fewer visits (people) than this show no emotion to the read-only role "
+            "(0: none)"
+        ),
+    ),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("id"),
+    CheckConstraint("id", name="one_row"),
+    CheckConstraint("min_visits >= 0 AND min_visits <= 1000000", name="min_visits_range"),
+    comment=(
+        "Privacy policy (one row, owned by the writer): the views granted to the read-only role apply it."
+    ),
+)
 
-PUBLIC_VIEWS: Final[tuple[str, ...]] = ("emotion_counts_v", "branch_daily_v")
-"""Views that are the public query surface (Grafana, reports, analysts)."""
+MAX_MIN_VISITS: Final[int] = 1_000_000
+"""Upper bound of ``privacy_settings.min_visits`` (the table's check constraint)."""
 
-INTERNAL_TABLES: Final[tuple[str, ...]] = ("applied_frames",)
-"""Tables hidden from the read-only role."""
+PUBLIC_TABLES: Final[tuple[str, ...]] = ("stores", "cameras", "frame_losses")
+"""Tables the read-only reporting role may SELECT (none of them holds an emotion)."""
+
+PUBLIC_VIEWS: Final[tuple[str, ...]] = ("camera_activity_v", "store_hourly_v", "store_daily_v")
+"""Views the read-only role may SELECT (Grafana, analysts): activity per camera without emotions, and
+emotions per store-local hour / day with small groups suppressed by ``privacy_settings.min_visits``."""
+
+PUBLIC_FUNCTIONS: Final[tuple[str, ...]] = ("store_hours(timestamptz, timestamptz)",)
+"""Functions the read-only role may EXECUTE: ``store_hours(from, to)`` is ``store_hourly_v`` for the hours
+that start in a range, read through the ``bucket_start`` index (what the dashboards query)."""
+
+WRITER_VIEWS: Final[tuple[str, ...]] = ("emotion_counts_v", "branch_daily_v")
+"""Unsuppressed views of the raw counts, for the writer's reports only (the reader cannot SELECT them)."""
+
+INTERNAL_TABLES: Final[tuple[str, ...]] = ("emotion_counts", "applied_frames", "privacy_settings")
+"""Tables hidden from the read-only role (raw counts, aggregator bookkeeping, the privacy policy)."""

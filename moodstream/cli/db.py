@@ -1,4 +1,5 @@
-"""`moodstream db upgrade|sync|create-reader`: the PostgreSQL schema, the registry in it, the Grafana role.
+"""`moodstream db upgrade|sync|create-reader|min-visits`: the schema, the registry in it, the Grafana role,
+the small-group suppression threshold.
 
 With ``MOODSTREAM_DATABASE_URL`` unset, these commands work on the embedded PostgreSQL under
 ``MOODSTREAM_DATA_DIR`` (started for the command, or reused when already running).
@@ -21,12 +22,15 @@ from moodstream.runtime.database import (
     create_reader_role,
     current_revision,
     describe_target,
+    get_min_visits,
     migrate,
+    set_min_visits,
     sync_registry,
 )
 from moodstream.runtime.embedded import EmbeddedServerError, database_server
 from moodstream.runtime.settings import Settings, SettingsError
 from moodstream.schemas.registry import RegistryError, load_registry
+from moodstream.schemas.tables import MAX_MIN_VISITS
 
 DEFAULT_PASSWORD_ENV = "MOODSTREAM_READER_PASSWORD"
 
@@ -101,12 +105,28 @@ def create_reader(
         )
 
 
+def min_visits(
+    value: Annotated[
+        int | None,
+        typer.Argument(min=0, max=MAX_MIN_VISITS, help="New threshold; omit to print the current one."),
+    ] = None,
+) -> None:
+    """Show or set small-group suppression: store-local hours with fewer visits (people) than this show no
+    emotion to the read-only role (every dashboard, Grafana's Explore, analysts). 0 hides none."""
+    with _engine() as (settings, engine):
+        migrate(engine, reader_role=settings.reader_role)
+        if value is not None:
+            set_min_visits(engine, value)
+        typer.echo(f"min_visits = {get_min_visits(engine)} on {describe_target(engine.url)}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``moodstream db upgrade``, ``moodstream db sync`` and ``moodstream db create-reader``."""
+    """Add ``moodstream db upgrade``, ``sync``, ``create-reader`` and ``min-visits``."""
     db = typer.Typer(
         help="PostgreSQL schema, registry sync and the read-only Grafana role.", no_args_is_help=True
     )
     db.command("upgrade")(upgrade)
     db.command("sync")(sync)
     db.command("create-reader")(create_reader)
+    db.command("min-visits")(min_visits)
     app.add_typer(db, name="db")

@@ -18,14 +18,6 @@ grafana_app = typer.Typer(
 )
 
 
-MIN_VISITS_OPTION = typer.Option(
-    "--min-visits",
-    min=0,
-    max=1_000_000,
-    help="show no emotion for groups with fewer visits (people) than this (0: hide none)",
-)
-
-
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(1)
@@ -34,13 +26,13 @@ def _fail(message: str) -> typer.Exit:
 @grafana_app.command("export")
 def export(
     out: Annotated[Path, typer.Option("--out", help="directory for <uid>.json files")] = DEFAULT_OUT,
-    min_visits: Annotated[int, MIN_VISITS_OPTION] = 0,
 ) -> None:
-    """Write the dashboards' JSON (what Grafana's file provisioning loads)."""
+    """Write the dashboards' JSON (what Grafana's file provisioning loads). Small-group suppression is the
+    database's: `moodstream db min-visits N`."""
     from moodstream.runtime.dashboards.build import export_dashboards
 
     try:
-        paths = export_dashboards(out, min_visits)
+        paths = export_dashboards(out)
     except OSError as exc:
         raise _fail(f"cannot write dashboards to {out}: {exc.strerror}") from None
     for path in paths:
@@ -66,7 +58,6 @@ def push(
         str, typer.Option("--db-sslmode", help="disable, require, verify-ca or verify-full")
     ] = "disable",
     timeout: Annotated[float, typer.Option("--timeout", min=1, max=300, help="seconds per request")] = 10.0,
-    min_visits: Annotated[int, MIN_VISITS_OPTION] = 0,
 ) -> None:
     """Upload the datasource (password from MOODSTREAM_READER_PASSWORD) and dashboards; idempotent."""
     from moodstream.runtime.dashboards.push import DatasourceSettings, GrafanaPusher, GrafanaPushError
@@ -91,7 +82,7 @@ def push(
             err = exc.errors()[0]
             raise _fail(f"datasource {err['loc'][0]}: {err['msg']}") from None
     try:
-        result = GrafanaPusher(url, token, timeout=timeout).push(ds_settings, min_visits)
+        result = GrafanaPusher(url, token, timeout=timeout).push(ds_settings)
     except GrafanaPushError as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"folder: {result.folder}; datasource: {result.datasource}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from alembic import command
 from alembic.config import Config
@@ -145,24 +145,50 @@ def quote_role(engine_or_conn: Engine | Connection, role: str) -> str:
     return engine_or_conn.dialect.identifier_preparer.quote(role)
 
 
-def grant_reader(conn: Connection, role: str) -> None:
-    """GRANT the read-only role CONNECT, USAGE on schema public and SELECT on the public tables and views.
+READER_CONNECTION_LIMIT: Final[int] = 20
+"""Most sessions the read-only role may hold at once (Grafana's datasource opens at most 10)."""
+READER_SETTINGS: Final[dict[str, str]] = {
+    "statement_timeout": "30s",
+    "idle_in_transaction_session_timeout": "60s",
+}
+"""Session settings of the read-only role (``ALTER ROLE ... SET``): no query runs longer than 30 s."""
 
-    Nothing else: no INSERT/UPDATE/DELETE, no CREATE, no access to internal tables (applied_frames,
-    alembic_version). Idempotent.
+
+def grant_reader(conn: Connection, role: str) -> None:
+    """GRANT the read-only role CONNECT, USAGE on schema public, SELECT on the public tables and the
+    suppressing views and EXECUTE on ``store_hours``; REVOKE everything on the raw counts, the writer's
+    views and internal tables.
+
+    Nothing else: no INSERT/UPDATE/DELETE, no CREATE. Idempotent.
     """
     quoted = quote_role(conn, role)
     database = conn.execute(text("SELECT current_database()")).scalar_one()
     conn.execute(text(f"GRANT CONNECT ON DATABASE {quote_role(conn, database)} TO {quoted}"))
     conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {quoted}"))
+    exists = text("SELECT to_regclass(CAST(:n AS text)) IS NOT NULL")
     for name in (*tables.PUBLIC_TABLES, *tables.PUBLIC_VIEWS):
-        conn.execute(text(f"GRANT SELECT ON {name} TO {quoted}"))
-    for name in (*tables.INTERNAL_TABLES, "alembic_version"):
-        conn.execute(text(f"REVOKE ALL ON {name} FROM {quoted}"))
+        if conn.execute(exists, {"n": name}).scalar_one():  # a view of a later revision may not exist yet
+            conn.execute(text(f"GRANT SELECT ON {name} TO {quoted}"))
+    for name in (*tables.INTERNAL_TABLES, *tables.WRITER_VIEWS, "alembic_version"):
+        if conn.execute(exists, {"n": name}).scalar_one():
+            conn.execute(text(f"REVOKE ALL ON {name} FROM {quoted}"))
+    function_exists = text("SELECT to_regprocedure(CAST(:n AS text)) IS NOT NULL")
+    for signature in tables.PUBLIC_FUNCTIONS:
+        if conn.execute(function_exists, {"n": signature}).scalar_one():
+            conn.execute(text(f"GRANT EXECUTE ON FUNCTION {signature} TO {quoted}"))
+
+
+def limit_reader(conn: Connection, role: str) -> None:
+    """Give the read-only role its connection limit and session settings (:data:`READER_SETTINGS`)."""
+    quoted = quote_role(conn, role)
+    conn.execute(text(f"ALTER ROLE {quoted} CONNECTION LIMIT {READER_CONNECTION_LIMIT}"))
+    for name, value in READER_SETTINGS.items():
+        conn.execute(text(f"ALTER ROLE {quoted} SET {name} = '{value}'"))
 
 
 def create_reader_role(engine: Engine, role: str, password: str | None) -> bool:
-    """Create (or update) the LOGIN role ``role`` with ``password`` and grant it read-only access.
+    """Create (or update) the LOGIN role ``role`` with ``password``, grant it read-only access to the
+    suppressing views and limit it (:func:`limit_reader`).
 
     Returns True when the role was created, False when it existed (its password is then updated when
     given). The password goes to the server as a literal quoted by the server (``format('%L')``) and never
@@ -186,7 +212,28 @@ def create_reader_role(engine: Engine, role: str, password: str | None) -> bool:
         # straight to psycopg: no ':name' / '%' parsing of the password, and SQLAlchemy never sees the text
         conn.connection.driver_connection.execute(ddl)  # type: ignore[union-attr]
         grant_reader(conn, role)
+        limit_reader(conn, role)
     return not exists
+
+
+def get_min_visits(engine: Engine) -> int:
+    """The suppression threshold the reader's views apply (``privacy_settings.min_visits``)."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(tables.privacy_settings.c.min_visits)).scalar_one())
+
+
+def set_min_visits(engine: Engine, min_visits: int) -> None:
+    """Set the suppression threshold (0 to :data:`tables.MAX_MIN_VISITS`); DatabaseError otherwise or
+    when the connected role may not (only the writer owns ``privacy_settings``)."""
+    if not 0 <= min_visits <= tables.MAX_MIN_VISITS:
+        raise DatabaseError(f"min_visits must be 0 to {tables.MAX_MIN_VISITS}, got {min_visits}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(update(tables.privacy_settings).values(min_visits=min_visits, updated_at=func.now()))
+    except DBAPIError as exc:
+        raise DatabaseError(
+            f"cannot set min_visits on {describe_target(engine.url)}: {_one_line(exc)}"
+        ) from None
 
 
 @dataclass

@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, insert, inspect, select, text
+from sqlalchemy.exc import ProgrammingError
 
 from moodstream.runtime.database import (
     MIGRATIONS_LOCATION,
@@ -24,7 +25,7 @@ from moodstream.schemas import tables
 from moodstream.schemas.labels import EMOTIONS, satisfaction_index
 from tests.integration.helpers import drop_role
 
-HEAD = "0002_visits"
+HEAD = "0003_policy_suppression"
 
 
 def test_upgrade_creates_every_table_and_view(engine: Engine) -> None:
@@ -149,8 +150,10 @@ def test_upgrade_from_the_initial_revision_keeps_counts_and_reader_grants(databa
         migrate(engine, reader_role=role)
         reader = create_engine(parse_database_url(database_url).set(username=role, password="pw-for-test"))
         with reader.connect() as conn:
-            row = conn.execute(text("SELECT * FROM emotion_counts_v")).mappings().one()
-            assert conn.execute(text("SELECT count(*) FROM branch_daily_v")).scalar() == 1
+            row = conn.execute(text("SELECT * FROM store_hourly_v")).mappings().one()
+            assert conn.execute(text("SELECT count(*) FROM store_daily_v")).scalar() == 1
+        with reader.connect() as conn, pytest.raises(ProgrammingError):  # granted by 0001, revoked by 0003
+            conn.execute(text("SELECT * FROM emotion_counts_v"))
         reader.dispose()
         assert (row["frames"], row["faces"], row["faces_happy"], row["faces_sad"]) == (4, 3, 2, 1)
         assert (row["visits"], row["readable_faces"], row["visit_satisfaction_index"]) == (0, 0, None)

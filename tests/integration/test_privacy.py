@@ -11,9 +11,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +18,12 @@ import cv2
 import numpy as np
 import pytest
 import redis
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from moodstream.cli.app import build_app
 from moodstream.common.streams import StreamNames
-from moodstream.runtime.dashboards.build import build_dashboards
-from moodstream.runtime.dashboards.macros import ALL_VALUE, VariableValue, expand
-from moodstream.runtime.database import create_reader_role, parse_database_url
+from moodstream.runtime.database import parse_database_url
 from moodstream.runtime.embedded import EmbeddedPostgres, EmbeddedRedis
 from moodstream.runtime.privacy import scan_database, scan_directory
 from moodstream.schemas.labels import EMOTIONS
@@ -95,79 +90,8 @@ def test_report_min_visits_shows_no_count_of_a_suppressed_row(seeded_url: str, f
     assert any(("<3 visits" if fmt == "table" else "&lt;3") in line for line in kimma)
 
 
-# ---------------------------------------------------------------------------- dashboards
-
-
-@pytest.fixture
-def reader(seeded_url: str) -> Iterator[Connection]:
-    role = f"ms_reader_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(parse_database_url(seeded_url))
-    create_reader_role(engine, role, None)
-    try:
-        with engine.connect() as conn:
-            conn.execute(text(f"SET ROLE {role}"))
-            yield conn
-            conn.rollback()
-    finally:
-        with engine.begin() as conn:
-            conn.execute(text(f"DROP OWNED BY {role}"))
-            conn.execute(text(f"DROP ROLE {role}"))
-        engine.dispose()
-
-
-def _all(options: list[str]) -> VariableValue:
-    return VariableValue(ALL_VALUE, multi=True, include_all=True, options=options)
-
-
-SCOPE = {
-    "branch": _all(["hanoi", "newyork"]),
-    "store": _all(["hn-kimma", "hn-trangtien", "ny-soho"]),
-    "camera": _all(["backdoor", "counter", "door", "entrance"]),
-}
-RANGE = (datetime(2024, 1, 15, tzinfo=UTC), datetime(2024, 1, 16, 6, tzinfo=UTC))
-
-
-def _panel(title: str) -> str:
-    model = build_dashboards()["moodstream-satisfaction"]
-    return next(str(p["targets"][0]["rawSql"]) for p in model["panels"] if p["title"] == title)
-
-
-def _run(conn: Connection, title: str, min_visits: int, interval: str = "1d") -> list[dict[str, Any]]:
-    variables = {**SCOPE, "min_visits": VariableValue(str(min_visits))}
-    sql = expand(_panel(title), variables, *RANGE, interval=interval)
-    return [dict(r._mapping) for r in conn.execute(text(sql))]
-
-
-def test_dashboard_constant_is_used_by_every_emotion_panel() -> None:
-    model = build_dashboards()["moodstream-satisfaction"]
-    (constant,) = [v for v in model["templating"]["list"] if v["name"] == "min_visits"]
-    assert constant["type"] == "constant"
-    # every panel but the two that show counts only (visitors per hour, dwell) shows an emotion or index
-    counts_only = {"Visitors per hour", "Dwell time of visits"}
-    emotion_panels = [p for p in model["panels"] if p["title"] not in counts_only]
-    assert len(emotion_panels) == len(model["panels"]) - 2
-    for panel in emotion_panels:
-        assert "$min_visits" in panel["targets"][0]["rawSql"], panel["title"]
-
-
-def test_dashboard_panels_hide_groups_below_min_visits(reader: Connection) -> None:
-    # per store over the range: Kim Ma 2 visits, SoHo 4, Trang Tien 12 (dashboard_seed)
-    ranking = _run(reader, "Stores ranked by satisfaction per visit", 3)
-    assert [r["store_id"] for r in ranking] == ["ny-soho", "hn-trangtien"]
-    for title in ("Satisfaction per visit over time", "Faces (secondary): satisfaction per face over time"):
-        assert "Kim Ma" not in {r["metric"] for r in _run(reader, title, 3)}, title
-        assert "Kim Ma" in {r["metric"] for r in _run(reader, title, 0)}, title
-    everything = _run(reader, "Emotion per visit over time", 0, interval="1h")
-    kept = _run(reader, "Emotion per visit over time", 3, interval="1h")
-    # hourly visits: 03:00 6, 16:00 5, 17:00 3, 04:00 3, 05:00 1 -> the 05:00 bucket goes
-    assert kept == everything[:-1] and len(everything) == 5
-    for title in ("Visits per emotion", "Faces (secondary): classified faces per emotion"):
-        assert _run(reader, title, 19) == [], title  # 18 visits in the range
-        assert len(_run(reader, title, 18)) == len(EMOTIONS), title
-    (visitors,) = _run(reader, "Visitors, satisfaction per visit and dwell", 19)
-    assert visitors["visitors"] == 18 and visitors["satisfaction"] is None
-    (faces,) = _run(reader, "Faces (secondary): faces and frames analysed", 19)
-    assert faces["faces"] == 44 and faces["satisfaction"] is None
+# Dashboards: small groups are suppressed by the database's views, for the dashboards and for anyone
+# else logged in as the read-only role: tests/integration/test_policy_in_database.py.
 
 
 # ---------------------------------------------------------------------------- staff cameras
@@ -308,13 +232,3 @@ def test_redis_append_only_file_keeps_images_only_about_as_long_as_the_stream_ca
     finally:
         client.close()
         server.stop()
-
-
-def test_grafana_export_min_visits_sets_the_dashboard_constant(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        build_app(), ["grafana", "export", "--out", str(tmp_path), "--min-visits", "5"]
-    )
-    assert result.exit_code == 0, result.output
-    model = json.loads((tmp_path / "moodstream-satisfaction.json").read_text())
-    (constant,) = [v for v in model["templating"]["list"] if v["name"] == "min_visits"]
-    assert (constant["type"], constant["query"], constant["hide"]) == ("constant", "5", 2)  # hidden

@@ -53,6 +53,8 @@ FORBIDDEN = {
     "create schema": "CREATE SCHEMA reader_schema",
     "read applied_frames": "SELECT * FROM applied_frames",
     "read alembic_version": "SELECT * FROM alembic_version",
+    "read the raw counts": "SELECT * FROM emotion_counts",
+    "read the unsuppressed view": "SELECT * FROM emotion_counts_v",
     "truncate": "TRUNCATE frame_losses",
 }
 
@@ -76,7 +78,7 @@ def test_create_reader_role_twice_updates_and_keeps_grants(
         url = parse_database_url(migrated_database_url).set(username=role, password=tricky)
         engine = create_engine(url)
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM branch_daily_v")).scalar() == 0
+            assert conn.execute(text("SELECT count(*) FROM store_daily_v")).scalar() == 0
         engine.dispose()
     finally:
         drop_role(writer, role)
@@ -91,9 +93,10 @@ def test_migration_grants_an_existing_reader_role(database_url: str) -> None:
         migrate(engine, reader_role=role)
         reader = create_engine(parse_database_url(database_url).set(username=role))
         with reader.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM emotion_counts_v")).scalar() == 0
-            with pytest.raises(ProgrammingError):
-                conn.execute(text("SELECT * FROM applied_frames"))
+            assert conn.execute(text("SELECT count(*) FROM store_hourly_v")).scalar() == 0
+        for internal in ("applied_frames", "emotion_counts", "emotion_counts_v"):  # 0001 granted the last two
+            with reader.connect() as conn, pytest.raises(ProgrammingError):
+                conn.execute(text(f"SELECT * FROM {internal}"))
         reader.dispose()
     finally:
         drop_role(engine, role)

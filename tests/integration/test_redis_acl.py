@@ -247,3 +247,22 @@ def test_compose_runs_redis_with_the_acl_and_workers_as_the_moodstream_user() ->
     for stage in ("ingest", "detector", "classifier", "aggregator"):
         url = compose["services"][stage]["environment"]["MOODSTREAM_REDIS_URL"]
         assert url.startswith("redis://moodstream:"), f"{stage} must log in as the least-privilege user"
+
+
+def test_compose_healthcheck_logs_in_with_the_password_in_its_environment_only(
+    acl_server: tuple[Path, Path],
+) -> None:
+    from ruamel.yaml import YAML
+
+    if shutil.which("sha256sum") is None or shutil.which("redis-cli") is None:
+        pytest.skip("sha256sum and redis-cli are needed to run the compose healthcheck")
+    socket, _ = acl_server
+    compose: Any = YAML(typ="safe").load((DEPLOY_REDIS.parent / "docker-compose.yml").read_text())
+    kind, command = compose["services"]["redis"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL" and "PASSWORD" not in command.split("redis-cli", 1)[1]
+    # as the container's shell runs it ($$ is compose's escape of $), against this test's server
+    shell = command.replace("$$", "$").replace("redis-cli ", f"redis-cli -s {socket} ", 1)
+    for password, healthy in ((PASSWORD, True), ("wrong", False)):
+        env = {**os.environ, "REDIS_WORKER_PASSWORD": password}
+        done = subprocess.run(["sh", "-c", shell], env=env, capture_output=True, timeout=20, check=False)
+        assert (done.returncode == 0) is healthy, done

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -31,14 +32,15 @@ def names(admin_database_url: str) -> Iterator[dict[str, str]]:
     admin.dispose()
 
 
-def _psql(admin_url: str, variables: dict[str, str]) -> None:
+def _psql(admin_url: str, variables: dict[str, str], env: dict[str, str] | None = None) -> None:
     libpq_url = (
         parse_database_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
     )
     args = [str(postgres_bin_dir() / "psql"), libpq_url, "-q", "-f", str(ROLES_SQL)]
     for key, value in variables.items():
         args += ["-v", f"{key}={value}"]
-    subprocess.run(args, check=True, capture_output=True, text=True, timeout=120)
+    environ = {**os.environ, **(env or {})}
+    subprocess.run(args, check=True, capture_output=True, text=True, timeout=120, env=environ)
 
 
 def test_roles_sql_then_upgrade_gives_a_read_only_reader(
@@ -60,14 +62,36 @@ def test_roles_sql_then_upgrade_gives_a_read_only_reader(
     reader = create_engine(base.set(username=names["reader"], password="Reader-pw-1"))
     with reader.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM stores")).scalar() == 1
-        assert conn.execute(text("SELECT count(*) FROM branch_daily_v")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM store_daily_v")).scalar() == 0
+        assert conn.execute(text("SHOW statement_timeout")).scalar() == "30s"
+        limit = conn.execute(text("SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user"))
+        assert limit.scalar() == 20
     for statement in (
         "INSERT INTO frame_losses (bucket_start, store_id, camera_id) VALUES (now(), 's', 'c')",
         "UPDATE stores SET name = 'x'",
         "DELETE FROM stores",
         "CREATE TABLE public.sneaky (x int)",
         "SELECT * FROM applied_frames",
+        "SELECT * FROM emotion_counts",
+        "SELECT * FROM branch_daily_v",
     ):
         with reader.connect() as conn, pytest.raises(ProgrammingError):
             conn.execute(text(statement))
+    reader.dispose()
+
+
+def test_roles_sql_reads_the_passwords_from_the_environment(
+    admin_database_url: str, names: dict[str, str]
+) -> None:
+    env = {"MOODSTREAM_WRITER_PASSWORD": "Writer-env-2", "MOODSTREAM_READER_PASSWORD": "Reader-env-2"}
+    _psql(admin_database_url, names, env)  # what deploy/postgres/initdb.sh does: no password in argv
+    base = parse_database_url(admin_database_url).set(database=names["dbname"])
+    writer = create_database_engine(
+        base.set(username=names["writer"], password="Writer-env-2").render_as_string(False)
+    )
+    migrate(writer, reader_role=names["reader"])
+    writer.dispose()
+    reader = create_engine(base.set(username=names["reader"], password="Reader-env-2"))
+    with reader.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM store_hourly_v")).scalar() == 0
     reader.dispose()

@@ -20,7 +20,7 @@ from ruamel.yaml import YAML
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 REPO = DEPLOY.parent
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.gpu.yml")
-STAGES = ("ingest", "detector", "classifier", "aggregator")
+STAGES = ("ingest", "detector", "tracker", "classifier", "aggregator")
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +76,7 @@ def test_topology(compose: dict[str, Any]) -> None:
     for stage in STAGES:
         svc = services[stage]
         assert svc["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-        assert (
-            "MOODSTREAM_REDIS_URL" in svc["environment"] and "MOODSTREAM_DATABASE_URL" in svc["environment"]
-        )
+        assert svc["environment"]["MOODSTREAM_REDIS_URL"].startswith("redis://moodstream:")
     for scalable in ("detector", "classifier"):  # `--scale` needs no fixed name and no host port
         assert "container_name" not in services[scalable] and "ports" not in services[scalable]
     assert "db upgrade" in " ".join(services["migrate"]["command"])
@@ -117,3 +115,85 @@ def test_dockerfile_copies_what_exists_and_has_both_targets() -> None:
         for src in sources.split():
             assert (REPO / src).exists(), f"Dockerfile copies missing {src}"
     assert "onnxruntime-gpu" in dockerfile and "USER 10001" in dockerfile
+
+
+# --- least privilege between the services (issue 13 item 12) ---------------------------------------------
+
+DATABASE_USERS = {"migrate": "MOODSTREAM_WRITER_USER", "aggregator": "MOODSTREAM_WRITER_USER"}
+
+
+def test_only_migrate_and_aggregator_get_a_database_url_and_as_the_writer(compose: dict[str, Any]) -> None:
+    given = {
+        name: svc["environment"]["MOODSTREAM_DATABASE_URL"]
+        for name, svc in compose["services"].items()
+        if "MOODSTREAM_DATABASE_URL" in svc.get("environment", {})
+    }
+    assert set(given) == set(DATABASE_USERS)
+    for name, url in given.items():
+        assert url.startswith(f"postgresql://${{{DATABASE_USERS[name]}:-moodstream_writer}}:"), name
+        assert "MOODSTREAM_WRITER_PASSWORD" in url and "POSTGRES_" not in url.split("@")[0], name
+
+
+def test_the_superuser_password_stays_in_the_postgres_service(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        if name == "postgres":
+            continue
+        text = json.dumps(svc)
+        assert "POSTGRES_PASSWORD" not in text and "POSTGRES_USER" not in text, name
+    grafana = compose["services"]["grafana"]["environment"]
+    assert grafana["MOODSTREAM_READER_USER"] == "${MOODSTREAM_READER_USER:-moodstream_reader}"
+    assert not any("WRITER" in key for key in grafana)
+
+
+def test_camera_secrets_reach_ingest_only(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        env = svc.get("environment", {})
+        secrets = {k: v for k, v in env.items() if k.startswith("CAM_")}
+        if name == "ingest":
+            assert secrets == {"CAM_USER": "${CAM_USER:-}", "CAM_PASS": "${CAM_PASS:-}"}
+        else:
+            assert set(secrets.values()) <= {""}, f"{name} gets a camera secret: {secrets}"
+
+
+def _commands(svc: dict[str, Any]) -> list[str]:
+    out = []
+    for key in ("command", "entrypoint"):
+        value = svc.get(key)
+        out += [value] if isinstance(value, str) else list(value or [])
+    out += [str(part) for part in svc.get("healthcheck", {}).get("test", [])]
+    return out
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_no_password_on_a_command_line(name: str) -> None:
+    for service, svc in _load(name)["services"].items():
+        for part in _commands(svc):
+            assert "--pass" not in part and " -a " not in part and part != "-p", (service, part)
+            for secret in re.findall(r"\$\$\{?(\w*PASS\w*)", part):
+                # a password variable may only be handed to a process through its environment
+                assert re.search(rf"REDISCLI_AUTH=\"\$\${secret}\" ", part), (service, part)
+
+
+def test_redis_healthcheck_passes_the_password_in_the_environment(compose: dict[str, Any]) -> None:
+    redis_check = " ".join(compose["services"]["redis"]["healthcheck"]["test"])
+    assert "REDISCLI_AUTH=" in redis_check and "--user moodstream" in redis_check
+
+
+def test_postgres_creates_the_roles_on_first_start(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in postgres["volumes"] if v.startswith("./"))
+    assert mounts == {
+        "./postgres/roles.sql": "/etc/moodstream/roles.sql",
+        "./postgres/initdb.sh": "/docker-entrypoint-initdb.d/10-moodstream-roles.sh",
+    }
+    script = (DEPLOY / "postgres" / "initdb.sh").read_text(encoding="utf-8")
+    assert "/etc/moodstream/roles.sql" in script and "PASSWORD" not in script.split("psql", 1)[1]
+    for var in ("MOODSTREAM_WRITER_PASSWORD", "MOODSTREAM_READER_PASSWORD"):
+        assert var in postgres["environment"]
+    assert compose["services"]["migrate"]["command"] == [
+        "moodstream",
+        "db",
+        "upgrade",
+        "-c",
+        "/config/stores.yaml",
+    ]

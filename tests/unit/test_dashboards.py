@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from moodstream.runtime.dashboards.build import (
     register_sql_dataquery,
 )
 from moodstream.runtime.dashboards.macros import ALL_VALUE, VariableValue, expand
+from moodstream.runtime.dashboards.sql import ALL_SQL
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / "deploy" / "grafana" / "dashboards"
@@ -68,72 +70,251 @@ def test_panel_ids_are_unique_and_panels_do_not_overlap(uid: str) -> None:
         cells |= mine
 
 
+DATASOURCE_REF = {"type": DATASOURCE_TYPE, "uid": "${datasource}"}
+
+
 @pytest.mark.parametrize("uid", sorted(DASHBOARDS))
-def test_every_target_is_raw_sql_on_the_provisioned_datasource(uid: str) -> None:
+def test_every_target_is_raw_sql_on_the_datasource_variable(uid: str) -> None:
     for panel in _panels(uid):
-        assert panel["datasource"] == {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID}
+        assert panel["datasource"] == DATASOURCE_REF, panel["title"]
         for target in panel["targets"]:
-            assert target["datasource"]["uid"] == DATASOURCE_UID
+            assert target["datasource"] == DATASOURCE_REF
             assert target["rawQuery"] is True and target["format"] in ("time_series", "table")
-            assert "applied_frames" not in target["rawSql"]
+            for hidden in ("applied_frames", "emotion_counts", "branch_daily_v", "privacy_settings"):
+                assert hidden not in target["rawSql"], (panel["title"], hidden)
 
 
-def test_satisfaction_dashboard_has_the_required_panels_and_variables() -> None:
+# --- variables ---------------------------------------------------------------------------------------
+
+
+def _variables(uid: str) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in DASHBOARDS[uid]["templating"]["list"]}
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARDS))
+def test_datasource_variable_comes_first_and_defaults_to_the_provisioned_uid(uid: str) -> None:
+    first = DASHBOARDS[uid]["templating"]["list"][0]
+    assert (first["name"], first["type"], first["query"]) == ("datasource", "datasource", DATASOURCE_TYPE)
+    assert first["current"]["value"] == DATASOURCE_UID and first["allowCustomValue"] is False
+    assert DATASOURCE_UID not in json.dumps(DASHBOARDS[uid]["panels"]), "a panel names the uid itself"
+
+
+EXPECTED_VARIABLES = {
+    SATISFACTION_UID: ["datasource", "branch", "store"],
+    CAMERA_HEALTH_UID: ["datasource", "branch", "store", "camera", "silent_minutes"],
+}
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARDS))
+def test_query_variables_refresh_on_load_with_an_all_value(uid: str) -> None:
+    variables = _variables(uid)
+    assert list(variables) == EXPECTED_VARIABLES[uid]
+    for v in variables.values():
+        if v["type"] != "query":
+            continue
+        assert v["datasource"] == DATASOURCE_REF
+        assert v["refresh"] == 1, f"{v['name']}: refresh on dashboard load, not on every time change"
+        assert v["multi"] and v["includeAll"] and v["current"]["value"] == [ALL_VALUE]
+        assert v["allValue"] == ALL_SQL and v["allowCustomValue"] is False
+        assert v["sort"] == 1
+    assert "${branch:sqlstring}" in variables["store"]["query"]
+
+
+def test_camera_variable_values_are_store_qualified() -> None:
+    camera = _variables(CAMERA_HEALTH_UID)["camera"]
+    assert "c.store_id || '/' || c.id AS __value" in camera["query"]
+    assert "${store:sqlstring}" in camera["query"] and "${branch:sqlstring}" in camera["query"]
+
+
+def test_silent_minutes_is_a_fixed_choice_of_whole_minutes() -> None:
+    silent = _variables(CAMERA_HEALTH_UID)["silent_minutes"]
+    assert silent["type"] == "custom"
+    assert (silent["allowCustomValue"], silent["multi"], silent["includeAll"]) == (False, False, False)
+    assert [int(m) for m in silent["query"].split(",")] == [5, 15, 30, 60, 240]
+    assert silent["current"]["value"] == "15"
+
+
+_VARIABLE_USE = re.compile(r"\$\{?([a-z]\w*)(?::(\w+))?\}?")
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARDS))
+def test_every_variable_in_sql_is_quoted_by_sqlstring(uid: str) -> None:
+    queries = [t["rawSql"] for p in _panels(uid) for t in p["targets"]]
+    queries += [v["query"] for v in DASHBOARDS[uid]["templating"]["list"] if v["type"] == "query"]
+    for sql in queries:
+        uses = _VARIABLE_USE.findall(sql)
+        assert all(fmt == "sqlstring" for _, fmt in uses), (uses, sql)
+        assert " IN ($" not in sql and " IN (${" not in sql, "an empty selection would be IN ()"
+
+
+# --- units, decimals, thresholds, field by field ----------------------------------------------------------
+
+NEUTRAL = {"mode": "absolute", "steps": [{"color": "blue", "value": None}]}
+SATISFACTION = {
+    "mode": "absolute",
+    "steps": [
+        {"color": "red", "value": None},
+        {"color": "yellow", "value": 0.0},
+        {"color": "green", "value": 0.25},
+    ],
+}
+LOSSES = {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1.0}]}
+SATISFACTION_FIELD = {"unit": "none", "decimals": 2, "min": -1, "max": 1, "thresholds": SATISFACTION}
+COUNT = {"unit": "none", "decimals": 0, "thresholds": NEUTRAL}
+SHARE = {"unit": "percentunit", "decimals": 1, "min": 0, "max": 1}
+SECONDS = {"unit": "s", "decimals": 0}
+INDEX_SERIES = {"unit": "none", "decimals": 2, "min": -1, "max": 1, "thresholds": NEUTRAL}
+
+FIELDS: dict[str, dict[str, dict[str, Any]]] = {
+    # panel title -> {"defaults" or a field name: the field config Grafana applies to it}
+    "Satisfaction per visit per store (hourly or wider windows)": {"defaults": INDEX_SERIES},
+    "Visitors, satisfaction per visit and dwell (whole range)": {
+        "defaults": COUNT,
+        "satisfaction": SATISFACTION_FIELD,
+        "dwell_mean": SECONDS,
+    },
+    "Visitors per store-local hour (sum per hour)": {"defaults": COUNT},
+    "Dwell time of visits (visits over the range)": {"defaults": COUNT},
+    "Emotion mix of readable visits (share, hourly or wider windows)": {
+        "defaults": {"unit": "percentunit", "decimals": 0, "min": 0, "max": 1, "thresholds": NEUTRAL}
+    },
+    "Visits per emotion (readable visits over the range)": {"defaults": COUNT},
+    "Stores ranked by satisfaction per visit (whole range)": {
+        "defaults": COUNT,
+        "satisfaction": SATISFACTION_FIELD,
+        "satisfaction_per_face": SATISFACTION_FIELD,
+        "happy_share": SHARE,
+        "dwell_mean": SECONDS,
+    },
+    "Daily trade per store (store-local days)": {
+        "defaults": COUNT,
+        "satisfaction": SATISFACTION_FIELD,
+        "happy_share": SHARE,
+        "dwell_mean": SECONDS,
+    },
+    "Faces (secondary): satisfaction per face per store (hourly or wider windows)": {
+        "defaults": INDEX_SERIES
+    },
+    "Faces (secondary): classified faces per emotion (over the range)": {"defaults": COUNT},
+    "Faces (secondary): faces and frames analysed (whole range)": {
+        "defaults": COUNT,
+        "satisfaction": SATISFACTION_FIELD,
+    },
+    "Frames analysed per camera (frames per minute)": {
+        "defaults": {"unit": "none", "decimals": 1, "thresholds": NEUTRAL}
+    },
+    "Frames lost (whole range)": {"defaults": {"unit": "none", "decimals": 0, "thresholds": LOSSES}},
+    "Cameras silent longer than $silent_minutes min": {"defaults": COUNT, "silent_seconds": SECONDS},
+    "Last frame seen per camera": {"defaults": COUNT, "silent_seconds": SECONDS},
+    "Frames shed and sent to dead letter (sum per hour)": {"defaults": COUNT},
+}
+CONFIG_KEYS = ("unit", "decimals", "min", "max", "thresholds")
+
+
+def _field_config(panel: dict[str, Any], name: str) -> dict[str, Any]:
+    config = panel["fieldConfig"]
+    if name == "defaults":
+        return {k: v for k, v in config["defaults"].items() if k in CONFIG_KEYS}
+    (override,) = [o for o in config["overrides"] if o["matcher"] == {"id": "byName", "options": name}]
+    return {p["id"]: p["value"] for p in override["properties"]}
+
+
+def test_every_panel_is_listed_with_its_fields() -> None:
+    titles = [p["title"] for uid in sorted(DASHBOARDS) for p in _panels(uid)]
+    assert sorted(titles) == sorted(FIELDS)
+
+
+@pytest.mark.parametrize(("title", "name"), [(t, f) for t, fields in FIELDS.items() for f in fields])
+def test_field_unit_decimals_and_thresholds(title: str, name: str) -> None:
+    (panel,) = [p for uid in DASHBOARDS for p in _panels(uid) if p["title"] == title]
+    assert _field_config(panel, name) == FIELDS[title][name]
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARDS))
+def test_every_field_with_its_own_unit_has_its_own_override(uid: str) -> None:
+    for panel in _panels(uid):
+        overridden = {o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]}
+        assert overridden == set(FIELDS[panel["title"]]) - {"defaults"}, panel["title"]
+        if panel["type"] == "stat":
+            assert panel["fieldConfig"]["defaults"]["color"] == {"mode": "thresholds"}
+
+
+def test_percentunit_only_on_shares_and_no_percent_stacking() -> None:
+    for uid in DASHBOARDS:
+        for panel in _panels(uid):
+            custom = panel["fieldConfig"]["defaults"].get("custom", {})
+            assert custom.get("stacking", {}).get("mode") != "percent", panel["title"]
+            if panel["fieldConfig"]["defaults"].get("unit") == "percentunit":
+                assert "::float8 / NULLIF(sum(readable_visits), 0)" in panel["targets"][0]["rawSql"]
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARDS))
+def test_counts_over_time_are_rates_or_fixed_windows_named_in_the_title(uid: str) -> None:
+    for panel in _panels(uid):
+        if panel["type"] != "timeseries":
+            continue
+        sql, title = panel["targets"][0]["rawSql"], panel["title"]
+        if "$__interval" in sql:
+            # windows follow the zoom: only ratios (shares, indices) or counts divided by the window length
+            assert "/ NULLIF(" in sql or "/ GREATEST($__interval_ms" in sql, title
+            assert "windows" in title or "per minute" in title, title
+        else:
+            assert "per hour" in title, title
+        if "hourly or wider" in title:
+            assert panel["interval"] == "1h", title
+
+
+def test_satisfaction_series_are_keyed_by_store_id() -> None:
+    for panel in _panels(SATISFACTION_UID):
+        sql = panel["targets"][0]["rawSql"]
+        if " AS metric" in sql:
+            assert "store_id AS metric" in sql and "store_name AS metric" not in sql, panel["title"]
+
+
+def test_day_and_hour_panels_use_store_local_time() -> None:
+    titles = {p["title"]: p["targets"][0]["rawSql"] for p in _panels(SATISFACTION_UID)}
+    daily = titles["Daily trade per store (store-local days)"]
+    assert "GROUP BY local_day" in daily and "AT TIME ZONE timezone" in daily
+    for title, sql in titles.items():  # every emotion is read through the suppressing hours
+        assert "FROM store_hours($__timeFrom()" in sql, title
+
+
+def test_satisfaction_dashboard_has_the_required_panels() -> None:
     panels = _panels(SATISFACTION_UID)
     titles = {p["title"]: p for p in panels}
-    visit_panels = {
-        "Satisfaction per visit over time",
-        "Visitors, satisfaction per visit and dwell",
-        "Visitors per hour",
-        "Dwell time of visits",
-        "Emotion per visit over time",
-        "Visits per emotion",
-        "Stores ranked by satisfaction per visit",
-    }
-    assert visit_panels <= set(titles)
+    visit_panels = {t for t in titles if not t.startswith("Faces")}
+    assert len(visit_panels) == 8
     # the headline is per visit, at the top left; every face-level panel says so and comes after the visits
-    assert panels[0]["title"] == "Satisfaction per visit over time" and panels[0]["gridPos"]["y"] == 0
+    assert panels[0]["title"].startswith("Satisfaction per visit") and panels[0]["gridPos"]["y"] == 0
     face_panels = [p for p in panels if "face" in p["title"].lower()]
     assert face_panels and all(p["title"].startswith("Faces (secondary): ") for p in face_panels)
     lowest_visit_row = max(p["gridPos"]["y"] for p in panels if p["title"] in visit_panels)
     assert all(p["gridPos"]["y"] > lowest_visit_row for p in face_panels)
-    headline_sql = titles["Satisfaction per visit over time"]["targets"][0]["rawSql"]
-    assert "NULLIF(sum(readable_visits), 0)" in headline_sql
-    assert "$__timeGroupAlias(bucket_start, $__interval)" in headline_sql
-    mix = titles["Emotion per visit over time"]["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"]
-    assert mix == "percent"
-    assert titles["Visits per emotion"]["type"] == titles["Dwell time of visits"]["type"] == "barchart"
-    assert titles["Stores ranked by satisfaction per visit"]["type"] == "table"
-    variables = {
-        v["name"]: v for v in DASHBOARDS[SATISFACTION_UID]["templating"]["list"] if v["type"] == "query"
-    }
-    assert list(variables) == ["branch", "store", "camera"]
-    for v in variables.values():
-        assert v["multi"] and v["includeAll"] and v["current"]["value"] == [ALL_VALUE]
-    assert "$branch" in variables["store"]["query"] and "$store" in variables["camera"]["query"]
+    assert "NULLIF(sum(readable_visits), 0)" in panels[0]["targets"][0]["rawSql"]
+    assert titles["Visits per emotion (readable visits over the range)"]["type"] == "barchart"
+    assert titles["Stores ranked by satisfaction per visit (whole range)"]["type"] == "table"
 
 
 def test_camera_health_dashboard_covers_silence_and_losses() -> None:
     sqls = " ".join(t["rawSql"] for p in _panels(CAMERA_HEALTH_UID) for t in p["targets"])
-    assert "$silent_minutes" in sqls and "frame_losses" in sqls and "last_frame_at" in sqls
-    names = [v["name"] for v in DASHBOARDS[CAMERA_HEALTH_UID]["templating"]["list"]]
-    assert names == ["branch", "store", "camera", "silent_minutes"]
+    assert "CAST(${silent_minutes:sqlstring} AS integer)" in sqls
+    assert "frame_losses" in sqls and "last_frame_at" in sqls
 
 
 @pytest.mark.parametrize("uid", sorted(DASHBOARDS))
 def test_every_query_expands_with_no_leftover_placeholder(uid: str) -> None:
     variables = {
-        "branch": VariableValue(ALL_VALUE, True, True, ["hanoi"]),
-        "store": VariableValue(["a"], True, True, ["a"]),
-        "camera": VariableValue(["c"], True, True, ["c"]),
+        "branch": VariableValue(ALL_VALUE, True, True, ["hanoi"], all_value=ALL_SQL),
+        "store": VariableValue(["a"], True, True, ["a"], all_value=ALL_SQL),
+        "camera": VariableValue([], True, True, [], all_value=ALL_SQL),  # a store without cameras
         "silent_minutes": VariableValue("15"),
-        "min_visits": VariableValue("5"),
     }
     start, end = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)
     queries = [t["rawSql"] for p in _panels(uid) for t in p["targets"]]
     queries += [v["query"] for v in DASHBOARDS[uid]["templating"]["list"] if v["type"] == "query"]
     for sql in queries:
-        assert "$" not in expand(sql, variables, start, end, "5m"), sql
+        expanded = expand(sql, variables, start, end, "5m")
+        assert "$" not in expanded and "IN ()" not in expanded, expanded
 
 
 def test_datasource_provisioning_uses_reader_role_and_env_password() -> None:

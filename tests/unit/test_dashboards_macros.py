@@ -103,3 +103,38 @@ def test_expand_replaces_variables_before_macros() -> None:
     sql = "SELECT $__timeGroupAlias(t, $__interval) FROM x WHERE s IN ($store)"
     out = expand(sql, {"store": VariableValue(ALL_VALUE, True, True, ["a"])}, FROM, TO, interval="1h")
     assert out == "SELECT floor(extract(epoch from t)/3600)*3600 AS \"time\" FROM x WHERE s IN ('a')"
+
+
+ALL_SQL = "'__all'"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (VariableValue("15"), "'15'"),  # a single value is quoted too
+        (VariableValue("1); DROP TABLE stores; --"), "'1); DROP TABLE stores; --'"),
+        (VariableValue("o'hara"), "'o''hara'"),
+        (VariableValue(["a", "b'c"], multi=True, include_all=True), "'a','b''c'"),
+        (VariableValue([], multi=True, include_all=True), ""),
+        (VariableValue(ALL_VALUE, multi=True, include_all=True, options=["a"], all_value=ALL_SQL), ALL_SQL),
+        (VariableValue(ALL_VALUE, multi=True, include_all=True, options=["a", "b"]), "'a','b'"),
+    ],
+)
+def test_sqlstring_format_quotes_every_value_and_keeps_a_custom_all_value(
+    value: VariableValue, expected: str
+) -> None:
+    assert interpolate_variables("${v:sqlstring}", {"v": value}, "1m") == expected
+
+
+def test_raw_format_and_custom_all_value_are_inserted_as_they_are() -> None:
+    variables = {
+        "a": VariableValue(["x", "y"], multi=True),
+        "b": VariableValue(ALL_VALUE, multi=True, include_all=True, options=["p"], all_value="*"),
+    }
+    assert interpolate_variables("${a:raw} ${b} ${b:raw} $b", variables, "1m") == "x,y * * *"
+    assert interpolate_variables("${__interval_ms}", {}, "2m") == "120000"
+
+
+def test_an_unknown_variable_format_is_an_error() -> None:
+    with pytest.raises(MacroError, match="unknown variable format 'csv'"):
+        interpolate_variables("${v:csv}", {"v": VariableValue("1")}, "1m")

@@ -33,6 +33,7 @@ CONTRACT = {
         ["store_id", "camera_id", "stream_epoch", "seq"],
         ["store_id", "camera_id", "stream_epoch", "seq", "applied_at"],
     ),
+    "privacy_settings": (["id"], ["id", "min_visits", "updated_at"]),
 }
 
 

@@ -2,9 +2,12 @@
 
 Two steps, in Grafana's order:
 
-1. template variables (frontend): ``$name`` / ``${name}``. A variable that is multi-value or has
-   "All" turns each value into a quoted literal (``'` doubled) joined by commas; the current value
-   ``$__all`` stands for every option. A single-value variable without "All" is inserted raw.
+1. template variables (frontend): ``$name`` / ``${name}`` / ``${name:format}``. Without a format, a
+   variable that is multi-value or has "All" turns each value into a quoted literal (``'`` doubled)
+   joined by commas, and a single-value variable without "All" is inserted raw (the SQL injection of
+   issue 13 item 11). ``${name:sqlstring}`` quotes every value, single or not; ``${name:raw}`` quotes
+   none. The current value ``$__all`` stands for every option, or, when the variable has a custom all
+   value, for that value inserted as it is, whatever the format (as Grafana does).
    ``$__interval`` / ``$__interval_ms`` come from the panel's interval.
 2. macros (backend): ``$__time(c)``, ``$__timeEpoch(c)``, ``$__timeFilter(c)``, ``$__timeFrom()``,
    ``$__timeTo()``, ``$__timeGroup(c, interval)``, ``$__timeGroupAlias(c, interval)``,
@@ -36,10 +39,18 @@ class VariableValue:
     multi: bool = False
     include_all: bool = False
     options: Sequence[str] = ()
+    all_value: str | None = None
+    """The variable's custom all value (``allValue``), inserted unformatted when "All" is selected."""
+
+    def is_all(self) -> bool:
+        """True when "All" is selected (as Grafana tells: the value, or the first of the values)."""
+        if isinstance(self.current, str):
+            return self.current == ALL_VALUE
+        return bool(self.current) and self.current[0] == ALL_VALUE
 
     def values(self) -> list[str]:
         """The selected values, with ``$__all`` replaced by every option."""
-        if self.current == ALL_VALUE or (not isinstance(self.current, str) and ALL_VALUE in self.current):
+        if self.is_all():
             return list(self.options)
         return [self.current] if isinstance(self.current, str) else list(self.current)
 
@@ -49,10 +60,16 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _format_variable(value: VariableValue) -> str:
+FORMATS: Final[tuple[str, ...]] = ("sqlstring", "raw")
+"""The ``${name:format}`` formats this expander knows (others are a MacroError)."""
+
+
+def _format_variable(value: VariableValue, fmt: str | None) -> str:
+    if value.is_all() and value.all_value is not None:
+        return value.all_value
     values = value.values()
-    if not value.multi and not value.include_all:
-        return values[0] if values else ""
+    if fmt == "raw" or (fmt is None and not value.multi and not value.include_all):
+        return ",".join(values)
     return ",".join(quote_literal(v) for v in values)
 
 
@@ -76,7 +93,7 @@ def interval_seconds(interval: str) -> float:
     return int(match.group(1)) * _INTERVAL_UNITS[match.group(2)]
 
 
-_VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+_VARIABLE = re.compile(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)")
 
 
 def interpolate_variables(sql: str, variables: Mapping[str, VariableValue], interval: str) -> str:
@@ -84,11 +101,15 @@ def interpolate_variables(sql: str, variables: Mapping[str, VariableValue], inte
     builtins = {"__interval": interval, "__interval_ms": str(int(interval_seconds(interval) * 1000))}
 
     def replace(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
+        name, fmt = match.group(1) or match.group(3), match.group(2)
+        if fmt is not None and fmt not in FORMATS:
+            raise MacroError(
+                f"unknown variable format {fmt!r} in {match.group(0)} (known: {', '.join(FORMATS)})"
+            )
         if name in builtins:
             return builtins[name]
         if name in variables:
-            return _format_variable(variables[name])
+            return _format_variable(variables[name], fmt)
         return match.group(0)
 
     return _VARIABLE.sub(replace, sql)

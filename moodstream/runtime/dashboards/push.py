@@ -84,9 +84,8 @@ class GrafanaPusher:
         self._url = url
         self._api = GrafanaApi.from_url(url, credential=token, timeout=timeout)
 
-    def push(self, datasource: DatasourceSettings | None, min_visits: int = 0) -> PushResult:
-        """Ensure folder, datasource (unless None) and dashboards (emotion groups with fewer than
-        ``min_visits`` visits hidden); GrafanaPushError on failure."""
+    def push(self, datasource: DatasourceSettings | None) -> PushResult:
+        """Ensure folder, datasource (unless None) and dashboards; GrafanaPushError on failure."""
         from grafana_client.client import GrafanaException
         from niquests.exceptions import RequestException
 
@@ -94,7 +93,7 @@ class GrafanaPusher:
             result = PushResult(folder=self._ensure_folder())
             if datasource is not None:
                 result.datasource = self._upsert_datasource(datasource_payload(datasource))
-            for uid, model in build_dashboards(min_visits).items():
+            for uid, model in build_dashboards().items():
                 result.dashboards[uid] = self._save_dashboard(model)
             return result
         except GrafanaException as exc:
