@@ -20,7 +20,7 @@ from ruamel.yaml import YAML
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 REPO = DEPLOY.parent
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.gpu.yml")
-STAGES = ("ingest", "detector", "classifier", "aggregator")
+STAGES = ("ingest", "detector", "tracker", "classifier", "aggregator")
 
 
 @pytest.fixture(scope="module")
