@@ -209,7 +209,7 @@ def test_one_deployment_per_stage_tracker_alone_and_ingest_shards_never_doubled(
     for deployment in deployments:
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    assert [component(j) for j in of_kind(overlay, "Job")] == ["migrate"]
+    assert sorted(component(j) for j in of_kind(overlay, "Job")) == ["grafana-push", "migrate"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -331,9 +331,12 @@ def test_secrets_reach_only_the_pods_that_need_them(overlay: str) -> None:
     assert used == {
         "moodstream-redis": {"ingest", "detector", "tracker", "classifier", "aggregator"},
         "moodstream-db-writer": {"aggregator", "migrate"},
-        "moodstream-db-reader": {"migrate"},
+        "moodstream-db-reader": {"migrate", "grafana-push"},  # migrate: only the role's name
+        "moodstream-grafana": {"grafana-push"},
         "moodstream-cameras": {"ingest"},
     }
+    migrate = next(pod for obj, pod in workloads(overlay) if component(obj) == "migrate")
+    assert ("moodstream-db-reader", "password") not in secret_refs(migrate)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -364,6 +367,9 @@ def _peer(rule_peers: list[Obj], ports: list[Obj]) -> str:
         return "postgresql"
     if set(peer) == {"ipBlock"} and port_set == {("TCP", 554), ("TCP", 80), ("TCP", 443)}:
         return "cameras"
+    grafana = ({"kubernetes.io/metadata.name": "monitoring"}, {"app.kubernetes.io/name": "grafana"})
+    if (namespace, pods) == grafana and port_set == {("TCP", 3000)}:
+        return "grafana"
     return f"other: {peer} {port_set}"
 
 
@@ -376,6 +382,8 @@ def needs(pod: Obj) -> set[str]:
         out.add("postgresql")
     if ("moodstream-cameras", "*") in secret_refs(pod):
         out.add("cameras")
+    if "MOODSTREAM_GRAFANA_TOKEN" in env_names(pod):
+        out.add("grafana")
     return out
 
 
@@ -402,7 +410,7 @@ def test_each_stage_may_reach_only_what_it_needs(overlay: str) -> None:
         reached = [_peer(rule["to"], rule["ports"]) for rule in policy["spec"]["egress"]]
         assert sorted(reached) == sorted(needs(pod)), component(obj)
         ingress = policy["spec"]["ingress"]
-        if component(obj) == "migrate":
+        if obj["kind"] == "Job":
             assert ingress == []
         else:  # Prometheus scrapes the metrics port; nothing else reaches a stage
             assert ingress == [
