@@ -37,7 +37,7 @@ K8S = REPO / "deploy" / "k8s"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir())
 KUBERNETES_VERSIONS = ("1.28", "1.34")
 """Oldest and newest Kubernetes minor versions the manifests are checked against."""
-METRICS_PORT = 9100
+METRICS_PORT = 9400
 STAGES = ("ingest", "detector", "tracker", "classifier", "aggregator")
 KEDA_KINDS = {
     "ScaledObject": "keda.sh_scaledobjects.yaml",
@@ -219,6 +219,10 @@ def test_probes_point_at_healthz_and_readyz_on_the_port_the_process_serves(overl
             ports = {p["name"]: p["containerPort"] for p in container["ports"]}
             assert ports == {"metrics": METRICS_PORT}
             assert f"--metrics-port={METRICS_PORT}" in container["args"]
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            assert (
+                env["MOODSTREAM_METRICS_ADDRESS"] == "0.0.0.0"
+            )  # not 127.0.0.1: the kubelet probes the pod IP
             assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
             assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
             annotations = deployment["spec"]["template"]["metadata"]["annotations"]
@@ -472,6 +476,13 @@ def test_ingest_reaches_the_overlays_camera_network_not_the_placeholder(overlay:
         if "ipBlock" in peer
     ]
     assert len(cidrs) == 1 and cidrs[0] != "192.0.2.0/24"
+    for deployment in of_kind(overlay, "Deployment"):  # the policy opens TCP only: RTSP must not use UDP
+        if component(deployment) == "ingest":
+            env = {
+                e["name"]: e.get("value")
+                for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+            }
+            assert env["OPENCV_FFMPEG_CAPTURE_OPTIONS"] == "rtsp_transport;tcp"
 
 
 # ------------------------------------------------------------------------------------------- KEDA
