@@ -94,13 +94,13 @@ class RunOptions(BaseModel):
     )
     worker: WorkerConfig = Field(default_factory=WorkerConfig, description="Consumer loop tuning.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Camera reader tuning.")
-    exit_when_done: bool = Field(default=False, description="Ingest exits once every camera has ended.")
     ingest_stores: tuple[Annotated[str, Field(pattern=SLUG_PATTERN)], ...] = Field(
         default=(),
         max_length=10_000,
         description=f"Store ids whose cameras this ingest reads ({SLUG_WORDS}); empty: every store. "
         "Shards ingest by store: give each ingest process a disjoint set.",
     )
+    exit_when_done: bool = Field(default=False, description="Ingest exits once every camera has ended.")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port (0: none).")
     log_level: LogLevel = Field(description="Log level (Settings.log_level).")
     secrets: tuple[str, ...] = Field(default=(), description="Values to redact from every log line.")
@@ -129,13 +129,11 @@ def check_stores(registry: Registry, stores: frozenset[str]) -> None:
         )
 
 
-def registry_cameras(registry: Registry, stores: frozenset[str] = frozenset()) -> list[CameraSpec]:
-    """Enabled cameras of a loaded registry as ingest camera specs; a non-empty ``stores`` keeps only the
-    cameras of those stores (ids not in the registry select nothing)."""
+def registry_cameras(registry: Registry) -> list[CameraSpec]:
+    """Enabled cameras of a loaded registry as ingest camera specs."""
     return [
         CameraSpec(store.id, camera.id, str(camera.source), float(camera.fps), bool(camera.loop))
         for store, camera in registry.cameras(enabled_only=True)
-        if not stores or store.id in stores
     ]
 
 
@@ -147,7 +145,7 @@ def load_camera_specs(path: Path, stores: frozenset[str] = frozenset()) -> list[
     gone = missing_stores(registry, stores) if stores else []
     if gone:
         log.warning("stores %s selected for this ingest are not in %s; they are not read", gone, path)
-    return registry_cameras(registry, stores)
+    return [spec for spec in registry_cameras(registry) if not stores or spec.store_id in stores]
 
 
 def registry_overrides(registry: Registry) -> dict[str, object]:
@@ -280,8 +278,8 @@ def run_ingest(options: RunOptions, stop: threading.Event) -> None:
     except ServerUnavailable as exc:  # stopped while Redis was unreachable: one line, no traceback
         log.warning("ingest stopping: %s", exc)
         return
-    publisher = FramePublisher(client, options.redis_url, names, options.ingest.frames_maxlen, stop)
     load = functools.partial(load_camera_specs, stores=frozenset(options.ingest_stores))
+    publisher = FramePublisher(client, options.redis_url, names, options.ingest.frames_maxlen, stop)
     supervisor = IngestSupervisor(options.registry, load, client, publisher, names, options.ingest)
     supervisor.run(stop, initial=load(options.registry), until_finished=options.exit_when_done)
 
