@@ -54,10 +54,10 @@ def test_keda_reads_the_backlog_of_a_consumer_group(
     admin.xreadgroup(GROUPS["detector"], "worker-1", {frames: ">"}, count=2)  # 2 pending, 3 not delivered
     admin.close()
 
-    assert keda.info()["redis_version"]
+    major = int(str(keda.info()["redis_version"]).split(".")[0])  # KEDA checks it before asking for lag
     (group,) = keda.xinfo_groups(frames)
     assert group["name"] == GROUPS["detector"].encode() and group["pending"] == 2
-    if "lag" in group:  # Redis 7+: what the lagCount trigger scales on
+    if major >= 7:  # what the lagCount trigger scales on (Redis 6.2, embedded here, has no lag)
         assert group["lag"] == 3
     assert keda.xpending(frames, GROUPS["detector"])["pending"] == 2
     assert keda.xlen(frames) == 5

@@ -14,7 +14,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
 from jsonschema import Draft7Validator
 from ruamel.yaml import YAML
@@ -240,14 +239,15 @@ def _cli_invocations(container: Obj) -> Iterator[list[str]]:
 
 
 def _parse(words: list[str]) -> None:
-    """Parse a moodstream command line as the CLI would, without running it (click errors on a mistake)."""
+    """Parse a moodstream command line as the CLI would, without running it (raises on a mistake).
+
+    Duck-typed: typer ships its own copy of click, whose classes are not the ``click`` package's."""
     assert words[0] == "moodstream"
-    command: click.Command = get_command(build_app())
+    command: Any = get_command(build_app())
     args = words[1:]
-    while isinstance(command, click.Group):
-        sub = command.get_command(click.Context(command), args[0])
-        assert sub is not None, f"no command {args[0]!r} in {words}"
-        command, args = sub, args[1:]
+    while hasattr(command, "commands"):  # a group: descend into the named subcommand
+        assert args and args[0] in command.commands, f"no command {args[:1]} in {words}"
+        command, args = command.commands[args[0]], args[1:]
     command.make_context(words[0], args)
 
 
