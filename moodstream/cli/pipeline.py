@@ -287,7 +287,7 @@ def ingest_command(
 ) -> None:
     """Read every enabled camera of the registry (with --stores: of those stores only) into the frames
     stream; follows edits of the file."""
-    _run_alone("ingest", _ingest_options(config, stores))
+    _run_alone("ingest", _with_stores(_stage_options(config, False), config, stores))
 
 
 def detect_command(
@@ -365,14 +365,13 @@ def parse_store_ids(values: list[str] | None) -> tuple[str, ...]:
     return tuple(ids)
 
 
-def _ingest_options(config: Path, values: list[str] | None) -> RunOptions:
-    """The ingest's run options with its ``--stores`` selection parsed and checked against the registry."""
+def _with_stores(options: RunOptions, config: Path, values: list[str] | None) -> RunOptions:
+    """``options`` with the ingest's ``--stores`` selection parsed and checked against the registry."""
     from pydantic import ValidationError
 
     from moodstream.runtime.processes import UnknownStoreError, check_stores
     from moodstream.schemas.registry import SLUG_WORDS
 
-    options = _stage_options(config, False)
     try:
         stores = parse_store_ids(values)
         options = options.updated({"ingest_stores": stores})
