@@ -341,6 +341,9 @@ def test_secrets_reach_only_the_pods_that_need_them(overlay: str) -> None:
     }
     migrate = next(pod for obj, pod in workloads(overlay) if component(obj) == "migrate")
     assert ("moodstream-db-reader", "password") not in secret_refs(migrate)
+    push = next(pod for obj, pod in workloads(overlay) if component(obj) == "grafana-push")
+    (url,) = [a for a in push["containers"][0]["args"] if a.startswith("--url=")]
+    assert url.startswith("--url=https://"), "the token and the reader's password would travel in clear"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
