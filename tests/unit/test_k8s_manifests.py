@@ -368,8 +368,11 @@ def _peer(rule_peers: list[Obj], ports: list[Obj]) -> str:
     namespace = peer.get("namespaceSelector", {}).get("matchLabels", {})
     if namespace == {"kubernetes.io/metadata.name": "kube-system"} and pods == {"k8s-app": "kube-dns"}:
         return "dns" if port_set == {("UDP", 53), ("TCP", 53)} else f"dns on {port_set}"
-    if not namespace and pods == {"app.kubernetes.io/name": "redis"} and port_set == {("TCP", 6379)}:
+    redis = not namespace and pods == {"app.kubernetes.io/name": "redis"}
+    if redis and port_set == {("TCP", 6379)}:
         return "redis"
+    if redis and port_set == {("TCP", 6379), ("TCP", 26379)}:
+        return "redis and sentinel"
     if not namespace and pods == {"app.kubernetes.io/name": "postgresql"} and port_set == {("TCP", 5432)}:
         return "postgresql"
     if set(peer) == {"ipBlock"} and port_set == {("TCP", 554), ("TCP", 80), ("TCP", 443)}:
@@ -430,36 +433,44 @@ def test_each_stage_may_reach_only_what_it_needs(overlay: str) -> None:
             ]
 
 
-def _allowed_components(policy: Obj) -> set[str]:
-    """Components of moodstream pods that the policy's ingress rules let in (same namespace)."""
-    out = set()
+def _ingress_peers(policy: Obj) -> tuple[set[str], list[Obj], set[tuple[str, int]]]:
+    """What a server's policy lets in: components of moodstream pods (same namespace), peers from other
+    namespaces, and the ports its own pods (replicas) may use."""
+    components, outside, replication = set(), [], set()
+    server = policy["spec"]["podSelector"]
     for rule in policy["spec"]["ingress"]:
         for peer in rule["from"]:
-            if "namespaceSelector" not in peer:
+            if "namespaceSelector" in peer:
+                outside.append(peer)
+            elif peer["podSelector"] == server:
+                replication |= {(p["protocol"], p["port"]) for p in rule["ports"]}
+            else:
                 (expression,) = peer["podSelector"]["matchExpressions"]
                 assert expression["operator"] == "In"
-                out |= set(expression["values"])
-    return out
+                assert peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "moodstream"}
+                components |= set(expression["values"])
+    return components, outside, replication
 
 
 @pytest.mark.parametrize(
-    ("server", "variable", "outside"),
+    ("server", "variable", "outside", "ports"),
     [
-        ("redis", "MOODSTREAM_REDIS_URL", ("keda", {"app": "keda-operator"})),
-        ("postgresql", "MOODSTREAM_DATABASE_URL", ("monitoring", {"app.kubernetes.io/name": "grafana"})),
+        ("redis", "MOODSTREAM_REDIS_URL", ("keda", {"app": "keda-operator"}), {6379, 26379}),
+        (
+            "postgresql",
+            "MOODSTREAM_DATABASE_URL",
+            ("monitoring", {"app.kubernetes.io/name": "grafana"}),
+            {5432},
+        ),
     ],
 )
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_servers_accept_only_the_stages_that_use_them(
-    overlay: str, server: str, variable: str, outside: tuple[str, dict[str, str]]
+    overlay: str, server: str, variable: str, outside: tuple[str, dict[str, str]], ports: set[int]
 ) -> None:
     (policy,) = [p for p in of_kind(overlay, "NetworkPolicy") if p["metadata"]["name"] == server]
-    assert policy["spec"]["egress"] == []
-    users = {component(obj) for obj, pod in workloads(overlay) if variable in env_names(pod)}
-    assert _allowed_components(policy) == users
-    others = [
-        peer for rule in policy["spec"]["ingress"] for peer in rule["from"] if "namespaceSelector" in peer
-    ]
+    components, others, replication = _ingress_peers(policy)
+    assert components == {component(obj) for obj, pod in workloads(overlay) if variable in env_names(pod)}
     namespace, pods = outside
     assert others == [
         {
@@ -467,6 +478,10 @@ def test_servers_accept_only_the_stages_that_use_them(
             "podSelector": {"matchLabels": pods},
         }
     ]
+    assert replication == {("TCP", port) for port in ports}  # its own replicas, on its own ports only
+    reached = [_peer(rule["to"], rule["ports"]) for rule in policy["spec"]["egress"]]
+    replicas = {"redis": "redis and sentinel", "postgresql": "postgresql"}[server]
+    assert sorted(reached) == ["dns", replicas], "a server reaches DNS and its replicas, nothing else"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
