@@ -281,9 +281,13 @@ def _stage_options(
     return options_from_registry(_load(config), options) if config else options
 
 
-def ingest_command(config: Annotated[Path, typer.Option("--config", "-c", help="stores.yaml")]) -> None:
-    """Read every enabled camera of the registry into the frames stream; follows edits of the file."""
-    _run_alone("ingest", _stage_options(config, False))
+def ingest_command(
+    config: Annotated[Path, typer.Option("--config", "-c", help="stores.yaml")],
+    stores: StoresOption = None,
+) -> None:
+    """Read every enabled camera of the registry (with --stores: of those stores only) into the frames
+    stream; follows edits of the file."""
+    _run_alone("ingest", _with_stores(_stage_options(config, False), config, stores))
 
 
 def detect_command(
@@ -333,6 +337,53 @@ def classify_command(
 def aggregate_command(config: ConfigOption = None, metrics_port: MetricsPort = METRICS_PORT_DEFAULT) -> None:
     """One aggregator: emotions -> PostgreSQL counts (bucket width from -c stores.yaml, else 60 s)."""
     _run_alone("aggregator", _stage_options(config, True, metrics_port=metrics_port))
+
+
+# ------------------------------------------------------------------------------------------- ingest shards
+
+
+StoresOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--stores",
+        help="Read only these stores' cameras (ids, comma-separated or repeated): shards ingest by store.",
+    ),
+]
+
+
+def parse_store_ids(values: list[str] | None) -> tuple[str, ...]:
+    """Store ids from ``--stores`` values (comma-separated, repeatable), in order, without duplicates.
+
+    Raises ValueError when a value holds no id at all (``--stores ""`` or ``--stores ,``).
+    """
+    ids: list[str] = []
+    for value in values or []:
+        parts = [part.strip() for part in value.split(",")]
+        if not any(parts):
+            raise ValueError(f"--stores {value!r} holds no store id (expected ids like hn-1,hn-2)")
+        ids += [part for part in parts if part and part not in ids]
+    return tuple(ids)
+
+
+def _with_stores(options: RunOptions, config: Path, values: list[str] | None) -> RunOptions:
+    """``options`` with the ingest's ``--stores`` selection parsed and checked against the registry."""
+    from pydantic import ValidationError
+
+    from moodstream.runtime.processes import UnknownStoreError, check_stores
+    from moodstream.schemas.registry import SLUG_WORDS
+
+    try:
+        stores = parse_store_ids(values)
+        options = options.updated({"ingest_stores": stores})
+        check_stores(_load(config), frozenset(stores))
+    except ValidationError as exc:
+        bad = ", ".join(repr(e["input"]) for e in exc.errors())
+        raise _fail(f"--stores: {bad} is not a store id ({SLUG_WORDS})") from None
+    except UnknownStoreError as exc:
+        raise _fail(f"--stores: {exc}") from None
+    except ValueError as exc:  # parse_store_ids: a value without any id
+        raise _fail(str(exc)) from None
+    return options
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ SIGTERM/SIGINT handlers that let the batch in hand finish). Models are created h
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import multiprocessing.process
@@ -15,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 
 import redis
 import sqlalchemy.exc
@@ -39,7 +40,7 @@ from moodstream.runtime.stages import (
 from moodstream.runtime.stages.tracker import RegistryVisitSettings
 from moodstream.runtime.worker import BatchHandler, StreamWorker, WorkerConfig
 from moodstream.schemas import defaults
-from moodstream.schemas.registry import Registry, load_registry
+from moodstream.schemas.registry import SLUG_PATTERN, SLUG_WORDS, Registry, load_registry
 from moodstream.schemas.visit_config import ReorderConfig
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,12 @@ class RunOptions(BaseModel):
     )
     worker: WorkerConfig = Field(default_factory=WorkerConfig, description="Consumer loop tuning.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Camera reader tuning.")
+    ingest_stores: tuple[Annotated[str, Field(pattern=SLUG_PATTERN)], ...] = Field(
+        default=(),
+        max_length=10_000,
+        description=f"Store ids whose cameras this ingest reads ({SLUG_WORDS}); empty: every store. "
+        "Shards ingest by store: give each ingest process a disjoint set.",
+    )
     exit_when_done: bool = Field(default=False, description="Ingest exits once every camera has ended.")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port (0: none).")
     log_level: LogLevel = Field(description="Log level (Settings.log_level).")
@@ -103,6 +110,25 @@ class RunOptions(BaseModel):
         return RunOptions.model_validate({**self.model_dump(), **changes})
 
 
+class UnknownStoreError(ValueError):
+    """A store selection (``moodstream ingest --stores``) names store ids the registry does not have."""
+
+
+def missing_stores(registry: Registry, stores: frozenset[str]) -> list[str]:
+    """The ids of ``stores`` that are not stores of ``registry``, sorted (empty: all known)."""
+    return sorted(stores - {store.id for store in registry.stores})
+
+
+def check_stores(registry: Registry, stores: frozenset[str]) -> None:
+    """UnknownStoreError naming each id of ``stores`` missing from ``registry`` and the ids it has."""
+    unknown = missing_stores(registry, stores)
+    if unknown:
+        known = ", ".join(store.id for store in registry.stores) or "none"
+        raise UnknownStoreError(
+            f"unknown store id(s) {', '.join(unknown)}: not in the registry (its stores: {known})"
+        )
+
+
 def registry_cameras(registry: Registry) -> list[CameraSpec]:
     """Enabled cameras of a loaded registry as ingest camera specs."""
     return [
@@ -111,9 +137,15 @@ def registry_cameras(registry: Registry) -> list[CameraSpec]:
     ]
 
 
-def load_camera_specs(path: Path) -> list[CameraSpec]:
-    """Load stores.yaml and return its enabled cameras (RegistryError on any problem)."""
-    return registry_cameras(load_registry(path))
+def load_camera_specs(path: Path, stores: frozenset[str] = frozenset()) -> list[CameraSpec]:
+    """Load stores.yaml and return its enabled cameras, only those of ``stores`` when given (RegistryError
+    on any problem). A selected store that is gone from the file reads nothing, with a warning: removing a
+    store disables it, as removing a camera does."""
+    registry = load_registry(path)
+    gone = missing_stores(registry, stores) if stores else []
+    if gone:
+        log.warning("stores %s selected for this ingest are not in %s; they are not read", gone, path)
+    return [spec for spec in registry_cameras(registry) if not stores or spec.store_id in stores]
 
 
 def registry_overrides(registry: Registry) -> dict[str, object]:
@@ -235,7 +267,8 @@ def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
 
 
 def run_ingest(options: RunOptions, stop: threading.Event) -> None:
-    """Read every enabled camera of the registry and follow its edits, until stopped."""
+    """Read every enabled camera of the registry (of ``options.ingest_stores`` only, when set) and follow
+    its edits, until stopped."""
     if options.registry is None:
         raise ValueError("ingest needs a registry file (-c stores.yaml)")
     names = StreamNames(options.prefix)
@@ -245,11 +278,10 @@ def run_ingest(options: RunOptions, stop: threading.Event) -> None:
     except ServerUnavailable as exc:  # stopped while Redis was unreachable: one line, no traceback
         log.warning("ingest stopping: %s", exc)
         return
+    load = functools.partial(load_camera_specs, stores=frozenset(options.ingest_stores))
     publisher = FramePublisher(client, options.redis_url, names, options.ingest.frames_maxlen, stop)
-    supervisor = IngestSupervisor(
-        options.registry, load_camera_specs, client, publisher, names, options.ingest
-    )
-    supervisor.run(stop, initial=load_camera_specs(options.registry), until_finished=options.exit_when_done)
+    supervisor = IngestSupervisor(options.registry, load, client, publisher, names, options.ingest)
+    supervisor.run(stop, initial=load(options.registry), until_finished=options.exit_when_done)
 
 
 STAGE_RUNNERS: Final[dict[str, Callable[[RunOptions, threading.Event], None]]] = {
