@@ -21,7 +21,7 @@ import redis
 import sqlalchemy.exc
 from pydantic import BaseModel, ConfigDict, Field
 
-from moodstream.common.redaction import RedactingFilter
+from moodstream.common.redaction import RedactingFilter, secret_spellings
 from moodstream.common.streams import ServerUnavailable, StreamNames, connect_redis, wait_for_redis
 from moodstream.ingest import CameraSpec, FramePublisher, IngestConfig, IngestSupervisor
 from moodstream.runtime.database import DatabaseUnavailableError, create_database_engine
@@ -104,16 +104,28 @@ class RunOptions(BaseModel):
 
 
 def registry_cameras(registry: Registry) -> list[CameraSpec]:
-    """Enabled cameras of a loaded registry as ingest camera specs."""
-    return [
-        CameraSpec(store.id, camera.id, str(camera.source), float(camera.fps), bool(camera.loop))
-        for store, camera in registry.cameras(enabled_only=True)
-    ]
+    """Enabled cameras of a loaded registry as ingest camera specs, each with the registry's substituted
+    secrets that its source holds (so ingest masks them in logs, Redis and errors)."""
+    specs = []
+    for store, camera in registry.cameras(enabled_only=True):
+        source = str(camera.source)
+        held = tuple(sorted(s for s in registry.secrets if any(x in source for x in secret_spellings(s))))
+        specs.append(CameraSpec(store.id, camera.id, source, float(camera.fps), bool(camera.loop), held))
+    return specs
 
 
 def load_camera_specs(path: Path) -> list[CameraSpec]:
-    """Load stores.yaml and return its enabled cameras (RegistryError on any problem)."""
-    return registry_cameras(load_registry(path))
+    """Load stores.yaml and return its enabled cameras (RegistryError on any problem).
+
+    The registry's secrets are added to the redacting filters of the root logger's handlers, so a
+    password added by a live edit of the file is masked in log lines too.
+    """
+    registry = load_registry(path)
+    for handler in logging.getLogger().handlers:
+        for found in handler.filters:
+            if isinstance(found, RedactingFilter):
+                found.add_secrets(registry.secrets)
+    return registry_cameras(registry)
 
 
 def registry_overrides(registry: Registry) -> dict[str, object]:
