@@ -28,6 +28,15 @@ class SourceError(RuntimeError):
     """A camera source could not be opened or stopped delivering frames (message has no password)."""
 
 
+def opencv_message(exc: BaseException) -> str:
+    """One line for an OpenCV exception: its own message without the C++ file, line and function
+    (``cv2.error`` texts span several lines and name OpenCV's sources)."""
+    text = " ".join(str(exc).split())
+    _, sep, rest = text.partition(" error: ")
+    message = (rest if sep else text).split(" in function ")[0].strip()
+    return f"OpenCV could not handle it: {message or type(exc).__name__}"
+
+
 @dataclass(frozen=True)
 class CameraSpec:
     """One camera to ingest: identity, source (file path, URL or webcam index), sampling rate, looping, and

@@ -97,6 +97,13 @@ class PipelineConfig(_Strict):
         le=100,
         description="JPEG quality of frames on the frames stream (10-100).",
     )
+    max_frame_pixels: int = Field(
+        default=defaults.MAX_FRAME_PIXELS,
+        ge=320 * 240,
+        le=defaults.FRAME_PIXELS_CAP,
+        description="Camera frames with more pixels (width x height) are downscaled at ingest, keeping "
+        "their aspect ratio, to at most this many (default 4K UHD, 8294400).",
+    )
     visits: VisitConfig = Field(
         default_factory=VisitConfig,
         description="How faces become visits (quality gate, tracker, votes per visit) for every camera; "

@@ -138,7 +138,11 @@ def registry_overrides(registry: Registry) -> dict[str, object]:
             "claim_idle_ms": pipeline.reclaim_idle_seconds * 1000,
             "output_maxlen": pipeline.stream_maxlen,
         },
-        "ingest": {"frames_maxlen": pipeline.stream_maxlen, "jpeg_quality": pipeline.jpeg_quality},
+        "ingest": {
+            "frames_maxlen": pipeline.stream_maxlen,
+            "jpeg_quality": pipeline.jpeg_quality,
+            "max_frame_pixels": pipeline.max_frame_pixels,
+        },
         "reorder": pipeline.reorder.model_dump(),
     }
 
