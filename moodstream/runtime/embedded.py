@@ -102,8 +102,8 @@ def _remove_fallback_socket_dir(socket_dir: Path, preferred: Path) -> None:
 
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``path`` (created if missing) for the duration of the block."""
-    with path.open("a") as handle:
+    """Hold an exclusive advisory lock on ``path`` (created 0600 if missing) for the duration of the block."""
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -455,6 +455,7 @@ class EmbeddedPostgres:
             "host all all ::1/128 scram-sha-256\n"
         )
         self._run("pg_ctl", ["-D", str(self.pgdata), "reload"])
+        _wait_until_password_required(state, self.start_timeout)
 
     def stop(self) -> None:
         """Stop the server (fast shutdown: sessions ended, data flushed) when this object started it."""
@@ -513,6 +514,24 @@ class EmbeddedPostgres:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _wait_until_password_required(state: _PostmasterState, timeout: float) -> None:
+    """Return once the server refuses a connection without a password (a reload takes effect a moment
+    after ``pg_ctl reload`` returns); EmbeddedServerError after ``timeout`` seconds."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(
+                host=str(state.socket_dir), port=state.port, user="postgres", dbname="postgres", password=""
+            ):
+                pass
+        except psycopg.OperationalError:
+            return
+        time.sleep(0.05)
+    raise EmbeddedServerError("embedded PostgreSQL still lets connections in without a password")
 
 
 def _check_reachable(path: Path, user: pwd.struct_passwd) -> None:

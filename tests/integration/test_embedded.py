@@ -52,9 +52,10 @@ def test_embedded_redis_with_a_long_data_dir_uses_a_short_socket(server_dir: Pat
         assert stat.S_IMODE(server.socket_path.parent.stat().st_mode) == 0o700
         assert server.socket_path.parent.stat().st_uid == os.geteuid()
         assert (deep / "redis" / "redis.conf").exists()
+        socket_dir = server.socket_path.parent
         with redis.Redis.from_url(server.url) as client:
             assert client.ping()
-    assert not server.socket_path.parent.exists()  # the short socket folder goes with the server
+    assert not socket_dir.exists()  # the short socket folder goes with the server
     squatted.rmdir()
 
 
@@ -165,7 +166,7 @@ def test_embedded_postgres_is_private_asks_for_a_password_and_leaves_parents_alo
         with engine.connect() as conn:
             assert conn.execute(text("SELECT 1")).scalar() == 1
         engine.dispose()
-        no_password = create_engine(make_url(url).set(password=None))
+        no_password = create_engine(make_url(url)._replace(password=None))
         with pytest.raises(OperationalError, match="password"):
             no_password.connect()
         no_password.dispose()
