@@ -1,6 +1,10 @@
-"""Cell formatting shared by the report renderers (text tables and HTML)."""
+"""Cell formatting shared by the report renderers (text tables and HTML), and making names from the
+database safe to show: no control characters for a terminal, no formulas for a spreadsheet."""
 
 from __future__ import annotations
+
+import re
+from typing import Final
 
 NO_VALUE = "–"
 """Shown where a share, index or mean has no value (no readable visit, no classified face)."""
@@ -21,3 +25,23 @@ def fmt_seconds(value: float | None) -> str:
     if value is None:
         return NO_VALUE
     return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
+_UNSAFE_CHARS: Final = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""C0 and C1 control characters (escape sequences, carriage returns, bells) and the bidirectional
+overrides that reorder what a terminal shows."""
+
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet reads a cell starting with one of these as a formula (``=HYPERLINK(...)``)."""
+
+
+def plain_text(value: str) -> str:
+    """``value`` with every control character and bidirectional override removed (safe for a terminal)."""
+    return _UNSAFE_CHARS.sub("", value)
+
+
+def csv_text(value: str) -> str:
+    """A text cell for CSV: control characters removed and, when it would start a formula, a leading
+    apostrophe (spreadsheets then show it as text). Numbers are never passed here (``-0.25`` stays)."""
+    cleaned = plain_text(value)
+    return f"'{cleaned}" if cleaned.startswith(FORMULA_STARTS) else cleaned

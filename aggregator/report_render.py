@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 from moodstream.aggregator.report import COUNT_KEYS, Counts, Granularity, Report, ReportError, ReportRow
-from moodstream.aggregator.report_format import fmt_index, fmt_seconds, fmt_share
+from moodstream.aggregator.report_format import csv_text, fmt_index, fmt_seconds, fmt_share, plain_text
 from moodstream.aggregator.report_html import render_html
 from moodstream.schemas.labels import EMOTIONS
 from moodstream.schemas.tables import DWELL_COLUMNS
@@ -28,13 +28,20 @@ def _period_label(row: ReportRow, by: Granularity) -> str:
 
 def render_csv(report: Report) -> str:
     """One CSV line per (branch, store, period): visits (counts, shares, satisfaction per visit, dwell),
-    then faces (counts, shares, satisfaction per face)."""
+    then faces (counts, shares, satisfaction per face). Text cells (names) never start a formula and hold
+    no control character (``csv_text``)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=[*_ROW_KEYS, *COUNT_KEYS, "suppressed"], lineterminator="\n")
     writer.writeheader()
     for row in report.rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.as_dict().items()})
+        writer.writerow({k: _csv_cell(v) for k, v in row.as_dict().items()})
     return buf.getvalue()
+
+
+def _csv_cell(value: object) -> object:
+    if value is None:
+        return ""
+    return csv_text(value) if isinstance(value, str) else value
 
 
 _ROW_KEYS: Final[tuple[str, ...]] = ("branch", "store_id", "store_name", "timezone", "period_start")
@@ -81,12 +88,21 @@ _FACE_HEADERS: Final = [
 
 def render_table(report: Report) -> str:
     """Plain-text tables (rich): visits per period, then totals per store and branch; then the same for
-    faces (secondary)."""
+    faces (secondary). Names are shown as written (no rich markup or emoji codes read in them), without
+    control characters."""
     from rich.console import Console
 
-    console = Console(file=io.StringIO(), width=220, color_system=None, record=True)
+    console = Console(
+        file=io.StringIO(),
+        width=220,
+        color_system=None,
+        record=True,
+        markup=False,
+        emoji=False,
+        highlight=False,
+    )
     req = report.request
-    scope = req.store or req.branch or "all branches"
+    scope = plain_text(req.store or req.branch or "all branches")
     console.print(f"moodstream report — {scope}, {req.date_from} to {req.date_to}, per {req.by} (store time)")
     if not report.rows:
         console.print("no counts in this range")
@@ -120,7 +136,8 @@ def _period_table(report: Report, title: str, headers: list[str], cells_of: Cell
         if row.suppressed:  # the frames column (faces table) stays; the visits column says why
             first = cells[0] if headers[0] == "frames" else f"<{report.request.min_visits} visits"
             cells = [first, *("–" for _ in cells[1:-1]), "suppressed"]
-        table.add_row(row.branch, row.store_name, _period_label(row, report.request.by), *cells)
+        name = plain_text(row.store_name)
+        table.add_row(plain_text(row.branch), name, _period_label(row, report.request.by), *cells)
     return table
 
 
@@ -129,9 +146,9 @@ def _totals_table(report: Report, title: str, headers: list[str], cells_of: Cell
 
     table = Table("branch", "store", "period", *headers, title=title)
     for (branch, _sid, name), counts in report.store_totals().items():
-        table.add_row(branch, name, "range", *cells_of(counts))
+        table.add_row(plain_text(branch), plain_text(name), "range", *cells_of(counts))
     for (branch,), counts in report.branch_totals().items():
-        table.add_row(branch, "(all stores)", "range", *cells_of(counts))
+        table.add_row(plain_text(branch), "(all stores)", "range", *cells_of(counts))
     return table
 
 

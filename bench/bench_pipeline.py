@@ -272,7 +272,7 @@ def main() -> None:
                 result = run_pipeline(cameras, fps, args, data_dir, redis_server, postgres)
             finally:
                 redis_server.stop()
-                postgres.stop()
+                postgres.delete_cluster()  # as root the cluster lives outside the temporary directory
         result["alone_frames_per_s"] = alone["frames_per_s"]
         result["ratio_to_alone"] = round(result["frames_per_s"] / alone["frames_per_s"], 2)
         results["pipeline"].append(result)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from moodstream.common.redaction import redact_text
 from moodstream.ingest.backoff import BackoffPolicy
 from moodstream.ingest.sampling import sample_capture
-from moodstream.ingest.sources import CameraSpec, SourceError, open_capture
+from moodstream.ingest.sources import CameraSpec, SourceError, open_capture, opencv_message
 from moodstream.schemas import defaults
 from moodstream.schemas.jpeg import encode_jpeg
 from moodstream.schemas.messages import FrameKey, FrameMessage
@@ -39,6 +39,13 @@ class IngestConfig(BaseModel):
         ge=10,
         le=100,
         description="JPEG quality of published frames.",
+    )
+    max_frame_pixels: int = Field(
+        default=defaults.MAX_FRAME_PIXELS,
+        ge=320 * 240,
+        le=defaults.FRAME_PIXELS_CAP,
+        description="Frames with more pixels are downscaled (aspect kept) to at most this many before "
+        "they are encoded and published.",
     )
     open_timeout_ms: int = Field(default=10_000, ge=100, le=600_000, description="Source open timeout, ms.")
     read_timeout_ms: int = Field(default=10_000, ge=100, le=600_000, description="Source read timeout, ms.")
@@ -85,6 +92,7 @@ class CameraReader:
         self.epoch = int(time.time() * 1000)
         self.seq = 0
         self.status = CameraStatus(epoch=self.epoch)
+        self._downscaled = False
 
     def run(self, stop: threading.Event) -> None:
         """Thread body: sample, publish, reconnect with backoff; returns when stopped or finished."""
@@ -112,6 +120,8 @@ class CameraReader:
     def _failed(self, exc: BaseException, attempt: int, stop: threading.Event) -> None:
         delay = self.config.backoff.delay(attempt)
         text = (str(exc) or type(exc).__name__).replace(self.spec.source, self.spec.redacted_source)
+        if isinstance(exc, cv2.error):
+            text = opencv_message(exc)
         message = redact_text(text, self.spec.secrets)
         self.status.errors += 1
         self.status.reconnects += 1
@@ -166,10 +176,28 @@ class CameraReader:
         """Publish one frame; ``captured_ms`` defaults to now (live sources)."""
         captured = int(time.time() * 1000) if captured_ms is None else captured_ms
         key = FrameKey(self.spec.store_id, self.spec.camera_id, self.epoch, self.seq)
+        frame = self._within_size(frame)
         self.publish(FrameMessage(key, captured, encode_jpeg(frame, self.config.jpeg_quality)))
         self.seq += 1
         self.status.frames += 1
         self.status.last_frame_ms = captured
+
+    def _within_size(self, frame: np.ndarray) -> np.ndarray:
+        """The frame, downscaled (aspect kept, area interpolation) when it has more than
+        ``max_frame_pixels`` pixels; the first downscale of a reader is logged."""
+        height, width = frame.shape[:2]
+        limit = self.config.max_frame_pixels
+        if height * width <= limit:
+            return frame
+        scale = (limit / (height * width)) ** 0.5
+        size = (max(1, int(width * scale)), max(1, int(height * scale)))
+        if not self._downscaled:
+            self._downscaled = True
+            log.info(
+                "camera %s: frames of %d x %d downscaled to %d x %d (pipeline.max_frame_pixels %d)",
+                self.spec.label, width, height, *size, limit,
+            )  # fmt: skip
+        return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
     def _set_state(self, state: str) -> None:
         self.status.state = state

@@ -14,7 +14,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from moodstream.ingest.sources import SourceError, open_capture
+from moodstream.ingest.sources import SourceError, open_capture, opencv_message
+from moodstream.schemas.image_header import ImageSizeError, check_declared_size
+from moodstream.schemas.jpeg import MAX_FRAME_PIXELS
+
+MAX_IMAGE_BYTES = 256 * 1024 * 1024
+"""Largest image file read by ``read_image`` (a 40-megapixel image is far smaller in any format)."""
 
 
 class SamplingError(ValueError):
@@ -53,17 +58,46 @@ def sample_capture(capture: cv2.VideoCapture, fps: float) -> Iterator[tuple[floa
 
 
 def sample_file(path: str | Path, fps: float) -> Iterator[tuple[float, np.ndarray]]:
-    """Yield (video time ms, BGR frame) of a video file (or a single image) sampled at ``fps``."""
+    """Yield (video time ms, BGR frame) of a video file (or a single image) sampled at ``fps``.
+
+    SourceError when the video declares frames of more than MAX_FRAME_PIXELS pixels.
+    """
     capture = open_capture(str(path))
     try:
+        check_capture_size(capture, str(path))
         yield from sample_capture(capture, fps)
     finally:
         capture.release()
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """A still image as BGR uint8 (H, W, 3); SourceError when it is not a readable image."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
+def check_capture_size(capture: cv2.VideoCapture, source: str, max_pixels: int = MAX_FRAME_PIXELS) -> None:
+    """SourceError when an opened video declares frames of more than ``max_pixels`` pixels."""
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    if width * height > max_pixels:
+        raise SourceError(
+            f"{source}: frames of {width} x {height} pixels, more than the {max_pixels:,} allowed"
+        )
+
+
+def read_image(path: str | Path, max_pixels: int = MAX_FRAME_PIXELS) -> np.ndarray:
+    """A still image as BGR uint8 (H, W, 3). Its header is checked before any decoding: SourceError (one
+    line) when the file is not a JPEG, PNG, BMP, WebP or TIFF image, declares more than ``max_pixels``
+    pixels, is larger than MAX_IMAGE_BYTES, or OpenCV cannot decode it."""
+    file = Path(path)
+    try:
+        if file.stat().st_size > MAX_IMAGE_BYTES:
+            raise SourceError(f"{path}: larger than {MAX_IMAGE_BYTES // 2**20} MB; not an image to analyse")
+        data = file.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    try:
+        check_declared_size(data, max_pixels)
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except ImageSizeError as exc:
+        raise SourceError(f"{path}: {exc}") from None
+    except cv2.error as exc:
+        raise SourceError(f"{path}: {opencv_message(exc)}") from None
+    if image is None or not image.size:
         raise SourceError(f"not a readable image: {path}")
     return image

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 from urllib.parse import urlsplit
 
 import cv2
 
-from moodstream.common.redaction import redact_url
+from moodstream.common.redaction import redact_text, redact_url
 
 SourceType = Literal["file", "stream", "webcam"]
 
@@ -28,15 +28,26 @@ class SourceError(RuntimeError):
     """A camera source could not be opened or stopped delivering frames (message has no password)."""
 
 
+def opencv_message(exc: BaseException) -> str:
+    """One line for an OpenCV exception: its own message without the C++ file, line and function
+    (``cv2.error`` texts span several lines and name OpenCV's sources)."""
+    text = " ".join(str(exc).split())
+    _, sep, rest = text.partition(" error: ")
+    message = (rest if sep else text).split(" in function ")[0].strip()
+    return f"OpenCV could not handle it: {message or type(exc).__name__}"
+
+
 @dataclass(frozen=True)
 class CameraSpec:
-    """One camera to ingest: identity, source (file path, URL or webcam index), sampling rate, looping."""
+    """One camera to ingest: identity, source (file path, URL or webcam index), sampling rate, looping, and
+    the registry's substituted secrets found in the source (masked wherever the source may be shown)."""
 
     store_id: str
     camera_id: str
     source: str
     fps: float
     loop: bool = False
+    known_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def label(self) -> str:
@@ -50,16 +61,23 @@ class CameraSpec:
 
     @property
     def redacted_source(self) -> str:
-        """The source with any password replaced by ``***`` (safe for logs)."""
-        return redact_url(self.source)
+        """The source with URL passwords, secret-looking query values and every known secret as ``***``
+        (safe for logs, Redis and ``status``)."""
+        return redact_text(self.source, self.secrets)
 
     @property
     def secrets(self) -> list[str]:
-        """The password of a network source URL (raw, as written), to mask in free text."""
-        if self.kind != "stream":
-            return []
-        parts = urlsplit(self.source)
-        return [parts.password] if parts.password else []
+        """The known secrets plus the password of a network source URL (raw, as written), to mask in
+        free text."""
+        found = list(self.known_secrets)
+        if self.kind == "stream":
+            try:
+                password = urlsplit(self.source).password
+            except ValueError:
+                password = None
+            if password:
+                found.append(password)
+        return found
 
 
 def source_type(source: str) -> SourceType:

@@ -25,6 +25,13 @@ RECLAIM_IDLE_SECONDS: Final[int] = 60
 JPEG_QUALITY: Final[int] = 85
 """JPEG quality of the frames on the frames stream (``pipeline.jpeg_quality``)."""
 
+MAX_FRAME_PIXELS: Final[int] = 3840 * 2160
+"""Camera frames with more pixels are downscaled at ingest to this many (``pipeline.max_frame_pixels``;
+4K UHD, 8.3 megapixels)."""
+
+FRAME_PIXELS_CAP: Final[int] = 40_000_000
+"""Upper bound of ``pipeline.max_frame_pixels``: the most pixels a stage ever decodes from a frame."""
+
 # --- model knobs -------------------------------------------------------------------------------------
 
 MIN_FACE_SIZE: Final[int] = 20

@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from moodstream.schemas import defaults
+
 
 class JpegError(ValueError):
     """A frame could not be JPEG-encoded (bad shape or dtype)."""
@@ -22,7 +24,7 @@ def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
     return buffer.tobytes()
 
 
-MAX_FRAME_PIXELS = 40_000_000
+MAX_FRAME_PIXELS = defaults.FRAME_PIXELS_CAP
 """Largest frame decoded (width x height; 8K UHD is 33.2 MP). A JPEG of a few hundred bytes can declare
 65535 x 65535 pixels: decoding it would allocate gigabytes, so the header is checked first."""
 

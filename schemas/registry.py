@@ -97,6 +97,13 @@ class PipelineConfig(_Strict):
         le=100,
         description="JPEG quality of frames on the frames stream (10-100).",
     )
+    max_frame_pixels: int = Field(
+        default=defaults.MAX_FRAME_PIXELS,
+        ge=320 * 240,
+        le=defaults.FRAME_PIXELS_CAP,
+        description="Camera frames with more pixels (width x height) are downscaled at ingest, keeping "
+        "their aspect ratio, to at most this many (default 4K UHD, 8294400).",
+    )
     visits: VisitConfig = Field(
         default_factory=VisitConfig,
         description="How faces become visits (quality gate, tracker, votes per visit) for every camera; "
@@ -439,7 +446,10 @@ def load_registry(path: Path | str, environ: Mapping[str, str] | None = None) ->
     tree, lines = _read_yaml(file)
     problems: list[RegistryProblem] = []
     secrets: set[str] = set()
-    data = _interpolate(tree, (), env, lines, str(file), problems, secrets)
+    try:
+        data = _interpolate(tree, (), env, lines, str(file), problems, secrets, _Budget())
+    except _TooComplex as exc:
+        raise RegistryError([RegistryProblem(str(file), None, "", f"not a stores.yaml: {exc}")]) from None
     registry: Registry | None = None
     try:
         registry = Registry.model_validate(data, context={"base_dir": file.resolve().parent})
@@ -461,7 +471,8 @@ def _read_yaml(file: Path) -> tuple[Any, dict[Loc, int]]:
         return RegistryError([RegistryProblem(str(file), line, "", message)])
 
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open(encoding="utf-8") as handle:
+            text = handle.read(MAX_FILE_CHARS + 1)
     except FileNotFoundError:
         raise fail(None, "file not found") from None
     except IsADirectoryError:
@@ -469,6 +480,11 @@ def _read_yaml(file: Path) -> tuple[Any, dict[Loc, int]]:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         raise fail(None, f"cannot read the file ({reason})") from None
+    if len(text) > MAX_FILE_CHARS:
+        raise fail(
+            None,
+            f"not a stores.yaml: larger than {MAX_FILE_CHARS:,} characters (10,000 stores take far less)",
+        )
     try:
         tree = YAML(typ="rt").load(text)
     except RecursionError:
@@ -485,9 +501,9 @@ def _read_yaml(file: Path) -> tuple[Any, dict[Loc, int]]:
         raise fail(1, "not a stores.yaml: expected keys such as 'version:' and 'stores:' at the top level")
     lines: dict[Loc, int] = {(): 1}
     try:
-        return _plain(tree, (), lines), lines
-    except _TooComplex:
-        raise fail(None, f"not a stores.yaml: more than {MAX_NODES} values or {MAX_DEPTH} levels") from None
+        return _plain(tree, (), lines, _Budget()), lines
+    except _TooComplex as exc:
+        raise fail(None, f"not a stores.yaml: {exc}") from None
 
 
 def _yaml_problem(exc: Any) -> str:
@@ -501,10 +517,31 @@ def _yaml_problem(exc: Any) -> str:
 
 MAX_NODES: Final[int] = 200_000
 MAX_DEPTH: Final[int] = 32
+MAX_FILE_CHARS: Final[int] = 4_000_000
+"""Largest stores.yaml read (a registry of 10,000 stores with a few cameras each is about 3 MB)."""
+MAX_EXPANDED_CHARS: Final[int] = 8_000_000
+"""Most characters in all values together once aliases are expanded and ``${VAR}`` substituted: bounds the
+memory of a file that reuses one long string through aliases (each use is a copy once substituted)."""
 
 
 class _TooComplex(Exception):
-    """The YAML tree exceeds MAX_NODES values or MAX_DEPTH levels (e.g. an alias bomb)."""
+    """The YAML tree exceeds MAX_NODES values, MAX_DEPTH levels or MAX_EXPANDED_CHARS characters once
+    expanded (e.g. an alias bomb); the message says which."""
+
+
+class _Budget:
+    """Characters of the expanded tree so far; _TooComplex past MAX_EXPANDED_CHARS."""
+
+    def __init__(self) -> None:
+        self.chars = 0
+
+    def spend(self, chars: int) -> None:
+        self.chars += chars
+        if self.chars > MAX_EXPANDED_CHARS:
+            raise _TooComplex(
+                f"its values expand (through aliases or ${{VAR}} substitution) to more than "
+                f"{MAX_EXPANDED_CHARS:,} characters"
+            )
 
 
 def _line_of_position(position: Any, lines: dict[Loc, int], parent: Loc) -> int:
@@ -513,28 +550,32 @@ def _line_of_position(position: Any, lines: dict[Loc, int], parent: Loc) -> int:
     return int(position[0]) + 1 if position else lines.get(parent, 1)
 
 
-def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
+def _plain(node: Any, loc: Loc, lines: dict[Loc, int], budget: _Budget) -> Any:
     """Copy a ruamel tree into dicts/lists/scalars, recording each key's and item's line.
 
-    Aliases are expanded, so the copy is bounded: _TooComplex beyond MAX_NODES values or MAX_DEPTH levels.
+    Aliases are expanded, so the copy is bounded: _TooComplex beyond MAX_NODES values, MAX_DEPTH levels
+    or MAX_EXPANDED_CHARS characters of keys and strings.
     """
     if len(lines) > MAX_NODES or len(loc) > MAX_DEPTH:
-        raise _TooComplex
+        raise _TooComplex(f"more than {MAX_NODES} values or {MAX_DEPTH} levels")
     if isinstance(node, dict):
         out: dict[Any, Any] = {}
         for key, value in node.items():
-            child = (*loc, str(key))
+            name = str(key)
+            budget.spend(len(name))
+            child = (*loc, name)
             lines[child] = _line_of_position(node.lc.key(key), lines, loc)  # type: ignore[attr-defined]
-            out[str(key)] = _plain(value, child, lines)
+            out[str(key)] = _plain(value, child, lines, budget)
         return out
     if isinstance(node, list):
         items = []
         for index, value in enumerate(node):
             child = (*loc, index)
             lines[child] = _line_of_position(node.lc.item(index), lines, loc)  # type: ignore[attr-defined]
-            items.append(_plain(value, child, lines))
+            items.append(_plain(value, child, lines, budget))
         return items
     if isinstance(node, str):
+        budget.spend(len(node))
         return str(node)
     return node
 
@@ -547,12 +588,22 @@ def _interpolate(
     file: str,
     problems: list[RegistryProblem],
     secrets: set[str],
+    budget: _Budget,
 ) -> Any:
-    """Replace ``${VAR}`` in every string; a missing variable becomes a problem at its line."""
+    """Replace ``${VAR}`` in every string; a missing variable becomes a problem at its line.
+
+    Each substituted string is a new copy, so their total length is bounded (_TooComplex).
+    """
     if isinstance(node, dict):
-        return {k: _interpolate(v, (*loc, k), env, lines, file, problems, secrets) for k, v in node.items()}
+        return {
+            k: _interpolate(v, (*loc, k), env, lines, file, problems, secrets, budget)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
-        return [_interpolate(v, (*loc, i), env, lines, file, problems, secrets) for i, v in enumerate(node)]
+        return [
+            _interpolate(v, (*loc, i), env, lines, file, problems, secrets, budget)
+            for i, v in enumerate(node)
+        ]
     if not isinstance(node, str) or "$" not in node:
         return node
 
@@ -574,8 +625,10 @@ def _interpolate(
             return ""
         if value and (len(value) >= 4 or _SECRET_NAME.search(name)):
             secrets.add(value)
+        budget.spend(len(value))
         return value
 
+    budget.spend(len(node))  # the copy's own text (each substituted value was counted as it went in)
     return _VARIABLE.sub(replace, node)
 
 

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from moodstream.runtime.clip_analysis import ClipVisits, FrameTracks
@@ -130,7 +131,7 @@ class AnalysisSummary:
 
 
 def _frames(path: Path, fps: float | None) -> Iterator[tuple[float, np.ndarray]]:
-    from moodstream.ingest import open_capture, read_image, sample_capture, sample_file
+    from moodstream.ingest import check_capture_size, open_capture, read_image, sample_capture, sample_file
 
     if path.suffix.lower() in IMAGE_SUFFIXES:
         yield 0.0, read_image(path)
@@ -140,6 +141,7 @@ def _frames(path: Path, fps: float | None) -> Iterator[tuple[float, np.ndarray]]
         return
     capture = open_capture(str(path))
     try:
+        check_capture_size(capture, str(path))
         native = capture.get(cv2.CAP_PROP_FPS) or 25.0
         yield from sample_capture(capture, min(1000.0, native))
     finally:
@@ -307,7 +309,7 @@ def analyze(
     ] = None,
 ) -> None:
     """Count the visits in a video or image and their emotions, offline (no servers), like the pipeline."""
-    from moodstream.ingest import SourceError
+    from moodstream.ingest import SourceError, opencv_message, read_image
     from moodstream.runtime.models import AnalysisConfig, build_analyzer
     from moodstream.schemas.registry import RegistryError
 
@@ -316,12 +318,18 @@ def analyze(
         raise typer.Exit(1)
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own error line says it better
     try:
+        if file.suffix.lower() in IMAGE_SUFFIXES:
+            read_image(file)  # size checked before anything is decoded or any model loaded
         settings = _visit_config(config, camera)
         # one process here, so ONNX Runtime may use every core (0), unlike the pipeline's model processes
         models = AnalysisConfig(model=model, max_input_width=max_input_width, intra_op_threads=0)
         summary = analyze_file(file, fps, build_analyzer(models), jpeg_quality, annotate_to, settings)
     except (SourceError, OSError, ValueError, RegistryError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except cv2.error as exc:
+        message = escape(f"{file}: {opencv_message(exc)}")
+        console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     if summary.frames == 0:
         console.print(f"[red]error:[/red] no frame could be read from {file}")

@@ -41,7 +41,7 @@ def export(
 
 @grafana_app.command("push")
 def push(
-    url: Annotated[str, typer.Option("--url", help="Grafana base URL, e.g. http://grafana:3000")],
+    url: Annotated[str, typer.Option("--url", help="Grafana base URL, e.g. https://grafana.example.com")],
     token_env: Annotated[
         str, typer.Option("--token-env", help="environment variable holding a service-account token")
     ] = TOKEN_ENV,
@@ -58,12 +58,30 @@ def push(
         str, typer.Option("--db-sslmode", help="disable, require, verify-ca or verify-full")
     ] = "disable",
     timeout: Annotated[float, typer.Option("--timeout", min=1, max=300, help="seconds per request")] = 10.0,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="allow a plain http:// URL (token and reader password unencrypted): only for a Grafana "
+            "on this host or a private network",
+        ),
+    ] = False,
 ) -> None:
-    """Upload the datasource (password from MOODSTREAM_READER_PASSWORD) and dashboards; idempotent."""
-    from moodstream.runtime.dashboards.push import DatasourceSettings, GrafanaPusher, GrafanaPushError
+    """Upload the datasource (password from MOODSTREAM_READER_PASSWORD) and dashboards; idempotent.
 
-    if not url.startswith(("http://", "https://")):
-        raise _fail(f"--url must start with http:// or https:// (got {url.split('://')[0]}://...)")
+    The URL must be https:// unless --insecure is given; TLS checks are always on.
+    """
+    from moodstream.runtime.dashboards.push import (
+        DatasourceSettings,
+        GrafanaPusher,
+        GrafanaPushError,
+        check_grafana_url,
+    )
+
+    try:
+        check_grafana_url(url, insecure=insecure)
+    except GrafanaPushError as exc:
+        raise _fail(str(exc)) from None
     token = os.environ.get(token_env) or None
     if token is None and "@" not in url:
         raise _fail(f"no Grafana credentials: set {token_env} to a service-account token")
@@ -82,7 +100,7 @@ def push(
             err = exc.errors()[0]
             raise _fail(f"datasource {err['loc'][0]}: {err['msg']}") from None
     try:
-        result = GrafanaPusher(url, token, timeout=timeout).push(ds_settings)
+        result = GrafanaPusher(url, token, timeout=timeout, insecure=insecure).push(ds_settings)
     except GrafanaPushError as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"folder: {result.folder}; datasource: {result.datasource}")

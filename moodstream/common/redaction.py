@@ -1,8 +1,11 @@
 """Removing secrets from anything that may reach a log line, an error, a metric or a table.
 
-``redact_url`` hides the password of a URL; ``redact_text`` hides the passwords of every URL in a
-free text plus ``password=...`` style pairs and any explicitly known secret; ``RedactingFilter`` applies
-``redact_text`` to every log record that passes through a handler.
+``redact_url`` hides the password of a URL (its userinfo and the values of secret-looking query keys);
+``redact_text`` hides the passwords of every URL in a free text plus ``password=...`` style pairs and any
+explicitly known secret (the registry's substituted values): a known secret of ``LONG_SECRET`` characters
+or more wherever it appears, a shorter one only where it stands as a whole token, so a short password
+never eats into a word around it (``rtsp://`` stays ``rtsp://`` when the password is ``p``).
+``RedactingFilter`` applies ``redact_text`` to every log record that passes through a handler.
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ _KEY_VALUE_SECRET = re.compile(
     r"(?P<key>\b(?:password|passwd|pass|pwd|pw|secret|token|api[_-]?key|auth)\b\s*[=:]\s*)(?P<value>'[^']*'|\"[^\"]*\"|[^\s&;,]+)",
     re.IGNORECASE,
 )
+# in a URL's query string, any key that merely contains a secret-looking word (loginpass, camPwd, sig)
+_QUERY_SECRET = re.compile(
+    r"(?P<key>[?&;][^=&;#\s]*(?:pas|pwd|pw|secret|token|key|auth|sig|cred)[^=&;#\s]*=)(?P<value>[^&;#\s]*)",
+    re.IGNORECASE,
+)
+LONG_SECRET = 8
+"""Known secrets this long are masked wherever they appear; shorter ones only as whole tokens."""
 
 
 def _mask_userinfo(match: re.Match[str]) -> str:
@@ -34,13 +44,16 @@ def redact_url(url: str) -> str:
     ``rtsp://cam:s3cr@t@10.0.0.5/stream`` -> ``rtsp://cam:***@10.0.0.5/stream``. Text without a
     password comes back unchanged.
     """
-    return _KEY_VALUE_SECRET.sub(lambda m: m.group("key") + MASK, _URL_USERINFO.sub(_mask_userinfo, url))
+    out = _URL_USERINFO.sub(_mask_userinfo, url)
+    out = _QUERY_SECRET.sub(lambda m: m.group("key") + (MASK if m.group("value") else ""), out)
+    return _KEY_VALUE_SECRET.sub(lambda m: m.group("key") + MASK, out)
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Free text with every URL password, ``password=...`` value and each known secret replaced by ``***``.
 
-    Known secrets are also hidden in their URL-encoded and URL-decoded spellings (``secret_spellings``).
+    Known secrets are also hidden in their URL-encoded and URL-decoded spellings (``secret_spellings``);
+    one shorter than ``LONG_SECRET`` only where no letter or digit touches it on either side.
     """
     out = redact_url(text)
     spellings: set[str] = set()
@@ -48,9 +61,19 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
         if secret:
             spellings.update(secret_spellings(secret))
     for spelling in sorted(spellings, key=len, reverse=True):
-        if spelling:
+        if len(spelling) >= LONG_SECRET:
             out = out.replace(spelling, MASK)
+        else:
+            out = _token_pattern(spelling).sub(MASK, out)
     return out
+
+
+def _token_pattern(spelling: str) -> re.Pattern[str]:
+    """``spelling`` as a whole token: no word character right before (after) it when it starts (ends)
+    with one, and not a URL scheme (followed by ``://``)."""
+    before = r"(?<!\w)" if re.match(r"\w", spelling[0]) else ""
+    after = r"(?!\w)" if re.match(r"\w", spelling[-1]) else ""
+    return re.compile(before + re.escape(spelling) + after + r"(?!://)")
 
 
 def secret_spellings(secret: str) -> set[str]:
@@ -70,6 +93,10 @@ class RedactingFilter(logging.Filter):
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
         self._secrets = tuple(s for s in secrets if s)
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        """Mask these values too from now on (e.g. passwords of a camera added to a live registry)."""
+        self._secrets = tuple(sorted(set(self._secrets) | {s for s in secrets if s}))
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite record.msg to the redacted message; always keep the record."""

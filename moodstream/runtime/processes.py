@@ -22,7 +22,7 @@ import redis
 import sqlalchemy.exc
 from pydantic import BaseModel, ConfigDict, Field
 
-from moodstream.common.redaction import RedactingFilter
+from moodstream.common.redaction import RedactingFilter, secret_spellings
 from moodstream.common.streams import ServerUnavailable, StreamNames, connect_redis, wait_for_redis
 from moodstream.ingest import CameraSpec, FramePublisher, IngestConfig, IngestSupervisor
 from moodstream.runtime.database import DatabaseUnavailableError, create_database_engine
@@ -130,18 +130,29 @@ def check_stores(registry: Registry, stores: frozenset[str]) -> None:
 
 
 def registry_cameras(registry: Registry) -> list[CameraSpec]:
-    """Enabled cameras of a loaded registry as ingest camera specs."""
-    return [
-        CameraSpec(store.id, camera.id, str(camera.source), float(camera.fps), bool(camera.loop))
-        for store, camera in registry.cameras(enabled_only=True)
-    ]
+    """Enabled cameras of a loaded registry as ingest camera specs, each with the registry's substituted
+    secrets that its source holds (so ingest masks them in logs, Redis and errors)."""
+    specs = []
+    for store, camera in registry.cameras(enabled_only=True):
+        source = str(camera.source)
+        held = tuple(sorted(s for s in registry.secrets if any(x in source for x in secret_spellings(s))))
+        specs.append(CameraSpec(store.id, camera.id, source, float(camera.fps), bool(camera.loop), held))
+    return specs
 
 
 def load_camera_specs(path: Path, stores: frozenset[str] = frozenset()) -> list[CameraSpec]:
     """Load stores.yaml and return its enabled cameras, only those of ``stores`` when given (RegistryError
     on any problem). A selected store that is gone from the file reads nothing, with a warning: removing a
-    store disables it, as removing a camera does."""
+    store disables it, as removing a camera does.
+
+    The registry's secrets are added to the redacting filters of the root logger's handlers, so a
+    password added by a live edit of the file is masked in log lines too.
+    """
     registry = load_registry(path)
+    for handler in logging.getLogger().handlers:
+        for found in handler.filters:
+            if isinstance(found, RedactingFilter):
+                found.add_secrets(registry.secrets)
     gone = missing_stores(registry, stores) if stores else []
     if gone:
         log.warning("stores %s selected for this ingest are not in %s; they are not read", gone, path)
@@ -158,7 +169,11 @@ def registry_overrides(registry: Registry) -> dict[str, object]:
             "claim_idle_ms": pipeline.reclaim_idle_seconds * 1000,
             "output_maxlen": pipeline.stream_maxlen,
         },
-        "ingest": {"frames_maxlen": pipeline.stream_maxlen, "jpeg_quality": pipeline.jpeg_quality},
+        "ingest": {
+            "frames_maxlen": pipeline.stream_maxlen,
+            "jpeg_quality": pipeline.jpeg_quality,
+            "max_frame_pixels": pipeline.max_frame_pixels,
+        },
         "reorder": pipeline.reorder.model_dump(),
     }
 

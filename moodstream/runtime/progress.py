@@ -14,6 +14,7 @@ from rich.console import Group
 from rich.table import Table
 from sqlalchemy import Engine, func, select
 
+from moodstream.common.redaction import redact_text
 from moodstream.common.streams import StreamNames
 from moodstream.runtime.metrics import read_stage_counters
 from moodstream.schemas import tables
@@ -85,7 +86,7 @@ def camera_progress(client: redis.Redis, names: StreamNames) -> list[CameraProgr
             errors=int(state.get("errors", 0)),
             dead=stats["losses"].get(label, {}).get("dead", 0),
             shed=stats["losses"].get(label, {}).get("shed", 0),
-            last_error=str(state.get("last_error", "")),
+            last_error=redact_text(str(state.get("last_error", ""))),
         )
         rows.append(row)
     return rows

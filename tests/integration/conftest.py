@@ -44,9 +44,17 @@ SERVER_KINDS_DATABASE = ["embedded", *(["external"] if EXTERNAL_DATABASE_URL els
 
 
 def make_server_dir() -> Path:
-    """A new directory for embedded servers, outside pytest's basetemp: pytest resets that to mode 0700
-    whenever any pytest session starts, which would lock out the unprivileged PostgreSQL user (as root)."""
+    """A new directory for embedded servers, outside pytest's basetemp (which pytest empties whenever a
+    pytest session starts, servers or not)."""
     return Path(tempfile.mkdtemp(prefix="moodstream-test-"))
+
+
+def remove_server_dir(path: Path) -> None:
+    """Delete a directory of embedded servers, with the PostgreSQL clusters of the data directories in it
+    (run as root, a cluster lives under ROOT_CLUSTERS_DIR with a link in its data directory)."""
+    for link in [path / "postgres", *path.glob("*/postgres")]:
+        EmbeddedPostgres(link.parent).delete_cluster()
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +62,7 @@ def embedded_dir() -> Iterator[Path]:
     """Data directory of the session's embedded servers (removed at the end of the session)."""
     path = make_server_dir()
     yield path
-    shutil.rmtree(path, ignore_errors=True)
+    remove_server_dir(path)
 
 
 @pytest.fixture
@@ -62,7 +70,7 @@ def server_dir() -> Iterator[Path]:
     """A directory of its own for a test that starts embedded servers itself (removed after)."""
     path = make_server_dir()
     yield path
-    shutil.rmtree(path, ignore_errors=True)
+    remove_server_dir(path)
 
 
 @pytest.fixture(scope="session")

@@ -120,7 +120,7 @@ def _push(
         monkeypatch.setenv("MOODSTREAM_GRAFANA_TOKEN", token)
     monkeypatch.setenv("MOODSTREAM_READER_PASSWORD", READER_PASSWORD)
     result = CliRunner().invoke(
-        build_app(), ["grafana", "push", "--url", url, "--db-host", "db:5432", *extra]
+        build_app(), ["grafana", "push", "--url", url, "--db-host", "db:5432", "--insecure", *extra]
     )
     return result.exit_code, result.stdout + result.stderr
 
@@ -205,10 +205,38 @@ def test_push_failures_are_one_clear_line(
     assert READER_PASSWORD not in out and (token is None or token not in out)
 
 
+URL_PASSWORD = "Gr4fPw-q"
+
+UNSAFE_URLS: dict[str, tuple[str, list[str], str]] = {
+    # case: (--url, extra options, what the one-line error says)
+    "http without --insecure": ("{live}", [], "plain http://"),
+    "verify=false over https": ("https://127.0.0.1:1/?verify=false", [], "remove 'verify'"),
+    "verify=0 with --insecure": ("{live}/?a=1&Verify=0", ["--insecure"], "remove 'verify'"),
+    "no scheme, user:password": (f"admin:{URL_PASSWORD}@grafana:3000", [], "--url must start with https://"),
+    "bad port, user:password": (f"https://admin:{URL_PASSWORD}@grafana:30x0", [], "not a valid URL"),
+    "no host, user:password": (f"https://admin:{URL_PASSWORD}@/grafana", [], "names no host"),
+}
+
+
+@pytest.mark.parametrize(("url", "extra", "message"), UNSAFE_URLS.values(), ids=UNSAFE_URLS.keys())
+def test_unsafe_or_bad_urls_are_refused_before_any_request(
+    grafana: tuple[str, GrafanaState], url: str, extra: list[str], message: str
+) -> None:
+    live_url, state = grafana
+    env = {"MOODSTREAM_GRAFANA_TOKEN": TOKEN, "MOODSTREAM_READER_PASSWORD": READER_PASSWORD}
+    argv = ["grafana", "push", "--url", url.format(live=live_url), *extra]
+    result = CliRunner().invoke(build_app(), argv, env=env)
+    out = result.stdout + result.stderr
+    assert result.exit_code == 1, out
+    assert message in result.stderr and "Traceback" not in out
+    assert URL_PASSWORD not in out and TOKEN not in out and READER_PASSWORD not in out
+    assert state.requests == [], "nothing may be sent to an unsafe URL"
+
+
 def test_missing_reader_password(grafana: tuple[str, GrafanaState], monkeypatch: pytest.MonkeyPatch) -> None:
     url, state = grafana
     monkeypatch.setenv("MOODSTREAM_GRAFANA_TOKEN", TOKEN)
     monkeypatch.delenv("MOODSTREAM_READER_PASSWORD", raising=False)
-    result = CliRunner().invoke(build_app(), ["grafana", "push", "--url", url])
+    result = CliRunner().invoke(build_app(), ["grafana", "push", "--url", url, "--insecure"])
     assert result.exit_code == 1 and "MOODSTREAM_READER_PASSWORD" in result.stderr
     assert state.requests == []

@@ -161,8 +161,10 @@ def _write_clip(path: Path, image: Path, seconds: float = 3.0, fps: int = 8) -> 
     return path
 
 
-def test_after_a_run_no_face_image_is_in_postgres_or_on_disk(shared_data: Path, tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def test_after_a_run_no_face_image_is_in_postgres_or_on_disk(
+    shared_data: Path, tmp_path: Path, server_dir: Path
+) -> None:
+    data_dir = server_dir / "data"  # its embedded PostgreSQL cluster is deleted after the test
     clip = _write_clip(tmp_path / "clip.mp4", shared_data / "images" / "multiface.jpg")
     registry = tmp_path / "stores.yaml"
     registry.write_text(

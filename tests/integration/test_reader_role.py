@@ -88,10 +88,10 @@ def test_migration_grants_an_existing_reader_role(database_url: str) -> None:
     role = f"ms_reader_{uuid.uuid4().hex[:10]}"
     engine = create_database_engine(database_url)
     with engine.begin() as conn:
-        conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(text(f"CREATE ROLE \"{role}\" LOGIN PASSWORD 'pw-for-test'"))
     try:
         migrate(engine, reader_role=role)
-        reader = create_engine(parse_database_url(database_url).set(username=role))
+        reader = create_engine(parse_database_url(database_url).set(username=role, password="pw-for-test"))
         with reader.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM store_hourly_v")).scalar() == 0
         for internal in ("applied_frames", "emotion_counts", "emotion_counts_v"):  # 0001 granted the last two

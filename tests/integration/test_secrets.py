@@ -2,7 +2,8 @@
 
 The sentinel holds ``@``, ``:`` and ``%40`` (the characters that break URL parsing and naive redaction)
 and is made of fragments starting with ``Sntl``, so a partial leak is caught too. It is used as a
-camera password (``${CAM_PASS}`` in stores.yaml), as the database password (raw and URL-encoded) and as
+camera password (``${CAM_PASS}`` in stores.yaml, in a URL's userinfo and under a query key that looks
+like nothing secret), as the database password (raw and URL-encoded) and as
 the Redis password of a least-privilege ACL user, while every failure is forced (unreachable cameras,
 a camera answering 401, unreachable PostgreSQL, wrong Redis password, invalid registry and settings)
 with DEBUG logging on.
@@ -11,6 +12,7 @@ with DEBUG logging on.
 from __future__ import annotations
 
 import http.server
+import json
 import logging
 import os
 import signal
@@ -59,6 +61,9 @@ stores:
         fps: 2
       - id: http-cam
         source: http://admin:${{CAM_PASS}}@127.0.0.1:{http_port}/video.mjpg
+        fps: 2
+      - id: query-cam
+        source: http://127.0.0.1:{http_port}/snapshot.cgi?user=admin&code=${{CAM_PASS}}
         fps: 2
 """
 
@@ -324,7 +329,7 @@ def test_stage_processes_with_every_failure_forced_leak_nothing(
     try:
         both_cameras_failed = _wait_for(
             lambda: (
-                logs["ingest"].read_text().count("reconnecting in") >= 2
+                logs["ingest"].read_text().count("reconnecting in") >= 3
                 and "a server is unreachable" in logs["aggregate"].read_text()
                 and "invalid username-password" in logs["wrong-password"].read_text()
             ),
@@ -335,6 +340,14 @@ def test_stage_processes_with_every_failure_forced_leak_nothing(
                 metrics = response.read().decode()
         except OSError as exc:
             metrics = f"(metrics unavailable: {exc})"
+        status = subprocess.run(
+            [sys.executable, "-m", "moodstream.cli.app", "status", "--json"],
+            env={**env, "MOODSTREAM_REDIS_URL": redis_url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     finally:
         for proc in procs.values():
             proc.send_signal(signal.SIGTERM)
@@ -355,10 +368,14 @@ def test_stage_processes_with_every_failure_forced_leak_nothing(
     assert_no_leak("the Prometheus metrics", metrics)
     assert_no_leak("Redis", _redis_dump(admin, redis_prefix))
     admin.close()
+    assert_no_leak("`status --json` with live cameras", status.stdout + status.stderr)
+    cameras = {c["label"]: c for c in json.loads(status.stdout)["cameras"]}
+    assert {"s1/rtsp-cam", "s1/http-cam", "s1/query-cam"} <= set(cameras)
+    assert cameras["s1/query-cam"]["last_error"], "the failing camera's error is shown"
 
 
 def test_registry_synced_into_postgres_keeps_no_password(
-    registry: Path, migrated_database_url: str, monkeypatch: pytest.MonkeyPatch
+    registry: Path, migrated_database_url: str, http_401_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CAM_PASS", SENTINEL)
     loaded = load_registry(registry)
@@ -370,4 +387,8 @@ def test_registry_synced_into_postgres_keeps_no_password(
             sources = conn.execute(text("SELECT source_redacted FROM cameras ORDER BY id")).scalars().all()
     finally:
         engine.dispose()
-    assert [s.split("@")[0] for s in sources] == ["http://admin:***", "rtsp://admin:***"]
+    assert [s.split("@")[0] for s in sources] == [
+        "http://admin:***",
+        f"http://127.0.0.1:{http_401_port}/snapshot.cgi?user=admin&code=***",
+        "rtsp://admin:***",
+    ]

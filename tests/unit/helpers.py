@@ -22,3 +22,12 @@ stores:
         fps: 5
         loop: true
 """
+
+
+def reused_through_aliases(value: str, levels: int, width: int = 9) -> str:
+    """A registry-shaped file whose one store's ``branch`` reuses the string ``value`` ``width**levels`` times
+    through aliases (the shape of a file that expands far beyond its own size)."""
+    lines = ["version: 1", f'x0: &x0 "{value}"']
+    for level in range(1, levels + 1):
+        lines.append(f"x{level}: &x{level} [{', '.join([f'*x{level - 1}'] * width)}]")
+    return "\n".join([*lines, "stores:", "  - id: s1", f"    branch: *x{levels}"]) + "\n"

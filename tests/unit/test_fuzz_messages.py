@@ -3,7 +3,9 @@
 The promise: whatever a Redis stream entry holds, decoding it raises only ``MessageError`` (the
 project's own error type, which the workers turn into a dead letter) or returns a valid message;
 ``frame_key_if_readable`` never raises; ``decode_jpeg`` returns an image or None for random, truncated,
-corrupted and oversized (decompression-bomb) JPEG payloads, never an exception or a huge allocation.
+corrupted and oversized (decompression-bomb) JPEG payloads, never an exception or a huge allocation; the
+image header reader (``moodstream.schemas.image_header``) reads any declared JPEG, PNG, BMP, WebP or TIFF size
+exactly and refuses one over the cap, and mutated headers give a size or an ``ImageSizeError``, nothing else.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from moodstream.schemas.image_header import ImageSizeError, check_declared_size, declared_size
 from moodstream.schemas.jpeg import MAX_FRAME_PIXELS, decode_jpeg, jpeg_dimensions
 from moodstream.schemas.messages import (
     MESSAGE_TYPES,
@@ -35,6 +38,14 @@ from moodstream.schemas.messages import (
     VisitRecord,
     decode_message,
     frame_key_if_readable,
+)
+from tests.unit.test_image_size import (
+    bmp_declaring,
+    encoded,
+    jpeg_declaring,
+    png_declaring,
+    tiff_declaring,
+    webp_declaring,
 )
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -238,3 +249,51 @@ def test_random_bytes_give_none_or_an_image(data: bytes) -> None:
 def test_non_jpeg_images_are_not_decoded_as_frames() -> None:
     ok, png = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))
     assert ok and decode_jpeg(png.tobytes()) is None
+
+
+# ---------------------------------------------------------------------------- declared image sizes
+
+IMAGE_HEADERS = {suffix: encoded(suffix) for suffix in (".jpg", ".png", ".bmp", ".webp", ".tiff")}
+DECLARING = {
+    "jpeg": (jpeg_declaring, 65535),
+    "png": (png_declaring, 2**31 - 1),
+    "bmp": (bmp_declaring, 2**31 - 1),
+    "webp": (webp_declaring, 2**24),
+    "tiff": (tiff_declaring, 2**32 - 1),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    suffix=st.sampled_from(sorted(IMAGE_HEADERS)),
+    flips=st.lists(st.tuples(st.integers(0, 63), st.integers(0, 255)), max_size=8),
+    cut=st.integers(0, 200),
+)
+def test_mutated_image_headers_give_a_size_or_image_size_error(
+    suffix: str, flips: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(IMAGE_HEADERS[suffix][: max(cut, 1) if cut < 200 else None])
+    for index, value in flips:
+        if index < len(data):
+            data[index] = value
+    try:
+        width, height = check_declared_size(bytes(data))
+    except ImageSizeError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert 0 < width * height <= MAX_FRAME_PIXELS
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(sorted(DECLARING)), data=st.data())
+def test_any_declared_size_is_read_exactly_and_capped(kind: str, data: st.DataObject) -> None:
+    build, largest = DECLARING[kind]
+    width = data.draw(st.integers(1, largest), label="width")
+    height = data.draw(st.integers(1, largest), label="height")
+    header = build(width, height)
+    assert declared_size(header) == (width, height)
+    if width * height > MAX_FRAME_PIXELS:
+        with pytest.raises(ImageSizeError, match=f"{width} x {height} pixels"):
+            check_declared_size(header)
+    else:
+        assert check_declared_size(header) == (width, height)

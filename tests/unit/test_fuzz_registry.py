@@ -16,8 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from moodstream.schemas.registry import Registry, RegistryError, load_registry
+from moodstream.schemas.registry import (
+    MAX_EXPANDED_CHARS,
+    MAX_FILE_CHARS,
+    Registry,
+    RegistryError,
+    load_registry,
+)
 from tests.unit.helpers import VALID_REGISTRY_YAML as VALID
+from tests.unit.helpers import reused_through_aliases
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -143,7 +150,30 @@ HOSTILE = {
     "NUL in text": 'version: 1\nstores:\n  - id: "a\\0b"\n',
     "huge number": "version: 1\npipeline:\n  stream_maxlen: " + "9" * 5000 + "\nstores: []\n",
     "tab indentation": "version: 1\nstores:\n\t- id: s\n",
+    "file over the size cap": "version: 1\nstores: []\n" + "#" * MAX_FILE_CHARS,
+    "long $ string reused through aliases": reused_through_aliases("${CAM_USER}" + "s" * 4000, levels=4),
 }
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    levels=st.integers(1, 5),
+    width=st.integers(1, 12),
+    length=st.integers(0, 20_000),
+    variable=st.booleans(),
+)
+def test_strings_reused_through_aliases_stay_within_the_expansion_cap(
+    tmp_path: Path, levels: int, width: int, length: int, variable: bool
+) -> None:
+    """However a string is reused, loading ends in a RegistryError; past the cap it says so."""
+    value = ("${CAM_USER}" if variable else "") + "s" * length
+    path = tmp_path / "stores.yaml"
+    path.write_text(reused_through_aliases(value, levels, width))
+    with pytest.raises(RegistryError) as info:
+        load_registry(path, environ=ENV)
+    expanded = len(value) * width**levels
+    if expanded > MAX_EXPANDED_CHARS:
+        assert "expand" in str(info.value) or "more than" in str(info.value)
 
 
 @pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())

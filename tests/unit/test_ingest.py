@@ -6,6 +6,7 @@ import random
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -163,3 +164,54 @@ def test_realtime_file_camera_is_paced_at_video_speed(tmp_path: Path) -> None:
     assert elapsed >= 0.7  # samples at 0.0, 0.2 ... 0.8 s of video time
     gaps = np.diff([m.captured_ms for m in published])
     assert gaps.min() >= 150  # 200 ms apart, never a burst
+
+
+QUERY_PASSWORD_REGISTRY = """\
+version: 1
+stores:
+  - id: s1
+    branch: b
+    timezone: UTC
+    cameras:
+      - id: query-cam
+        source: http://127.0.0.1:1/snapshot.cgi?user=admin&code=${CAM_CODE}
+        fps: 2
+      - id: short-cam
+        source: rtsp://u:${CAM_PASS}@127.0.0.1:1/stream1
+        fps: 2
+"""
+
+
+def test_ingest_masks_the_registry_secrets_in_sources_and_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moodstream.runtime.processes import load_camera_specs
+
+    path = tmp_path / "stores.yaml"
+    path.write_text(QUERY_PASSWORD_REGISTRY)
+    monkeypatch.setenv("CAM_CODE", "Zq7-x9")
+    monkeypatch.setenv("CAM_PASS", "p")
+    query, short = load_camera_specs(path)
+    assert query.redacted_source == "http://127.0.0.1:1/snapshot.cgi?user=admin&code=***"
+    assert short.redacted_source == "rtsp://u:***@127.0.0.1:1/stream1"  # not rts***://
+    reader, published = _reader(query)
+    stop = threading.Event()
+    thread = threading.Thread(target=reader.run, args=(stop,))
+    thread.start()
+    try:
+        assert _wait(lambda: reader.status.errors >= 1, 20)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert published == []
+    assert reader.status.last_error and "Zq7" not in reader.status.last_error
+    assert "code=***" in reader.status.last_error
+
+
+def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False

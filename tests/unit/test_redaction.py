@@ -66,3 +66,26 @@ def test_logging_filter_redacts_messages_args_and_tracebacks(caplog: pytest.LogC
         caplog.handler.removeFilter(handler_filter)
     assert "Hunter2" not in caplog.text
     assert "rtsp://cam:***@h/s" in caplog.text and "auth failed for ***" in caplog.text
+
+
+KNOWN_SECRET_CASES = [
+    # (text, the registry's substituted secrets, expected): URL structure first, then exact values as tokens
+    ("rtsp://u:p@cam/stream1", ["p"], "rtsp://u:***@cam/stream1"),
+    ("rtsp://u:rtsp@cam/stream1", ["rtsp"], "rtsp://u:***@cam/stream1"),
+    ("rtsps://u:s@cam/s1 streams s1", ["s"], "rtsps://u:***@cam/s1 streams s1"),
+    ("http://cam/snapshot.cgi?user=admin&lp=Zq7", ["Zq7"], "http://cam/snapshot.cgi?user=admin&lp=***"),
+    ("http://cam/snap.cgi?user=admin&loginpas=hunter2", [], "http://cam/snap.cgi?user=admin&loginpas=***"),
+    ("http://cam/s?channel=1&camPwd=x&subtype=0", [], "http://cam/s?channel=1&camPwd=***&subtype=0"),
+    ("cannot open http://cam/s?code=Zq7: 401", ["Zq7"], "cannot open http://cam/s?code=***: 401"),
+    ("auth failed for Zq7, retrying", ["Zq7"], "auth failed for ***, retrying"),
+    ("xZq7y and Zq7y stay whole", ["Zq7"], "xZq7y and Zq7y stay whole"),
+    ("long secrets go anywhere: xLongSecret99y", ["LongSecret99"], "long secrets go anywhere: x***y"),
+    ("encoded: http://cam/s?k=p%40ss", ["p@ss"], "encoded: http://cam/s?k=***"),
+]
+
+
+@pytest.mark.parametrize(("text", "secrets", "expected"), KNOWN_SECRET_CASES)
+def test_redact_text_by_url_structure_and_known_secrets_as_tokens(
+    text: str, secrets: list[str], expected: str
+) -> None:
+    assert redact_text(text, secrets) == expected

@@ -13,6 +13,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from moodstream.schemas.registry import (
+    MAX_FILE_CHARS,
     SCHEMA_PATH,
     RegistryError,
     UnknownCameraError,
@@ -22,6 +23,7 @@ from moodstream.schemas.registry import (
 )
 from moodstream.schemas.visit_config import GateConfig, ReorderConfig, TrackerConfig, VisitConfig
 from tests.unit.helpers import VALID_REGISTRY_YAML as GOOD
+from tests.unit.helpers import reused_through_aliases
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -294,6 +296,33 @@ def test_unparsable_files_report_their_line(
     assert words in problem.message
     if line is not None:
         assert problem.line == line
+
+
+EXPANSION_CASES = {
+    # case: (file text, environment, words of the one problem)
+    "file over the size cap": ("version: 1\n" + "#" * MAX_FILE_CHARS + "\n", ENV, "larger than"),
+    "long $ string reused through aliases": (
+        reused_through_aliases("rtsp://${CAM_USER}@cam/" + "s" * 2000, levels=4),
+        ENV,
+        "expand (through aliases",
+    ),
+    "long variable substituted through aliases": (
+        reused_through_aliases("${BIG}", levels=3),
+        {"BIG": "x" * 100_000},
+        "expand (through aliases",
+    ),
+}
+
+
+@pytest.mark.parametrize(("text", "environ", "words"), EXPANSION_CASES.values(), ids=EXPANSION_CASES.keys())
+def test_files_that_would_expand_past_the_caps_are_refused(
+    tmp_path: Path, text: str, environ: dict[str, str], words: str
+) -> None:
+    with pytest.raises(RegistryError) as info:
+        load_registry(write(tmp_path, text), environ)
+    (problem,) = info.value.problems
+    assert words in problem.message and problem.message.startswith("not a stores.yaml")
+    assert "x" * 20 not in problem.message
 
 
 def _no_permission(path: Path) -> Path:

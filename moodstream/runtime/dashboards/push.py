@@ -8,12 +8,14 @@ leaves one folder, one datasource and one copy of each dashboard.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Final
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from moodstream.common.redaction import redact_url
+from moodstream.common.redaction import redact_text, redact_url
 from moodstream.runtime.dashboards.build import DATASOURCE_TYPE, DATASOURCE_UID, build_dashboards
 
 logger = logging.getLogger(__name__)
@@ -25,6 +27,39 @@ DATASOURCE_NAME: Final[str] = "moodstream PostgreSQL"
 
 class GrafanaPushError(RuntimeError):
     """Grafana could not be reached or refused a request (message without any secret)."""
+
+
+def check_grafana_url(url: str, *, insecure: bool = False) -> str:
+    """The Grafana base URL if it is safe to send a token and the reader password to; GrafanaPushError
+    (the URL shown with its password as ``***``) when it is not.
+
+    https:// is required unless ``insecure`` (an explicit operator choice, e.g. a Grafana on the same host or
+    compose network); TLS checks cannot be turned off through the URL (``?verify=...`` is refused).
+    """
+    shown = redact_url(url)
+    scheme, sep, _rest = url.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]*", scheme):
+        raise GrafanaPushError("--url must start with https:// (e.g. https://grafana.example.com)")
+    if scheme.lower() not in ("http", "https"):
+        raise GrafanaPushError(f"--url must start with http:// or https:// (got {scheme}://...)")
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port
+    except ValueError:
+        raise GrafanaPushError(f"--url {shown} is not a valid URL (host or port unreadable)") from None
+    if not host:
+        raise GrafanaPushError(f"--url {shown} names no host")
+    if any(key.strip().lower() == "verify" for key, _value in parse_qsl(parts.query, keep_blank_values=True)):
+        raise GrafanaPushError(
+            f"--url {shown}: remove 'verify' from the URL; TLS certificate checks cannot be turned off"
+        )
+    if scheme.lower() == "http" and not insecure:
+        raise GrafanaPushError(
+            f"--url {shown} is plain http://: the token and the reader password would cross the network "
+            "unencrypted; use https:// or pass --insecure (only for a Grafana on this host or a private "
+            "network)"
+        )
+    return url
 
 
 class DatasourceSettings(BaseModel):
@@ -78,10 +113,12 @@ def _status(exc: BaseException) -> int:
 class GrafanaPusher:
     """Pushes moodstream's folder, datasource and dashboards to one Grafana (explicit ``push()``)."""
 
-    def __init__(self, url: str, token: str | None, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, token: str | None, timeout: float = 10.0, *, insecure: bool = False) -> None:
+        """``url`` is checked by ``check_grafana_url`` (GrafanaPushError); ``insecure`` allows http://."""
         from grafana_client.api import GrafanaApi
 
-        self._url = url
+        self._url = check_grafana_url(url, insecure=insecure)
+        self._secrets = [s for s in (token, urlsplit(url).password) if s]
         self._api = GrafanaApi.from_url(url, credential=token, timeout=timeout)
 
     def push(self, datasource: DatasourceSettings | None) -> PushResult:
@@ -97,7 +134,9 @@ class GrafanaPusher:
                 result.dashboards[uid] = self._save_dashboard(model)
             return result
         except GrafanaException as exc:
-            raise GrafanaPushError(f"Grafana at {redact_url(self._url)} refused the request: {exc}") from None
+            reason = redact_text(str(exc), self._secrets)
+            where = redact_url(self._url)
+            raise GrafanaPushError(f"Grafana at {where} refused the request: {reason}") from None
         except RequestException as exc:
             reason = type(exc).__name__
             raise GrafanaPushError(f"cannot reach Grafana at {redact_url(self._url)} ({reason})") from None
