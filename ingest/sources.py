@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 import cv2
 
 from moodstream.common.redaction import redact_url
+from moodstream.schemas.hours import OpeningHours
 
 SourceType = Literal["file", "stream", "webcam"]
 
@@ -30,13 +32,24 @@ class SourceError(RuntimeError):
 
 @dataclass(frozen=True)
 class CameraSpec:
-    """One camera to ingest: identity, source (file path, URL or webcam index), sampling rate, looping."""
+    """One camera to ingest: identity, source (file path, URL or webcam index), sampling rate, looping, and
+    its store's opening hours (not part of equality: new hours never restart a camera that stays open)."""
 
     store_id: str
     camera_id: str
     source: str
     fps: float
     loop: bool = False
+    hours: OpeningHours | None = field(default=None, compare=False)
+    timezone: str = field(default="UTC", compare=False)
+
+    def is_open(self, at: datetime) -> bool:
+        """Whether the camera's store is open at the aware instant ``at`` (always, without hours)."""
+        return self.hours is None or self.hours.is_open(at, self.timezone)
+
+    def next_change(self, at: datetime) -> datetime | None:
+        """When the store next opens or closes after ``at`` (None: always open, or not within a year)."""
+        return None if self.hours is None else self.hours.next_change(at, self.timezone)
 
     @property
     def label(self) -> str:

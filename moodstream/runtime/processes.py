@@ -19,15 +19,18 @@ from typing import Final
 
 import redis
 import sqlalchemy.exc
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 
+from moodstream.common.health import HealthState
 from moodstream.common.redaction import RedactingFilter
 from moodstream.common.streams import ServerUnavailable, StreamNames, connect_redis, wait_for_redis
 from moodstream.ingest import CameraSpec, FramePublisher, IngestConfig, IngestSupervisor
 from moodstream.runtime.database import DatabaseUnavailableError, create_database_engine
 from moodstream.runtime.lease import StageLease
-from moodstream.runtime.metrics import PipelineMetrics
+from moodstream.runtime.metrics import IngestCollector, PipelineMetrics
 from moodstream.runtime.models import AnalysisConfig, build_analyzer
+from moodstream.runtime.observability import serve_observability
 from moodstream.runtime.settings import LogLevel
 from moodstream.runtime.stages import (
     AggregatorStage,
@@ -94,7 +97,22 @@ class RunOptions(BaseModel):
     worker: WorkerConfig = Field(default_factory=WorkerConfig, description="Consumer loop tuning.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Camera reader tuning.")
     exit_when_done: bool = Field(default=False, description="Ingest exits once every camera has ended.")
-    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port (0: none).")
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of /metrics, /healthz and /readyz (0: none served)."
+    )
+    metrics_address: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        max_length=255,
+        description="Address the metrics and health endpoint binds to (Settings.metrics_address; containers "
+        "use 0.0.0.0).",
+    )
+    health_stale_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="/readyz turns 503 when the stage's loop made no round trip with its servers this long.",
+    )
     log_level: LogLevel = Field(description="Log level (Settings.log_level).")
     secrets: tuple[str, ...] = Field(default=(), description="Values to redact from every log line.")
 
@@ -104,9 +122,17 @@ class RunOptions(BaseModel):
 
 
 def registry_cameras(registry: Registry) -> list[CameraSpec]:
-    """Enabled cameras of a loaded registry as ingest camera specs."""
+    """Enabled cameras of a loaded registry as ingest camera specs (with their store's opening hours)."""
     return [
-        CameraSpec(store.id, camera.id, str(camera.source), float(camera.fps), bool(camera.loop))
+        CameraSpec(
+            store.id,
+            camera.id,
+            str(camera.source),
+            float(camera.fps),
+            bool(camera.loop),
+            hours=store.hours,
+            timezone=store.timezone,
+        )
         for store, camera in registry.cameras(enabled_only=True)
     ]
 
@@ -140,11 +166,13 @@ def options_from_registry(registry: Registry, base: RunOptions) -> RunOptions:
     return RunOptions.model_validate(data)
 
 
-def _serve_metrics(options: RunOptions) -> PipelineMetrics:
-    """This process's metrics, served on ``options.metrics_port`` (0: not served)."""
+def _serve_metrics(options: RunOptions) -> tuple[PipelineMetrics, HealthState]:
+    """This process's metrics and health, served on ``options.metrics_address:metrics_port`` (port 0: not
+    served)."""
     metrics = PipelineMetrics()
-    metrics.serve(options.metrics_port)
-    return metrics
+    health = HealthState(options.health_stale_seconds)
+    serve_observability(metrics.registry, health, options.metrics_address, options.metrics_port)
+    return metrics, health
 
 
 def _worker(
@@ -152,7 +180,7 @@ def _worker(
     stage: str,
     streams: tuple[str, str | None],
     handler: BatchHandler,
-    metrics: PipelineMetrics,
+    served: tuple[PipelineMetrics, HealthState],
     client: redis.Redis | None = None,
 ) -> StreamWorker:
     """The consumer loop of ``stage`` over ``streams`` (input, output or None), with the run's config."""
@@ -166,16 +194,18 @@ def _worker(
         handler=handler,
         output_stream=output,
         config=options.worker,
-        metrics=metrics,
+        metrics=served[0],
         transient=DB_TRANSIENT,
+        health=served[1],
     )
 
 
 def run_detector(options: RunOptions, stop: threading.Event) -> None:
     """``frames`` -> ``faces`` until stopped."""
     names = StreamNames(options.prefix)
+    served = _serve_metrics(options)  # /healthz answers while the models load
     handler = DetectorStage(build_analyzer(options.analysis, classify=False))
-    _worker(options, "detector", (names.frames, names.faces), handler, _serve_metrics(options)).run(stop)
+    _worker(options, "detector", (names.frames, names.faces), handler, served).run(stop)
 
 
 def run_tracker(options: RunOptions, stop: threading.Event) -> None:
@@ -187,12 +217,17 @@ def run_tracker(options: RunOptions, stop: threading.Event) -> None:
     """
     names = StreamNames(options.prefix)
     handler = TrackerStage(RegistryVisitSettings(options.registry), options.reorder)
-    worker = _worker(options, "tracker", (names.faces, names.tracks), handler, _serve_metrics(options))
+    served = _serve_metrics(options)
+    worker = _worker(options, "tracker", (names.faces, names.tracks), handler, served)
     worker.config = worker.config.model_copy(update={"claim_all_on_start": True})
     client = connect_redis(options.redis_url)
     lease = StageLease(client, options.redis_url, names, "tracker", worker.consumer, options.tracker_lease_ms)
+
+    def standby() -> None:  # a waiting tracker is healthy and ready: a rolling update must not stall on it
+        served[1].beat("tracker: standby, waiting for the tracker lease")
+
     try:
-        if not lease.acquire(stop):
+        if not lease.acquire(stop, on_wait=standby):
             return
     except ServerUnavailable as exc:
         log.warning("tracker stopping: %s", exc)
@@ -209,8 +244,9 @@ def run_tracker(options: RunOptions, stop: threading.Event) -> None:
 def run_classifier(options: RunOptions, stop: threading.Event) -> None:
     """``tracks`` -> ``emotions`` until stopped."""
     names = StreamNames(options.prefix)
+    served = _serve_metrics(options)  # /healthz answers while the model loads
     handler = ClassifierStage(build_analyzer(options.analysis, detect=False))
-    _worker(options, "classifier", (names.tracks, names.emotions), handler, _serve_metrics(options)).run(stop)
+    _worker(options, "classifier", (names.tracks, names.emotions), handler, served).run(stop)
 
 
 def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
@@ -220,14 +256,14 @@ def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
     names = StreamNames(options.prefix)
     engine = create_database_engine(options.database_url, check=False)
     client = connect_redis(options.redis_url)
-    metrics = _serve_metrics(options)
-    counts = AggregatorStage(engine, options.bucket_seconds, client, names, metrics)
+    served = _serve_metrics(options)
+    counts = AggregatorStage(engine, options.bucket_seconds, client, names, served[0])
     losses = LossesStage(engine, options.bucket_seconds)
-    loss_worker = _worker(options, "losses", (names.dead, None), losses, metrics)
+    loss_worker = _worker(options, "losses", (names.dead, None), losses, served)
     thread = threading.Thread(target=loss_worker.run, args=(stop,), name="losses", daemon=True)
     thread.start()
     try:
-        _worker(options, "aggregator", (names.emotions, None), counts, metrics, client).run(stop)
+        _worker(options, "aggregator", (names.emotions, None), counts, served, client).run(stop)
     finally:
         stop.set()
         thread.join(timeout=30)
@@ -240,6 +276,9 @@ def run_ingest(options: RunOptions, stop: threading.Event) -> None:
         raise ValueError("ingest needs a registry file (-c stores.yaml)")
     names = StreamNames(options.prefix)
     client = connect_redis(options.redis_url)
+    registry = CollectorRegistry(auto_describe=True)
+    health = HealthState(options.health_stale_seconds)
+    serve_observability(registry, health, options.metrics_address, options.metrics_port)
     try:
         wait_for_redis(client, options.redis_url, stop)
     except ServerUnavailable as exc:  # stopped while Redis was unreachable: one line, no traceback
@@ -247,8 +286,9 @@ def run_ingest(options: RunOptions, stop: threading.Event) -> None:
         return
     publisher = FramePublisher(client, options.redis_url, names, options.ingest.frames_maxlen, stop)
     supervisor = IngestSupervisor(
-        options.registry, load_camera_specs, client, publisher, names, options.ingest
+        options.registry, load_camera_specs, client, publisher, names, options.ingest, health=health
     )
+    registry.register(IngestCollector(supervisor.camera_states, lambda: publisher.shed_by_camera.copy()))
     supervisor.run(stop, initial=load_camera_specs(options.registry), until_finished=options.exit_when_done)
 
 
@@ -288,7 +328,8 @@ def spawn_stage(
 ) -> list[multiprocessing.process.BaseProcess]:
     """Start ``n`` child processes (spawned, not forked) running ``stage``.
 
-    With a metrics port set, process i serves on ``metrics_port + port_offset + i`` (one port each).
+    With a metrics port set, process i serves its metrics and health on ``metrics_port + port_offset + i``
+    (one port each).
     """
     ctx = multiprocessing.get_context("spawn")
     procs: list[multiprocessing.process.BaseProcess] = []
