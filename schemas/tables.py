@@ -19,15 +19,19 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKeyConstraint,
+    Identity,
     Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     Table,
     Text,
+    Time,
     func,
 )
 
@@ -188,10 +192,35 @@ applied_frames = Table(
     comment="Internal: frames the aggregator already counted (idempotent redelivery).",
 )
 
-PUBLIC_TABLES: Final[tuple[str, ...]] = ("stores", "cameras", "emotion_counts", "frame_losses")
+opening_hours = Table(
+    "opening_hours",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("store_id", Text, nullable=False),
+    Column("weekday", SmallInteger, nullable=True, comment="ISO weekday (1 Monday ... 7 Sunday) of the week"),
+    Column("day", Date, nullable=True, comment="local date of an exception to the week"),
+    Column("opens", Time, nullable=True, comment="local opening time; NULL: closed all that day"),
+    Column("closes", Time, nullable=True, comment="local closing time (24:00:00: the end of the day)"),
+    ForeignKeyConstraint(["store_id"], ["stores.id"]),
+    CheckConstraint("(weekday IS NULL) <> (day IS NULL)", name="weekday_or_day"),
+    CheckConstraint("weekday BETWEEN 1 AND 7", name="iso_weekday"),
+    CheckConstraint("(opens IS NULL) = (closes IS NULL) AND (opens IS NULL OR opens < closes)", name="range"),
+    Index(None, "store_id"),
+    comment="Opening hours of the stores that have them (stores.yaml hours), in each store's local time: one "
+    "row per range of a weekday or of an exception date, or one row with NULL times for a closed day. A "
+    "store without rows is always open. store_is_open(store_id, at) answers from them.",
+)
+
+PUBLIC_TABLES: Final[tuple[str, ...]] = (
+    "stores",
+    "cameras",
+    "emotion_counts",
+    "frame_losses",
+    "opening_hours",
+)
 """Tables the read-only reporting role may SELECT."""
 
-PUBLIC_VIEWS: Final[tuple[str, ...]] = ("emotion_counts_v", "branch_daily_v")
+PUBLIC_VIEWS: Final[tuple[str, ...]] = ("emotion_counts_v", "branch_daily_v", "camera_activity_v")
 """Views that are the public query surface (Grafana, reports, analysts)."""
 
 INTERNAL_TABLES: Final[tuple[str, ...]] = ("applied_frames",)

@@ -64,6 +64,13 @@ class PipelineMetrics:
             registry=self.registry,
         )
         self.visits = PromCounter("moodstream_visits", "Visits ended", labels, registry=self.registry)
+        self.readable_visits = PromCounter(
+            "moodstream_readable_visits",
+            "Readable visits counted into PostgreSQL (aggregator), by the visit's emotion: the satisfaction "
+            "per visit of a store is (happy - angry - disgust - fear - sad) / all of them",
+            ("store", "emotion"),
+            registry=self.registry,
+        )
         self.batch_seconds = Histogram(
             "moodstream_batch_seconds",
             "Time to process one batch",
