@@ -121,9 +121,13 @@ class IngestSupervisor:
                 self._stop_camera(key)
             else:
                 self.running[key].spec = wanted[key]  # same camera, perhaps new opening hours
-        for key in [k for k in self.closed if k not in wanted]:
-            del self.closed[key]
-            self.client.hdel(self.names.cameras, "/".join(key))
+        now = self.clock()
+        for key in list(self.closed):
+            if key in wanted:
+                self.closed[key] = wanted[key].next_change(now)  # the hours may have changed
+            else:
+                del self.closed[key]
+                self.client.hdel(self.names.cameras, "/".join(key))
         self.wanted = wanted
         self.follow_hours()
 
@@ -178,10 +182,11 @@ class IngestSupervisor:
         except redis.RedisError as exc:
             log.warning("could not update camera state in Redis: %s", redact_text(str(exc)))
             if self.health is not None:
-                self.health.trouble(f"ingest: Redis unreachable ({type(exc).__name__})")
+                self.health.trouble(f"ingest: Redis unreachable ({type(exc).__name__})", source="ingest")
             return
         if self.health is not None:
-            self.health.beat(f"ingest: {len(self.running)} cameras read, {len(self.closed)} closed (hours)")
+            note = f"ingest: {len(self.running)} cameras read, {len(self.closed)} closed (opening hours)"
+            self.health.beat(note, source="ingest")
 
     def publish_status(self) -> None:
         """Write each camera's state as JSON into the ``cameras`` hash (``closed`` outside opening hours,

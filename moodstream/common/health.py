@@ -24,39 +24,43 @@ class Readiness:
 
 
 class HealthState:
-    """Heartbeat and trouble of one process's main loop."""
+    """Heartbeats and trouble of one process's loops (a process may run several, e.g. the aggregator's
+    counts and losses workers: each is a ``source``)."""
 
     def __init__(self, stale_after_s: float = 60.0) -> None:
         if not 0 < stale_after_s <= 86_400:
             raise ValueError(f"stale_after_s: expected more than 0 and at most 86400 s, got {stale_after_s}")
         self.stale_after_s = stale_after_s
         self._lock = threading.Lock()
-        self._last_beat: float | None = None
-        self._trouble: str | None = None
-        self._note = "starting"
+        self._beats: dict[str, float] = {}
+        self._troubles: dict[str, str] = {}
+        self._note = ""
 
-    def beat(self, note: str = "") -> None:
-        """The loop made progress with its servers just now; clears any trouble. ``note``: state shown."""
+    def beat(self, note: str = "", source: str = "main") -> None:
+        """Loop ``source`` made progress with its servers just now; clears its trouble. ``note``: shown."""
         with self._lock:
-            self._last_beat = time.monotonic()
-            self._trouble = None
+            self._beats[source] = time.monotonic()
+            self._troubles.pop(source, None)
             if note:
                 self._note = note
 
-    def trouble(self, reason: str) -> None:
-        """A server is unreachable (or the loop cannot go on): not ready until the next ``beat``."""
+    def trouble(self, reason: str, source: str = "main") -> None:
+        """Loop ``source`` cannot reach a server (or go on): not ready until its next ``beat``."""
         with self._lock:
-            self._trouble = reason
+            self._troubles[source] = reason
 
     def readiness(self) -> Readiness:
-        """Ready when the last beat is younger than ``stale_after_s`` and no trouble came after it."""
+        """Ready when every loop that ever beat did so within ``stale_after_s`` and none is in trouble."""
+        now = time.monotonic()
         with self._lock:
-            beat, trouble, note = self._last_beat, self._trouble, self._note
-        age = None if beat is None else time.monotonic() - beat
-        if trouble is not None:
-            return Readiness(False, trouble, age)
-        if age is None:
+            beats, troubles, note = dict(self._beats), dict(self._troubles), self._note
+        oldest = max((now - beat for beat in beats.values()), default=None)
+        if troubles:
+            return Readiness(False, "; ".join(troubles[k] for k in sorted(troubles)), oldest)
+        if oldest is None:
             return Readiness(False, "starting: no round trip with the servers yet", None)
-        if age > self.stale_after_s:
-            return Readiness(False, f"no progress for {age:.0f} s (limit {self.stale_after_s:g} s)", age)
-        return Readiness(True, note or "ready", age)
+        if oldest > self.stale_after_s:
+            stale = sorted(k for k, beat in beats.items() if now - beat > self.stale_after_s)
+            words = f"{', '.join(stale)}: no progress for {oldest:.0f} s (limit {self.stale_after_s:g} s)"
+            return Readiness(False, words, oldest)
+        return Readiness(True, note or "ready", oldest)

@@ -168,7 +168,10 @@ class IngestCollector(Collector):
             labels=camera,
         )
         shed_counts = dict(self.shed())
-        for spec, status in self.states():
+        states = self.states()
+        current = {(s.store_id, s.camera_id, status.epoch) for s, status in states if status is not None}
+        self._seen = {key: seen for key, seen in self._seen.items() if key in current}
+        for spec, status in states:
             ident = [spec.store_id, spec.camera_id]
             shed.add_metric(["ingest", *ident], shed_counts.get((spec.store_id, spec.camera_id), 0))
             opened.add_metric(ident, 0 if status is None else 1)

@@ -224,7 +224,7 @@ def run_tracker(options: RunOptions, stop: threading.Event) -> None:
     lease = StageLease(client, options.redis_url, names, "tracker", worker.consumer, options.tracker_lease_ms)
 
     def standby() -> None:  # a waiting tracker is healthy and ready: a rolling update must not stall on it
-        served[1].beat("tracker: standby, waiting for the tracker lease")
+        served[1].beat("tracker: standby, waiting for the tracker lease", source="tracker")
 
     try:
         if not lease.acquire(stop, on_wait=standby):

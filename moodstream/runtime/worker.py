@@ -434,11 +434,11 @@ class StreamWorker:
 
     def _beat(self) -> None:
         if self.health is not None:
-            self.health.beat(f"{self.handler.stage}: reading {self.stream}")
+            self.health.beat(f"{self.handler.stage}: reading {self.stream}", source=self.handler.stage)
 
     def _trouble(self, reason: str) -> None:
         if self.health is not None:
-            self.health.trouble(f"{self.handler.stage}: {reason}")
+            self.health.trouble(f"{self.handler.stage}: {reason}", source=self.handler.stage)
 
     def _heartbeat(self) -> None:
         lag = self._group_lag()

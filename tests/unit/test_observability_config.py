@@ -55,9 +55,14 @@ def test_ready_after_a_beat_not_before_not_after_trouble_nor_when_stale() -> Non
     verdict = health.readiness()
     assert verdict.ready and verdict.reason == "detector: reading frames"
     health.trouble("detector: Redis unreachable (ConnectionError)")
-    assert health.readiness() == health.readiness() and "Redis unreachable" in health.readiness().reason
-    assert not health.readiness().ready
+    assert not health.readiness().ready and "Redis unreachable" in health.readiness().reason
     health.beat()
+    assert health.readiness().ready
+    # two loops (the aggregator's counts and losses): one's beat does not clear the other's trouble
+    health.trouble("aggregator: a server is unreachable", source="aggregator")
+    health.beat(source="losses")
+    assert not health.readiness().ready
+    health.beat(source="aggregator")
     assert health.readiness().ready
     time.sleep(0.3)
     stale = health.readiness()
