@@ -108,7 +108,7 @@ def stages(
     writer.release()
     registry = tmp_path / "stores.yaml"
     registry.write_text(REGISTRY.format(video=video))
-    server = EmbeddedRedis(server_dir / "redis")
+    server = EmbeddedRedis(server_dir)
     url = server.start()
     env = stage_env(url, migrated_database_url, "health:")
     env.pop("MOODSTREAM_METRICS_ADDRESS", None)  # the default: this host only
@@ -168,10 +168,13 @@ def test_probes_follow_redis_and_ingest_follows_opening_hours(
     wait_for(lambda: int(camera_state("open/cam").get("frames", 0)) > 0, 30, "frames of open/cam", logs)
     assert camera_state("shut/cam")["state"] == "closed" and camera_state("shut/cam")["frames"] == 0
     metrics = get(ports["ingest"], "/metrics")[1]
-    assert 'moodstream_camera_open{camera="cam",store="open"} 1.0' in metrics
-    assert 'moodstream_camera_open{camera="cam",store="shut"} 0.0' in metrics
-    assert 'moodstream_frames_out_total{camera="cam",stage="ingest",store="open"}' in metrics
-    assert 'store="shut"' not in metrics.replace('moodstream_camera_open{camera="cam",store="shut"}', "")
+    assert 'moodstream_camera_open{store="open",camera="cam"} 1.0' in metrics
+    assert 'moodstream_camera_open{store="shut",camera="cam"} 0.0' in metrics
+    assert 'moodstream_camera_up{store="open",camera="cam"} 1.0' in metrics
+    assert 'moodstream_frames_out_total{stage="ingest",store="open",camera="cam"}' in metrics
+    assert 'moodstream_camera_last_frame_timestamp_seconds{store="open",camera="cam"}' in metrics
+    kept = ("moodstream_camera_open", "moodstream_shed")  # a closed camera has no reader: no frames, no time
+    assert 'store="shut"' not in "".join(line for line in metrics.splitlines() if not line.startswith(kept))
     entries = xrange_all(client, names.frames)
     assert {FrameMessage.decode(fields).key.store_id for _, fields in entries} == {"open"}
 
