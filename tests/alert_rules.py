@@ -65,8 +65,9 @@ def prometheus_metric_names() -> set[str]:
 
 
 def exported_names(exposition: str) -> set[str]:
-    """Sample names a Prometheus text exposition declares: each ``# TYPE`` family with the suffixes of its
-    type (counter: ``_total``, ``_created``; histogram: ``_bucket``, ``_sum``, ``_count``, ...)."""
+    """Sample names a Prometheus text exposition declares: each ``# TYPE`` family, as written and with the
+    suffixes of its type (counter: ``_total``, ``_created``; histogram: ``_bucket``, ``_sum``, ``_count``,
+    ...; the family of a counter may already be written with ``_total``)."""
     suffixes = {
         "counter": ("_total", "_created"),
         "histogram": ("_bucket", "_sum", "_count", "_created"),
@@ -76,5 +77,6 @@ def exported_names(exposition: str) -> set[str]:
     names: set[str] = set()
     for match in re.finditer(r"^# TYPE (\S+) (\w+)$", exposition, re.MULTILINE):
         family, kind = match.groups()
-        names |= {family + suffix for suffix in suffixes.get(kind, ("",))}
+        base = family.removesuffix("_total") if kind == "counter" else family
+        names |= {family} | {base + suffix for suffix in suffixes.get(kind, ("",))}
     return names
