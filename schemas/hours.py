@@ -23,7 +23,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Final
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 WEEKDAYS: Final[tuple[str, ...]] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Keys of ``hours.weekly``, in ISO order (Monday = 1)."""
@@ -132,12 +132,18 @@ class OpeningHours(BaseModel):
             seen.add(item.date)
         return exceptions
 
+    _by_date: dict[date, DayRanges] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: object, /) -> None:
+        """Index the exceptions by date (looked up for every instant checked)."""
+        self._by_date = {item.date: item.hours for item in self.exceptions}
+
     def ranges_on(self, day: date) -> list[tuple[int, int]]:
         """Opening ranges (minutes after local midnight) of a local date: its exception, else its weekday."""
-        for item in self.exceptions:
-            if item.date == day:
-                return [parse_range(r) for r in item.hours]
-        return [parse_range(r) for r in self.weekly.ranges(day.isoweekday())]
+        ranges = self._by_date.get(day)
+        if ranges is None:
+            ranges = self.weekly.ranges(day.isoweekday())
+        return [parse_range(r) for r in ranges]
 
     def is_open(self, at: datetime, timezone: str) -> bool:
         """Whether the store is open at the aware instant ``at`` (its local time in ``timezone``)."""
