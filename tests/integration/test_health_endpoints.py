@@ -24,6 +24,7 @@ import pytest
 
 from moodstream.common.streams import StreamNames, connect_redis
 from moodstream.runtime.embedded import EmbeddedRedis
+from moodstream.runtime.progress import camera_progress
 from moodstream.schemas.messages import FrameMessage
 from tests.alert_rules import exported_names, prometheus_metric_names
 from tests.integration.helpers import stage_env, xrange_all
@@ -167,6 +168,8 @@ def test_probes_follow_redis_and_ingest_follows_opening_hours(
 
     wait_for(lambda: int(camera_state("open/cam").get("frames", 0)) > 0, 30, "frames of open/cam", logs)
     assert camera_state("shut/cam")["state"] == "closed" and camera_state("shut/cam")["frames"] == 0
+    shown = {row.label: row.state for row in camera_progress(client, names)}  # `moodstream status`, live view
+    assert shown["shut/cam"] == "closed (opening hours)" and shown["open/cam"] == "online"
     metrics = get(ports["ingest"], "/metrics")[1]
     assert 'moodstream_camera_open{store="open",camera="cam"} 1.0' in metrics
     assert 'moodstream_camera_open{store="shut",camera="cam"} 0.0' in metrics
