@@ -28,7 +28,10 @@ from moodstream.schemas.messages import FrameMessage
 from tests.integration.helpers import xrange_all
 
 CONFIG = IngestConfig(
-    reload_interval_s=0.1, open_timeout_ms=1000, read_timeout_ms=1000, backoff=BackoffPolicy(base_s=0.1, cap_s=0.4)
+    reload_interval_s=0.1,
+    open_timeout_ms=1000,
+    read_timeout_ms=1000,
+    backoff=BackoffPolicy(base_s=0.1, cap_s=0.4),
 )
 MONDAY_0859 = datetime(2026, 12, 7, 1, 59, tzinfo=UTC)  # 08:59 in Hanoi (UTC+7)
 
