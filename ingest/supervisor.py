@@ -156,7 +156,7 @@ class IngestSupervisor:
             running.stop.set()
         for running in self.running.values():
             running.thread.join(timeout=self.config.open_timeout_ms / 1000 + 5)
-        self._tick()
+        self._tick(follow_hours=False)  # no camera may start while shutting down
 
     def _start_camera(self, spec: CameraSpec) -> None:
         stop = threading.Event()
@@ -174,8 +174,9 @@ class IngestSupervisor:
             self.client.hdel(self.names.cameras, running.spec.label)
         log.info("camera %s stopped", running.spec.label)
 
-    def _tick(self) -> None:
-        self.follow_hours()
+    def _tick(self, follow_hours: bool = True) -> None:
+        if follow_hours:
+            self.follow_hours()
         try:
             self.publisher.account_shed()
             self.publish_status()
