@@ -171,11 +171,11 @@ def test_probes_follow_redis_and_ingest_follows_opening_hours(
     shown = {row.label: row.state for row in camera_progress(client, names)}  # `moodstream status`, live view
     assert shown["shut/cam"] == "closed (opening hours)" and shown["open/cam"] == "online"
     metrics = get(ports["ingest"], "/metrics")[1]
-    assert 'moodstream_camera_open{store="open",camera="cam"} 1.0' in metrics
-    assert 'moodstream_camera_open{store="shut",camera="cam"} 0.0' in metrics
-    assert 'moodstream_camera_up{store="open",camera="cam"} 1.0' in metrics
-    assert 'moodstream_frames_out_total{stage="ingest",store="open",camera="cam"}' in metrics
-    assert 'moodstream_camera_last_frame_timestamp_seconds{store="open",camera="cam"}' in metrics
+    assert 'moodstream_camera_open{camera="cam",store="open"} 1.0' in metrics
+    assert 'moodstream_camera_open{camera="cam",store="shut"} 0.0' in metrics
+    assert 'moodstream_camera_up{camera="cam",store="open"} 1.0' in metrics
+    assert 'moodstream_frames_out_total{camera="cam",stage="ingest",store="open"}' in metrics
+    assert 'moodstream_camera_last_frame_timestamp_seconds{camera="cam",store="open"}' in metrics
     kept = ("moodstream_camera_open", "moodstream_shed")  # a closed camera has no reader: no frames, no time
     assert 'store="shut"' not in "".join(line for line in metrics.splitlines() if not line.startswith(kept))
     entries = xrange_all(client, names.frames)
