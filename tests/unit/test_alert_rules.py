@@ -86,3 +86,23 @@ def test_prometheus_silent_camera_rule_is_bound_to_opening_hours() -> None:
     groups = load_yaml(PROMETHEUS_RULES)["groups"]
     (silent,) = [r for g in groups for r in g["rules"] if r.get("alert") == "MoodstreamCameraSilent"]
     assert "moodstream_camera_open == 1" in silent["expr"] and "> 900" in silent["expr"]
+
+
+def test_prometheus_expressions_are_well_formed_without_a_promql_parser() -> None:
+    """No promtool here: brackets balance, ranges are durations, label matchers are quoted."""
+    for group in load_yaml(PROMETHEUS_RULES)["groups"]:
+        for rule in group["rules"]:
+            expr = rule["expr"]
+            depth = {"(": 0, "[": 0, "{": 0}
+            closing = {")": "(", "]": "[", "}": "{"}
+            for char in re.sub(r'"[^"]*"', '""', expr):
+                if char in depth:
+                    depth[char] += 1
+                elif char in closing:
+                    depth[closing[char]] -= 1
+                    assert depth[closing[char]] >= 0, f"unbalanced {char} in {expr}"
+            assert depth == {"(": 0, "[": 0, "{": 0}, f"unbalanced brackets in {expr}"
+            for window in re.findall(r"\[([^\]]*)\]", expr):
+                assert re.fullmatch(r"\d+[smhd]", window), f"bad range [{window}] in {expr}"
+            for matcher in re.findall(r"\{([^}]*)\}", expr):
+                assert re.fullmatch(r'(\w+(=|!=|=~|!~)"[^"]*",?\s*)+', matcher), f"bad matcher {{{matcher}}}"
