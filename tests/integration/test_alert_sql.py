@@ -109,7 +109,7 @@ def test_sync_rewrites_hours_only_when_they_change(engine: Engine, tmp_path: Pat
     assert sync_registry(engine, load(tmp_path)).lines() == []
     later = REGISTRY.replace('sat: ["09:00-24:00"]', 'sat: ["10:00-20:00"]')
     assert sync_registry(engine, load(tmp_path, later)).updated == ["paris"]
-    without = REGISTRY.replace("    hours: {weekly: {}}\n", "")
+    without = later.replace("    hours: {weekly: {}}\n", "")
     report = sync_registry(engine, load(tmp_path, without))
     assert report.updated == ["never"]
     with engine.connect() as conn:
