@@ -157,7 +157,9 @@ def grant_reader(conn: Connection, role: str) -> None:
     conn.execute(text(f"GRANT CONNECT ON DATABASE {quote_role(conn, database)} TO {quoted}"))
     conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {quoted}"))
     for name in (*tables.PUBLIC_TABLES, *tables.PUBLIC_VIEWS):
-        conn.execute(text(f"GRANT SELECT ON {name} TO {quoted}"))
+        # a database not yet at the newest revision lacks the newer relations: their migration grants them
+        if conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name}).scalar_one():
+            conn.execute(text(f"GRANT SELECT ON {name} TO {quoted}"))
     for name in (*tables.INTERNAL_TABLES, "alembic_version"):
         conn.execute(text(f"REVOKE ALL ON {name} FROM {quoted}"))
 
