@@ -9,6 +9,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from moodstream.schemas.hours import OpeningHours
 from moodstream.schemas.registry import RegistryError, load_registry
@@ -149,3 +151,41 @@ def test_bad_hours_report_line_and_key(
 def test_impossible_date_is_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="a date like 2026-02-30"):
         load_registry(write(tmp_path, HOURS_YAML.replace("date: 2026-12-24", "date: 2026-02-30")))
+
+
+@st.composite
+def schedules(draw: st.DrawFn) -> OpeningHours:
+    """Random valid opening hours: up to 3 ordered ranges a weekday, a few exception dates in Dec 2026."""
+
+    def day_ranges() -> st.SearchStrategy[list[str]]:
+        def ranges(edges: list[int]) -> list[str]:
+            pairs = zip(edges[::2], edges[1::2], strict=False)
+            return [f"{a // 60:02d}:{a % 60:02d}-{b // 60:02d}:{b % 60:02d}" for a, b in pairs]
+
+        edges = st.lists(st.integers(0, 1440).map(lambda m: m // 30 * 30), max_size=6, unique=True)
+        return edges.map(lambda e: sorted(e)[: len(e) // 2 * 2]).map(ranges)
+
+    weekly = {day: draw(day_ranges()) for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    days = draw(st.lists(st.integers(1, 31), max_size=4, unique=True))
+    exceptions = [{"date": f"2026-12-{d:02d}", "hours": draw(day_ranges())} for d in days]
+    return OpeningHours.model_validate({"weekly": weekly, "exceptions": exceptions})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hours=schedules(),
+    minute=st.integers(0, 60 * 24 * 35),
+    zone=st.sampled_from(["UTC", "Asia/Ho_Chi_Minh", "Europe/Paris", "America/New_York"]),
+)
+def test_next_change_is_the_first_instant_the_state_flips(
+    hours: OpeningHours, minute: int, zone: str
+) -> None:
+    at = datetime(2026, 11, 20, tzinfo=UTC) + timedelta(minutes=minute)
+    state = hours.is_open(at, zone)
+    change = hours.next_change(at, zone)
+    if change is None:  # never flips within the search horizon: check the next few weeks on a 30-minute grid
+        assert all(hours.is_open(at + timedelta(minutes=30 * i), zone) == state for i in range(24 * 2 * 21))
+        return
+    assert change > at and hours.is_open(change, zone) != state
+    steps = int((change - at) / timedelta(minutes=15))
+    assert all(hours.is_open(at + timedelta(minutes=15 * i), zone) == state for i in range(min(steps, 3000)))
