@@ -50,6 +50,9 @@ def test_file_is_grafana_alerting_provisioning_on_the_provisioned_datasource() -
             assert rule["noDataState"] == "OK" and rule["execErrState"] == "Error"
             assert "$__" not in refs["A"]["model"]["rawSql"], "alert SQL must not depend on panel macros"
             assert rule["annotations"]["summary"] and rule["labels"]["team"] == "moodstream"
+            # Grafana expands $VARIABLES from its environment in titles and labels (annotations and models
+            # are read raw): none may hold a `$`
+            assert "$" not in rule["title"] + "".join(rule["labels"].values()) + rule["uid"]
 
 
 @pytest.mark.parametrize("signal", list(SIGNALS))
