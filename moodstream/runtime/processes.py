@@ -21,12 +21,18 @@ import redis
 import sqlalchemy.exc
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
 
 from moodstream.common.health import HealthState
 from moodstream.common.redaction import RedactingFilter
 from moodstream.common.streams import ServerUnavailable, StreamNames, connect_redis, wait_for_redis
 from moodstream.ingest import CameraSpec, FramePublisher, IngestConfig, IngestSupervisor
-from moodstream.runtime.database import DatabaseUnavailableError, create_database_engine
+from moodstream.runtime.database import (
+    DatabaseError,
+    DatabaseUnavailableError,
+    check_connection,
+    create_database_engine,
+)
 from moodstream.runtime.lease import StageLease
 from moodstream.runtime.metrics import IngestCollector, PipelineMetrics
 from moodstream.runtime.models import AnalysisConfig, build_analyzer
@@ -257,6 +263,8 @@ def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
     engine = create_database_engine(options.database_url, check=False)
     client = connect_redis(options.redis_url)
     served = _serve_metrics(options)
+    watcher = threading.Thread(target=watch_database, args=(engine, served[1], stop), daemon=True)
+    watcher.start()
     counts = AggregatorStage(engine, options.bucket_seconds, client, names, served[0])
     losses = LossesStage(engine, options.bucket_seconds)
     loss_worker = _worker(options, "losses", (names.dead, None), losses, served)
@@ -268,6 +276,25 @@ def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
         stop.set()
         thread.join(timeout=30)
         engine.dispose()
+
+
+DATABASE_CHECK_S: Final[float] = 10.0
+"""How often the aggregator checks that PostgreSQL answers, for /readyz (its batches only touch it when
+entries arrive)."""
+
+
+def watch_database(engine: Engine, health: HealthState, stop: threading.Event) -> None:
+    """Until ``stop``: ``SELECT 1`` every DATABASE_CHECK_S; an unreachable PostgreSQL makes the process not
+    ready (source ``postgres``), an answer makes it ready again."""
+    while True:
+        try:
+            check_connection(engine)
+        except DatabaseError as exc:
+            health.trouble(f"aggregator: {exc}", source="postgres")
+        else:
+            health.beat(source="postgres")
+        if stop.wait(DATABASE_CHECK_S):
+            return
 
 
 def run_ingest(options: RunOptions, stop: threading.Event) -> None:

@@ -202,3 +202,21 @@ def test_probes_follow_redis_and_ingest_follows_opening_hours(
         wait_for(lambda port=port: ready(port), 60, f"{stage} ready again", logs)  # type: ignore[misc]
     print(f"\nRedis stopped: all 3 stages 503 within {not_ready_after:.1f} s; ready again"
           f" {time.monotonic() - restarted:.1f} s after the restart")  # fmt: skip
+
+
+def test_aggregator_without_postgres_is_alive_not_ready_and_names_no_password(
+    redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    port, closed = free_port(), free_port()  # nothing listens on `closed`
+    env = stage_env(redis_url, f"postgresql://writer:Sntl-pw-9Qx@127.0.0.1:{closed}/moodstream", redis_prefix)
+    argv = [sys.executable, "-m", "moodstream.cli.app", "aggregate", "--metrics-port", str(port)]
+    with (tmp_path / "aggregate.log").open("wb") as log:
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: reachable(port) and "PostgreSQL" in get(port, "/readyz")[1], 30, "503", tmp_path)
+        status, body = get(port, "/readyz")
+        assert status == 503 and f"127.0.0.1:{closed}/moodstream" in body and "Sntl-pw" not in body
+        assert get(port, "/healthz") == (200, "ok\n")
+    finally:
+        proc.terminate()
+        proc.wait(20)
