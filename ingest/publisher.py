@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from typing import Any
 
 import redis
@@ -53,6 +53,8 @@ class FramePublisher:
         self._sent: deque[tuple[tuple[int, int], FrameKey, int]] = deque()
         self._lock = threading.Lock()
         self.shed_total = 0
+        self.shed_by_camera: Counter[tuple[str, str]] = Counter()
+        """Frames shed so far per (store, camera), for the ingest process's metrics."""
         self.refused = 0
 
     def __call__(self, message: FrameMessage) -> None:
@@ -147,4 +149,5 @@ class FramePublisher:
             pipe.hincrby(self.names.stats("ingest"), f"{key.store_id}/{key.camera_id}:shed", 1)
         pipe.execute()
         self.shed_total += len(shed)
+        self.shed_by_camera.update((key.store_id, key.camera_id) for _, key, _ in shed)
         log.warning("%d frames were shed by the frames stream cap (detectors too slow)", len(shed))

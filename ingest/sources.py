@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 import cv2
 
 from moodstream.common.redaction import redact_text, redact_url
+from moodstream.schemas.hours import OpeningHours
 
 SourceType = Literal["file", "stream", "webcam"]
 
@@ -40,7 +42,8 @@ def opencv_message(exc: BaseException) -> str:
 @dataclass(frozen=True)
 class CameraSpec:
     """One camera to ingest: identity, source (file path, URL or webcam index), sampling rate, looping, and
-    the registry's substituted secrets found in the source (masked wherever the source may be shown)."""
+    the registry's substituted secrets found in the source (masked wherever the source may be shown) and
+    its store's opening hours (not part of equality: new hours never restart a camera that stays open)."""
 
     store_id: str
     camera_id: str
@@ -48,6 +51,16 @@ class CameraSpec:
     fps: float
     loop: bool = False
     known_secrets: tuple[str, ...] = field(default=(), repr=False)
+    hours: OpeningHours | None = field(default=None, compare=False)
+    timezone: str = field(default="UTC", compare=False)
+
+    def is_open(self, at: datetime) -> bool:
+        """Whether the camera's store is open at the aware instant ``at`` (always, without hours)."""
+        return self.hours is None or self.hours.is_open(at, self.timezone)
+
+    def next_change(self, at: datetime) -> datetime | None:
+        """When the store next opens or closes after ``at`` (None: always open, or not within a year)."""
+        return None if self.hours is None else self.hours.next_change(at, self.timezone)
 
     @property
     def label(self) -> str:

@@ -17,6 +17,7 @@ import re
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeVar, cast
 from urllib.parse import urlsplit
@@ -35,6 +36,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from moodstream.schemas import defaults
+from moodstream.schemas.hours import HoursException, OpeningHours, WeeklyHours
 from moodstream.schemas.visit_config import GateConfig, ReorderConfig, TrackerConfig, VisitConfig
 
 SCHEMA_PATH: Final[Path] = Path(__file__).with_name("stores.schema.json")
@@ -312,6 +314,11 @@ class Store(_Strict):
     enabled: bool = Field(
         default=True, description="false keeps the store registered but reads none of its cameras."
     )
+    hours: OpeningHours | None = Field(
+        default=None,
+        description="Opening hours in the store's time zone (weekly schedule and dated exceptions); outside "
+        "them its cameras are not read and silent-camera alerts stay quiet. Left out: always open.",
+    )
     cameras: list[Camera] = Field(min_length=1, max_length=256, description="The store's cameras (1-256).")
 
     @field_validator("timezone")
@@ -333,6 +340,10 @@ class Store(_Strict):
     def display_name(self) -> str:
         """The name, or the id when no name is given."""
         return self.name or self.id
+
+    def is_open(self, at: datetime) -> bool:
+        """Whether the store is open at the aware instant ``at`` (always, without ``hours``)."""
+        return self.hours is None or self.hours.is_open(at, self.timezone)
 
 
 def _raise_on_duplicate(ids: list[str], what: str) -> None:
@@ -495,8 +506,10 @@ def _read_yaml(file: Path) -> tuple[Any, dict[Loc, int]]:
         raise fail(line, f"not valid YAML: {_yaml_problem(exc)}") from None
     except YAMLError as exc:
         raise fail(None, f"not valid YAML: {exc}") from None
-    except ValueError:  # e.g. an integer of thousands of digits (Python's int conversion limit)
-        raise fail(None, "not valid YAML: a value cannot be read (a number far too long?)") from None
+    except ValueError:  # an integer of thousands of digits (Python's int limit), an impossible date
+        raise fail(
+            None, "not valid YAML: a value cannot be read (a number far too long, or a date like 2026-02-30?)"
+        ) from None
     if not isinstance(tree, dict):
         raise fail(1, "not a stores.yaml: expected keys such as 'version:' and 'stores:' at the top level")
     lines: dict[Loc, int] = {(): 1}
@@ -657,6 +670,9 @@ _MODEL_BY_PATH: Final[dict[tuple[str, ...], type[BaseModel]]] = {
     ("pipeline",): PipelineConfig,
     ("stores",): Store,
     ("stores", "cameras"): Camera,
+    ("stores", "hours"): OpeningHours,
+    ("stores", "hours", "weekly"): WeeklyHours,
+    ("stores", "hours", "exceptions"): HoursException,
     ("pipeline", "visits"): VisitConfig,
     ("pipeline", "visits", "gate"): GateConfig,
     ("pipeline", "visits", "tracker"): TrackerConfig,
@@ -734,6 +750,7 @@ def _message(error: Any, loc: Loc) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     message = message.replace("Input should be", "must be").replace("String should", "must")
     message = message.replace("List should", "must").replace(" after validation", "")
+    message = message.replace("Tuple should", "must").replace("a valid tuple", "a list")
     message = message.replace("greater than or equal to", ">=").replace("less than or equal to", "<=")
     value = error.get("input")
     if isinstance(value, int | float) and not isinstance(value, bool) and kind not in ("value_error",):

@@ -19,15 +19,19 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKeyConstraint,
+    Identity,
     Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     Table,
     Text,
+    Time,
     func,
 )
 
@@ -214,14 +218,41 @@ privacy_settings = Table(
 MAX_MIN_VISITS: Final[int] = 1_000_000
 """Upper bound of ``privacy_settings.min_visits`` (the table's check constraint)."""
 
-PUBLIC_TABLES: Final[tuple[str, ...]] = ("stores", "cameras", "frame_losses")
+opening_hours = Table(
+    "opening_hours",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("store_id", Text, nullable=False),
+    Column("weekday", SmallInteger, nullable=True, comment="ISO weekday (1 Monday ... 7 Sunday) of the week"),
+    Column("day", Date, nullable=True, comment="local date of an exception to the week"),
+    Column("opens", Time, nullable=True, comment="local opening time; NULL: closed all that day"),
+    Column("closes", Time, nullable=True, comment="local closing time (24:00:00: the end of the day)"),
+    ForeignKeyConstraint(["store_id"], ["stores.id"]),
+    CheckConstraint("(weekday IS NULL) <> (day IS NULL)", name="weekday_or_day"),
+    CheckConstraint("weekday BETWEEN 1 AND 7", name="iso_weekday"),
+    CheckConstraint("(opens IS NULL) = (closes IS NULL) AND (opens IS NULL OR opens < closes)", name="range"),
+    Index(None, "store_id"),
+    comment="Opening hours of the stores that have them (stores.yaml hours), in each store's local time: one "
+    "row per range of a weekday or of an exception date, or one row with NULL times for a closed day. A "
+    "store without rows is always open. store_is_open(store_id, at) answers from them.",
+)
+
+PUBLIC_TABLES: Final[tuple[str, ...]] = ("stores", "cameras", "frame_losses", "opening_hours")
 """Tables the read-only reporting role may SELECT (none of them holds an emotion)."""
 
-PUBLIC_VIEWS: Final[tuple[str, ...]] = ("camera_activity_v", "store_hourly_v", "store_daily_v")
+PUBLIC_VIEWS: Final[tuple[str, ...]] = (
+    "camera_activity_v",
+    "camera_status_v",
+    "store_hourly_v",
+    "store_daily_v",
+)
 """Views the read-only role may SELECT (Grafana, analysts): activity per camera without emotions, and
 emotions per store-local hour / day with small groups suppressed by ``privacy_settings.min_visits``."""
 
-PUBLIC_FUNCTIONS: Final[tuple[str, ...]] = ("store_hours(timestamptz, timestamptz)",)
+PUBLIC_FUNCTIONS: Final[tuple[str, ...]] = (
+    "store_hours(timestamptz, timestamptz)",
+    "store_is_open(text, timestamptz)",
+)
 """Functions the read-only role may EXECUTE: ``store_hours(from, to)`` is ``store_hourly_v`` for the hours
 that start in a range, read through the ``bucket_start`` index (what the dashboards query)."""
 

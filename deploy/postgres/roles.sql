@@ -3,9 +3,9 @@
 -- Two roles (DESIGN.md "Postgres"):
 --   * the writer (default moodstream_writer) owns the schema: it runs `moodstream db upgrade` and the pipeline;
 --   * the reader (default moodstream_reader) is what Grafana and analysts log in as: SELECT on stores, cameras,
---     frame_losses and the suppressing views (camera_activity_v, store_hourly_v, store_daily_v, and the function
---     store_hours(from, to)) only: no raw
---     emotion_counts, no emotion_counts_v / branch_daily_v (the writer's unsuppressed views), no
+--     frame_losses, opening_hours and the suppressing views (camera_activity_v, camera_status_v,
+--     store_hourly_v, store_daily_v, and the functions store_hours(from, to) and store_is_open(store, at))
+--     only: no raw emotion_counts, no emotion_counts_v / branch_daily_v (the writer's unsuppressed views), no
 --     privacy_settings, no INSERT/UPDATE/DELETE, no CREATE, no internal tables (applied_frames,
 --     alembic_version). At most 20 sessions; every statement cancelled after 30 s.
 --
@@ -82,10 +82,12 @@ SELECT format('GRANT USAGE ON SCHEMA public TO %I', :'reader') \gexec
 
 -- when the schema already exists (this file run after `moodstream db upgrade`): grant the reader now
 SELECT format('GRANT SELECT ON %I TO %I', t, :'reader')
-  FROM unnest(ARRAY['stores', 'cameras', 'frame_losses', 'camera_activity_v', 'store_hourly_v', 'store_daily_v']) AS t
+  FROM unnest(ARRAY['stores', 'cameras', 'frame_losses', 'opening_hours', 'camera_activity_v', 'camera_status_v',
+                    'store_hourly_v', 'store_daily_v']) AS t
  WHERE to_regclass(t) IS NOT NULL \gexec
-SELECT format('GRANT EXECUTE ON FUNCTION store_hours(timestamptz, timestamptz) TO %I', :'reader')
- WHERE to_regprocedure('store_hours(timestamptz, timestamptz)') IS NOT NULL \gexec
+SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', f, :'reader')
+  FROM unnest(ARRAY['store_hours(timestamptz, timestamptz)', 'store_is_open(text, timestamptz)']) AS f
+ WHERE to_regprocedure(f) IS NOT NULL \gexec
 SELECT format('REVOKE ALL ON %I FROM %I', t, :'reader')
   FROM unnest(ARRAY['emotion_counts', 'emotion_counts_v', 'branch_daily_v', 'privacy_settings', 'applied_frames']) AS t
  WHERE to_regclass(t) IS NOT NULL \gexec

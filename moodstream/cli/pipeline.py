@@ -37,7 +37,22 @@ FpsWidth = Annotated[
     int | None, typer.Option("--max-input-width", help="Downscale wider frames before face detection.")
 ]
 Model = Annotated[str, typer.Option("--model", help="FER model: default, a shipped name or a path.")]
-MetricsPort = Annotated[int, typer.Option("--metrics-port", help="Serve Prometheus metrics on this port.")]
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Serve /metrics, /healthz and /readyz on this port (default MOODSTREAM_METRICS_PORT, 0: none).",
+    ),
+]
+MetricsAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--metrics-address",
+        help="Address of /metrics, /healthz and /readyz (default MOODSTREAM_METRICS_ADDRESS or 127.0.0.1).",
+    ),
+]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, max=1024, help="Entries per XREADGROUP.")]
 Threads = Annotated[
     int,
@@ -48,7 +63,8 @@ ANALYSIS_DEFAULTS = AnalysisConfig()
 """Where the model options' defaults come from (stated once, in the configs)."""
 WORKER_DEFAULTS = WorkerConfig()
 """Where the consumer-loop options' defaults come from."""
-METRICS_PORT_DEFAULT: int = RunOptions.model_fields["metrics_port"].default
+METRICS_PORT_DEFAULT: int | None = None
+"""None: the port of MOODSTREAM_METRICS_PORT (Settings)."""
 
 
 def _fail(message: str) -> typer.Exit:
@@ -80,9 +96,11 @@ def _base_options(
     registry_path: Path | None,
     analysis: AnalysisConfig = ANALYSIS_DEFAULTS,
     worker: WorkerConfig = WORKER_DEFAULTS,
-    metrics_port: int = METRICS_PORT_DEFAULT,
+    metrics_port: int | None = METRICS_PORT_DEFAULT,
+    metrics_address: str | None = None,
 ) -> RunOptions:
-    """Run options from the environment, the server URLs (redis, database) and the command's knobs."""
+    """Run options from the environment, the server URLs (redis, database) and the command's knobs (a
+    metrics port or address left None comes from the environment)."""
     redis_url, database_url = urls
     return RunOptions.model_validate(
         {
@@ -92,7 +110,8 @@ def _base_options(
             "registry": registry_path.resolve() if registry_path else None,
             "analysis": analysis,
             "worker": worker,
-            "metrics_port": metrics_port,
+            "metrics_port": settings.metrics_port if metrics_port is None else metrics_port,
+            "metrics_address": metrics_address or settings.metrics_address,
             "log_level": settings.log_level,
         }
     )
@@ -114,6 +133,7 @@ def run(
     model: Model = ANALYSIS_DEFAULTS.model,
     threads: Threads = ANALYSIS_DEFAULTS.intra_op_threads,
     metrics_port: MetricsPort = METRICS_PORT_DEFAULT,
+    metrics_address: MetricsAddress = None,
     duration: Annotated[
         float | None,
         typer.Option("--duration", min=1, help="Stop after this many seconds (default: Ctrl-C)."),
@@ -123,8 +143,9 @@ def run(
     (visits first); Ctrl-C stops.
 
     Starts embedded Redis/PostgreSQL when MOODSTREAM_REDIS_URL / MOODSTREAM_DATABASE_URL are unset,
-    migrates the database and syncs the registry first. With --metrics-port P the aggregator serves
-    Prometheus metrics on P, the classifier on P+1, the tracker on P+2 and detector i on P+2+i.
+    migrates the database and syncs the registry first. With --metrics-port P each process serves /metrics,
+    /healthz and /readyz: the aggregator on P, the classifier on P+1, the tracker on P+2, ingest on P+3 and
+    detector i on P+3+i.
     """
     from moodstream.runtime.demo import ensure_demo_videos, write_demo_registry
     from moodstream.runtime.embedded import EmbeddedServerError, embedded_servers
@@ -142,7 +163,12 @@ def run(
         with embedded_servers(settings) as urls:
             analysis = AnalysisConfig(model=model, max_input_width=max_input_width, intra_op_threads=threads)
             base = _base_options(
-                settings, (urls.redis_url, urls.database_url), path, analysis, metrics_port=metrics_port
+                settings,
+                (urls.redis_url, urls.database_url),
+                path,
+                analysis,
+                metrics_port=metrics_port,
+                metrics_address=metrics_address,
             )
             all_files = all(c.source_kind == "file" and not c.loop for _, c in registry.cameras())
             quiet = "WARNING" if not os.environ.get("MOODSTREAM_LOG_LEVEL") else settings.log_level
@@ -185,9 +211,9 @@ def _run_processes(
         *spawn_stage("aggregator", options),
         *spawn_stage("classifier", options, port_offset=1),
         *spawn_stage("tracker", options, port_offset=2),
-        *spawn_stage("detector", options, detectors, port_offset=3),
+        *spawn_stage("detector", options, detectors, port_offset=4),
     ]
-    ingest = spawn_stage("ingest", options)[0]
+    ingest = spawn_stage("ingest", options, port_offset=3)[0]
     console.print(f"moodstream: {len(list(registry.cameras()))} cameras; Ctrl-C stops")
     engine = create_database_engine(database_url, check=False)
     stores = [s.id for s in registry.stores]
@@ -270,24 +296,30 @@ def _stage_options(
     need_database: bool,
     analysis: AnalysisConfig = ANALYSIS_DEFAULTS,
     worker: WorkerConfig = WORKER_DEFAULTS,
-    metrics_port: int = METRICS_PORT_DEFAULT,
+    metrics: tuple[int | None, str | None] = (METRICS_PORT_DEFAULT, None),
 ) -> RunOptions:
-    """Run options of a stage run alone: external servers, the command's knobs, then the registry's."""
+    """Run options of a stage run alone: external servers, the command's knobs (``metrics``: port and
+    address, None from the environment), then the registry's."""
     from moodstream.runtime.processes import options_from_registry
 
     settings = _settings()
     urls = _external(settings, need_database)
-    options = _base_options(settings, urls, config, analysis, worker, metrics_port)
+    options = _base_options(settings, urls, config, analysis, worker, *metrics)
     return options_from_registry(_load(config), options) if config else options
 
 
 def ingest_command(
     config: Annotated[Path, typer.Option("--config", "-c", help="stores.yaml")],
     stores: StoresOption = None,
+    metrics_port: MetricsPort = METRICS_PORT_DEFAULT,
+    metrics_address: MetricsAddress = None,
 ) -> None:
     """Read every enabled camera of the registry (with --stores: of those stores only) into the frames
-    stream; follows edits of the file."""
-    _run_alone("ingest", _with_stores(_stage_options(config, False), config, stores))
+    stream; follows edits of the file and the stores' opening hours."""
+    _run_alone(
+        "ingest",
+        _with_stores(_stage_options(config, False, metrics=(metrics_port, metrics_address)), config, stores),
+    )
 
 
 def detect_command(
@@ -296,17 +328,19 @@ def detect_command(
     batch_size: BatchSize = WORKER_DEFAULTS.batch_size,
     threads: Threads = ANALYSIS_DEFAULTS.intra_op_threads,
     metrics_port: MetricsPort = METRICS_PORT_DEFAULT,
+    metrics_address: MetricsAddress = None,
 ) -> None:
     """One detector worker: frames -> faces (run as many as needed)."""
     analysis = AnalysisConfig(max_input_width=max_input_width, intra_op_threads=threads)
     worker = WorkerConfig(batch_size=batch_size)
-    _run_alone("detector", _stage_options(config, False, analysis, worker, metrics_port))
+    _run_alone("detector", _stage_options(config, False, analysis, worker, (metrics_port, metrics_address)))
 
 
 def track_command(
     config: ConfigOption = None,
     batch_size: BatchSize = 32,
     metrics_port: MetricsPort = METRICS_PORT_DEFAULT,
+    metrics_address: MetricsAddress = None,
     lease_seconds: Annotated[
         float,
         typer.Option(
@@ -317,7 +351,7 @@ def track_command(
     """THE tracker worker: faces -> tracks (visits). Run exactly one: it needs each camera's frames in order;
     a second one waits (log line) and takes over when the first stops. Visit settings from -c stores.yaml."""
     worker = WorkerConfig(batch_size=batch_size)
-    options = _stage_options(config, False, ANALYSIS_DEFAULTS, worker, metrics_port)
+    options = _stage_options(config, False, ANALYSIS_DEFAULTS, worker, (metrics_port, metrics_address))
     _run_alone("tracker", options.model_copy(update={"tracker_lease_ms": round(lease_seconds * 1000)}))
 
 
@@ -327,16 +361,21 @@ def classify_command(
     batch_size: BatchSize = WORKER_DEFAULTS.batch_size,
     threads: Threads = ANALYSIS_DEFAULTS.intra_op_threads,
     metrics_port: MetricsPort = METRICS_PORT_DEFAULT,
+    metrics_address: MetricsAddress = None,
 ) -> None:
     """One classifier worker: tracks -> emotions (classifies the votes of ended visits)."""
     analysis = AnalysisConfig(model=model, intra_op_threads=threads)
     worker = WorkerConfig(batch_size=batch_size)
-    _run_alone("classifier", _stage_options(config, False, analysis, worker, metrics_port))
+    _run_alone("classifier", _stage_options(config, False, analysis, worker, (metrics_port, metrics_address)))
 
 
-def aggregate_command(config: ConfigOption = None, metrics_port: MetricsPort = METRICS_PORT_DEFAULT) -> None:
+def aggregate_command(
+    config: ConfigOption = None,
+    metrics_port: MetricsPort = METRICS_PORT_DEFAULT,
+    metrics_address: MetricsAddress = None,
+) -> None:
     """One aggregator: emotions -> PostgreSQL counts (bucket width from -c stores.yaml, else 60 s)."""
-    _run_alone("aggregator", _stage_options(config, True, metrics_port=metrics_port))
+    _run_alone("aggregator", _stage_options(config, True, metrics=(metrics_port, metrics_address)))
 
 
 # ------------------------------------------------------------------------------------------- ingest shards

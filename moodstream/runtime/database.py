@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from moodstream.common.redaction import redact_text
 from moodstream.schemas import tables
+from moodstream.schemas.hours import OpeningHours, parse_range
 
 if TYPE_CHECKING:
     from moodstream.schemas.registry import Registry
@@ -280,11 +281,12 @@ def sync_registry(engine: Engine, registry: Registry) -> SyncReport:
 
     New stores/cameras are added, changed ones updated (a new name counts as renamed), and those no
     longer in the registry (or disabled in it) get ``enabled = false`` so their history stays reportable.
-    Camera sources are stored with passwords redacted.
+    Camera sources are stored with passwords redacted. Each store's opening hours replace its
+    ``opening_hours`` rows (a store whose hours changed is reported as updated).
     """
     report = SyncReport()
     with engine.begin() as conn:
-        conn.execute(text("LOCK TABLE stores, cameras IN SHARE ROW EXCLUSIVE MODE"))
+        conn.execute(text("LOCK TABLE stores, cameras, opening_hours IN SHARE ROW EXCLUSIVE MODE"))
         old_stores: dict[str, Row[Any]] = {r.id: r for r in conn.execute(select(tables.stores))}
         old_cameras: dict[tuple[str, str], Row[Any]] = {
             (r.store_id, r.id): r for r in conn.execute(select(tables.cameras))
@@ -314,7 +316,63 @@ def sync_registry(engine: Engine, registry: Registry) -> SyncReport:
             if change:
                 getattr(report, change).append(f"{store.id}/{camera.id}")
         _disable_leftovers(conn, old_stores, old_cameras, report)
+        for store in registry.stores:
+            if _sync_hours(conn, store.id, hours_rows(store.hours)) and store.id not in report.added:
+                report.updated.append(store.id)
     return report
+
+
+HoursRow = tuple[int | None, str | None, str | None, str | None]
+"""One ``opening_hours`` row as (ISO weekday, exception date, opens, closes): ISO text, NULL for none."""
+
+
+def hours_rows(hours: OpeningHours | None) -> set[HoursRow]:
+    """The ``opening_hours`` rows of a store's hours: a row per range of each weekday and exception date,
+    one row with NULL times for a closed day; none at all for a store without hours (always open)."""
+    if hours is None:
+        return set()
+
+    def day_rows(weekday: int | None, day: str | None, ranges: tuple[str, ...]) -> set[HoursRow]:
+        if not ranges:
+            return {(weekday, day, None, None)}
+        spans = (parse_range(r) for r in ranges)
+        return {
+            (weekday, day, f"{a // 60:02d}:{a % 60:02d}:00", f"{b // 60:02d}:{b % 60:02d}:00")
+            for a, b in spans
+        }
+
+    rows: set[HoursRow] = set()
+    for weekday in range(1, 8):
+        rows |= day_rows(weekday, None, hours.weekly.ranges(weekday))
+    for item in hours.exceptions:
+        rows |= day_rows(None, item.date.isoformat(), item.hours)
+    return rows
+
+
+def _sync_hours(conn: Connection, store_id: str, wanted: set[HoursRow]) -> bool:
+    """Replace a store's ``opening_hours`` rows when they differ from ``wanted``; True when changed."""
+    current = {
+        (r.weekday, r.day, r.opens, r.closes)
+        for r in conn.execute(
+            text(
+                "SELECT weekday, day::text AS day, opens::text AS opens, closes::text AS closes "
+                "FROM opening_hours WHERE store_id = :s"
+            ),
+            {"s": store_id},
+        )
+    }
+    if current == wanted:
+        return False
+    conn.execute(text("DELETE FROM opening_hours WHERE store_id = :s"), {"s": store_id})
+    for weekday, day, opens, closes in sorted(wanted, key=str):
+        conn.execute(
+            text(
+                "INSERT INTO opening_hours (store_id, weekday, day, opens, closes) "
+                "VALUES (:s, :w, CAST(:d AS date), CAST(:o AS time), CAST(:c AS time))"
+            ),
+            {"s": store_id, "w": weekday, "d": day, "o": opens, "c": closes},
+        )
+    return True
 
 
 def _disable_leftovers(

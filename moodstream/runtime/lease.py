@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -68,14 +69,19 @@ class StageLease:
             return True
         return bool(self.client.eval(_RENEW, 1, self.key, self.owner, self.ttl_ms))
 
-    def acquire(self, stop: threading.Event) -> bool:
-        """Block until the lease is ours (True) or ``stop`` is set (False); one log line while waiting."""
+    def acquire(self, stop: threading.Event, on_wait: Callable[[], None] | None = None) -> bool:
+        """Block until the lease is ours (True) or ``stop`` is set (False); one log line while waiting.
+
+        ``on_wait`` is called after each answer from Redis that the lease is taken (a standby is healthy).
+        """
         told = False
         while not stop.is_set():
             if retry_forever(self.try_acquire, what="Redis", url=self.url, stop=stop):
                 if told:
                     log.info("%s lease taken over by %s", self.stage, self.owner)
                 return True
+            if on_wait is not None:
+                on_wait()
             if not told:
                 log.warning(
                     "another %s worker (%s) is running; this one waits: exactly one %s worker may run "

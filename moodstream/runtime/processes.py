@@ -20,15 +20,24 @@ from typing import Annotated, Final
 
 import redis
 import sqlalchemy.exc
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
 
+from moodstream.common.health import HealthState
 from moodstream.common.redaction import RedactingFilter, secret_spellings
 from moodstream.common.streams import ServerUnavailable, StreamNames, connect_redis, wait_for_redis
 from moodstream.ingest import CameraSpec, FramePublisher, IngestConfig, IngestSupervisor
-from moodstream.runtime.database import DatabaseUnavailableError, create_database_engine
+from moodstream.runtime.database import (
+    DatabaseError,
+    DatabaseUnavailableError,
+    check_connection,
+    create_database_engine,
+)
 from moodstream.runtime.lease import StageLease
-from moodstream.runtime.metrics import PipelineMetrics
+from moodstream.runtime.metrics import IngestCollector, PipelineMetrics
 from moodstream.runtime.models import AnalysisConfig, build_analyzer
+from moodstream.runtime.observability import serve_observability
 from moodstream.runtime.settings import LogLevel
 from moodstream.runtime.stages import (
     AggregatorStage,
@@ -101,7 +110,22 @@ class RunOptions(BaseModel):
         "Shards ingest by store: give each ingest process a disjoint set.",
     )
     exit_when_done: bool = Field(default=False, description="Ingest exits once every camera has ended.")
-    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port (0: none).")
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of /metrics, /healthz and /readyz (0: none served)."
+    )
+    metrics_address: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        max_length=255,
+        description="Address the metrics and health endpoint binds to (Settings.metrics_address; containers "
+        "use 0.0.0.0).",
+    )
+    health_stale_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="/readyz turns 503 when the stage's loop made no round trip with its servers this long.",
+    )
     log_level: LogLevel = Field(description="Log level (Settings.log_level).")
     secrets: tuple[str, ...] = Field(default=(), description="Values to redact from every log line.")
 
@@ -131,12 +155,24 @@ def check_stores(registry: Registry, stores: frozenset[str]) -> None:
 
 def registry_cameras(registry: Registry) -> list[CameraSpec]:
     """Enabled cameras of a loaded registry as ingest camera specs, each with the registry's substituted
-    secrets that its source holds (so ingest masks them in logs, Redis and errors)."""
+    secrets that its source holds (so ingest masks them in logs, Redis and errors) and its store's opening
+    hours."""
     specs = []
     for store, camera in registry.cameras(enabled_only=True):
         source = str(camera.source)
         held = tuple(sorted(s for s in registry.secrets if any(x in source for x in secret_spellings(s))))
-        specs.append(CameraSpec(store.id, camera.id, source, float(camera.fps), bool(camera.loop), held))
+        specs.append(
+            CameraSpec(
+                store.id,
+                camera.id,
+                source,
+                float(camera.fps),
+                bool(camera.loop),
+                held,
+                hours=store.hours,
+                timezone=store.timezone,
+            )
+        )
     return specs
 
 
@@ -187,11 +223,13 @@ def options_from_registry(registry: Registry, base: RunOptions) -> RunOptions:
     return RunOptions.model_validate(data)
 
 
-def _serve_metrics(options: RunOptions) -> PipelineMetrics:
-    """This process's metrics, served on ``options.metrics_port`` (0: not served)."""
+def _serve_metrics(options: RunOptions) -> tuple[PipelineMetrics, HealthState]:
+    """This process's metrics and health, served on ``options.metrics_address:metrics_port`` (port 0: not
+    served)."""
     metrics = PipelineMetrics()
-    metrics.serve(options.metrics_port)
-    return metrics
+    health = HealthState(options.health_stale_seconds)
+    serve_observability(metrics.registry, health, options.metrics_address, options.metrics_port)
+    return metrics, health
 
 
 def _worker(
@@ -199,7 +237,7 @@ def _worker(
     stage: str,
     streams: tuple[str, str | None],
     handler: BatchHandler,
-    metrics: PipelineMetrics,
+    served: tuple[PipelineMetrics, HealthState],
     client: redis.Redis | None = None,
 ) -> StreamWorker:
     """The consumer loop of ``stage`` over ``streams`` (input, output or None), with the run's config."""
@@ -213,16 +251,18 @@ def _worker(
         handler=handler,
         output_stream=output,
         config=options.worker,
-        metrics=metrics,
+        metrics=served[0],
         transient=DB_TRANSIENT,
+        health=served[1],
     )
 
 
 def run_detector(options: RunOptions, stop: threading.Event) -> None:
     """``frames`` -> ``faces`` until stopped."""
     names = StreamNames(options.prefix)
+    served = _serve_metrics(options)  # /healthz answers while the models load
     handler = DetectorStage(build_analyzer(options.analysis, classify=False))
-    _worker(options, "detector", (names.frames, names.faces), handler, _serve_metrics(options)).run(stop)
+    _worker(options, "detector", (names.frames, names.faces), handler, served).run(stop)
 
 
 def run_tracker(options: RunOptions, stop: threading.Event) -> None:
@@ -234,12 +274,17 @@ def run_tracker(options: RunOptions, stop: threading.Event) -> None:
     """
     names = StreamNames(options.prefix)
     handler = TrackerStage(RegistryVisitSettings(options.registry), options.reorder)
-    worker = _worker(options, "tracker", (names.faces, names.tracks), handler, _serve_metrics(options))
+    served = _serve_metrics(options)
+    worker = _worker(options, "tracker", (names.faces, names.tracks), handler, served)
     worker.config = worker.config.model_copy(update={"claim_all_on_start": True})
     client = connect_redis(options.redis_url)
     lease = StageLease(client, options.redis_url, names, "tracker", worker.consumer, options.tracker_lease_ms)
+
+    def standby() -> None:  # a waiting tracker is healthy and ready: a rolling update must not stall on it
+        served[1].beat("tracker: standby, waiting for the tracker lease", source="tracker")
+
     try:
-        if not lease.acquire(stop):
+        if not lease.acquire(stop, on_wait=standby):
             return
     except ServerUnavailable as exc:
         log.warning("tracker stopping: %s", exc)
@@ -256,8 +301,9 @@ def run_tracker(options: RunOptions, stop: threading.Event) -> None:
 def run_classifier(options: RunOptions, stop: threading.Event) -> None:
     """``tracks`` -> ``emotions`` until stopped."""
     names = StreamNames(options.prefix)
+    served = _serve_metrics(options)  # /healthz answers while the model loads
     handler = ClassifierStage(build_analyzer(options.analysis, detect=False))
-    _worker(options, "classifier", (names.tracks, names.emotions), handler, _serve_metrics(options)).run(stop)
+    _worker(options, "classifier", (names.tracks, names.emotions), handler, served).run(stop)
 
 
 def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
@@ -267,18 +313,39 @@ def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
     names = StreamNames(options.prefix)
     engine = create_database_engine(options.database_url, check=False)
     client = connect_redis(options.redis_url)
-    metrics = _serve_metrics(options)
-    counts = AggregatorStage(engine, options.bucket_seconds, client, names, metrics)
+    served = _serve_metrics(options)
+    watcher = threading.Thread(target=watch_database, args=(engine, served[1], stop), daemon=True)
+    watcher.start()
+    counts = AggregatorStage(engine, options.bucket_seconds, client, names, served[0])
     losses = LossesStage(engine, options.bucket_seconds)
-    loss_worker = _worker(options, "losses", (names.dead, None), losses, metrics)
+    loss_worker = _worker(options, "losses", (names.dead, None), losses, served)
     thread = threading.Thread(target=loss_worker.run, args=(stop,), name="losses", daemon=True)
     thread.start()
     try:
-        _worker(options, "aggregator", (names.emotions, None), counts, metrics, client).run(stop)
+        _worker(options, "aggregator", (names.emotions, None), counts, served, client).run(stop)
     finally:
         stop.set()
         thread.join(timeout=30)
         engine.dispose()
+
+
+DATABASE_CHECK_S: Final[float] = 10.0
+"""How often the aggregator checks that PostgreSQL answers, for /readyz (its batches only touch it when
+entries arrive)."""
+
+
+def watch_database(engine: Engine, health: HealthState, stop: threading.Event) -> None:
+    """Until ``stop``: ``SELECT 1`` every DATABASE_CHECK_S; an unreachable PostgreSQL makes the process not
+    ready (source ``postgres``), an answer makes it ready again."""
+    while True:
+        try:
+            check_connection(engine)
+        except DatabaseError as exc:
+            health.trouble(f"aggregator: {exc}", source="postgres")
+        else:
+            health.beat(source="postgres")
+        if stop.wait(DATABASE_CHECK_S):
+            return
 
 
 def run_ingest(options: RunOptions, stop: threading.Event) -> None:
@@ -288,6 +355,9 @@ def run_ingest(options: RunOptions, stop: threading.Event) -> None:
         raise ValueError("ingest needs a registry file (-c stores.yaml)")
     names = StreamNames(options.prefix)
     client = connect_redis(options.redis_url)
+    registry = CollectorRegistry(auto_describe=True)
+    health = HealthState(options.health_stale_seconds)
+    serve_observability(registry, health, options.metrics_address, options.metrics_port)
     try:
         wait_for_redis(client, options.redis_url, stop)
     except ServerUnavailable as exc:  # stopped while Redis was unreachable: one line, no traceback
@@ -295,7 +365,10 @@ def run_ingest(options: RunOptions, stop: threading.Event) -> None:
         return
     load = functools.partial(load_camera_specs, stores=frozenset(options.ingest_stores))
     publisher = FramePublisher(client, options.redis_url, names, options.ingest.frames_maxlen, stop)
-    supervisor = IngestSupervisor(options.registry, load, client, publisher, names, options.ingest)
+    supervisor = IngestSupervisor(
+        options.registry, load, client, publisher, names, options.ingest, health=health
+    )
+    registry.register(IngestCollector(supervisor.camera_states, lambda: publisher.shed_by_camera.copy()))
     supervisor.run(stop, initial=load(options.registry), until_finished=options.exit_when_done)
 
 
@@ -335,7 +408,8 @@ def spawn_stage(
 ) -> list[multiprocessing.process.BaseProcess]:
     """Start ``n`` child processes (spawned, not forked) running ``stage``.
 
-    With a metrics port set, process i serves on ``metrics_port + port_offset + i`` (one port each).
+    With a metrics port set, process i serves its metrics and health on ``metrics_port + port_offset + i``
+    (one port each).
     """
     ctx = multiprocessing.get_context("spawn")
     procs: list[multiprocessing.process.BaseProcess] = []

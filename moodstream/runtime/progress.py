@@ -74,7 +74,7 @@ def camera_progress(client: redis.Redis, names: StreamNames) -> list[CameraProgr
         state = states.get(label, {})
         row = CameraProgress(
             label=label,
-            state=state.get("state", "-"),
+            state=state_text(state),
             read=stats["ingest"].get(label, {}).get("frames_out", 0),
             detected=stats["detector"].get(label, {}).get("frames_out", 0),
             tracked=stats["tracker"].get(label, {}).get("frames_out", 0),
@@ -90,6 +90,16 @@ def camera_progress(client: redis.Redis, names: StreamNames) -> list[CameraProgr
         )
         rows.append(row)
     return rows
+
+
+def state_text(state: dict[str, Any]) -> str:
+    """A camera's state as shown: ``online``, ``reconnecting``, ..., or ``closed until <local time>``
+    for a camera whose store is outside its opening hours (ingest does not read it)."""
+    text = str(state.get("state", "-"))
+    if text == "closed":
+        opens = state.get("opens")
+        return f"closed until {opens}" if opens else "closed (opening hours)"
+    return text
 
 
 def group_backlogs(client: redis.Redis, names: StreamNames, groups: dict[str, str]) -> list[GroupBacklog]:

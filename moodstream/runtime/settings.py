@@ -9,6 +9,8 @@
 | ``MOODSTREAM_READER_ROLE`` | name of the read-only PostgreSQL role for Grafana | ``moodstream_reader`` |
 | ``MOODSTREAM_CONNECT_TIMEOUT`` | seconds to wait for a server before giving up | ``5`` |
 | ``MOODSTREAM_LOG_LEVEL`` | DEBUG, INFO, WARNING or ERROR | ``INFO`` |
+| ``MOODSTREAM_METRICS_ADDRESS`` | address of each process's /metrics, /healthz, /readyz | ``127.0.0.1`` |
+| ``MOODSTREAM_METRICS_PORT`` | their port when ``--metrics-port`` is not given (0: not served) | ``0`` |
 """
 
 from __future__ import annotations
@@ -69,6 +71,20 @@ class Settings(BaseModel):
         default=5.0, gt=0, le=300, description="Seconds to wait for Redis or PostgreSQL to answer."
     )
     log_level: LogLevel = Field(default="INFO", description="Logging level of moodstream processes.")
+    metrics_address: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9.:_-]+$",
+        description="Address the metrics and health endpoint of each process binds to: 127.0.0.1 (this host "
+        "only) unless set; container images set 0.0.0.0.",
+    )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of the metrics and health endpoint when --metrics-port is not given (0: none).",
+    )
 
     @field_validator("redis_url")
     @classmethod

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import redis
 from pydantic import BaseModel, ConfigDict, Field
 
+from moodstream.common.health import HealthState
 from moodstream.common.redaction import redact_text
 from moodstream.common.streams import ServerUnavailable, StreamNames, ensure_group, retry_forever
 from moodstream.runtime.metrics import PipelineMetrics, StageCounters
@@ -147,6 +148,7 @@ class StreamWorker:
         metrics: PipelineMetrics | None = None,
         transient: tuple[type[BaseException], ...] = (),
         consumer: str | None = None,
+        health: HealthState | None = None,
     ) -> None:
         self.client = client
         self.redis_url = redis_url
@@ -157,6 +159,8 @@ class StreamWorker:
         self.output_stream = output_stream
         self.config = config
         self.metrics = metrics
+        self.health = health
+        """Told of every round trip with the servers (``beat``) and of outages (``trouble``): ``/readyz``."""
         self.transient: tuple[type[BaseException], ...] = (
             redis.ConnectionError,
             redis.TimeoutError,
@@ -188,6 +192,7 @@ class StreamWorker:
                 now = time.monotonic()
                 if now >= next_beat:
                     self._redis(self._heartbeat, stop)
+                    self._beat()
                     next_beat = now + self.config.heartbeat_s
                 batch: list[Entry] = []
                 if now >= next_claim:
@@ -215,6 +220,9 @@ class StreamWorker:
         def attempt() -> Any:
             try:
                 return action()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self._trouble(f"Redis unreachable ({type(exc).__name__})")
+                raise
             except redis.ResponseError as exc:
                 if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                     raise  # UNBLOCKED: the stream was deleted while this worker waited on it
@@ -338,6 +346,7 @@ class StreamWorker:
                 self._handle_failure(batch, exc, stop)
                 return
         self._redis(lambda: self._commit(result, batch), stop)
+        self._beat()
         self.processed += len(batch)
         if self.metrics is not None:
             self.metrics.batch_seconds.labels(self.handler.stage).observe(time.perf_counter() - started)
@@ -359,6 +368,7 @@ class StreamWorker:
     def _wait_transient(self, exc: BaseException, stop: threading.Event) -> None:
         reason = redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         log.warning("%s: a server is unreachable (%s); retrying the batch in 2s", self.handler.stage, reason)
+        self._trouble(f"a server is unreachable ({type(exc).__name__}); batch waiting")
         if stop.wait(2.0):
             raise ServerUnavailable("stopped while a server was unreachable; batch left pending")
         with contextlib.suppress(redis.RedisError):
@@ -421,6 +431,14 @@ class StreamWorker:
         )
 
     # ------------------------------------------------------------------ liveness
+
+    def _beat(self) -> None:
+        if self.health is not None:
+            self.health.beat(f"{self.handler.stage}: reading {self.stream}", source=self.handler.stage)
+
+    def _trouble(self, reason: str) -> None:
+        if self.health is not None:
+            self.health.trouble(f"{self.handler.stage}: {reason}", source=self.handler.stage)
 
     def _heartbeat(self) -> None:
         lag = self._group_lag()

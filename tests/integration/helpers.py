@@ -111,3 +111,17 @@ def refused(engine: Engine, statement: str, error: type[DBAPIError]) -> BaseExce
     with engine.connect() as conn, pytest.raises(error) as info:
         conn.execute(text(statement))
     return info.value.orig
+
+
+def head_revision() -> str:
+    """The newest Alembic revision of the shipped migrations (what `moodstream db upgrade` reaches)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from moodstream.runtime.database import MIGRATIONS_LOCATION
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS_LOCATION)
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head

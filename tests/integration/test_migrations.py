@@ -23,9 +23,9 @@ from moodstream.runtime.database import (
 )
 from moodstream.schemas import tables
 from moodstream.schemas.labels import EMOTIONS, satisfaction_index
-from tests.integration.helpers import drop_role
+from tests.integration.helpers import drop_role, head_revision
 
-HEAD = "0003_policy_suppression"
+HEAD = head_revision()
 
 
 def test_upgrade_creates_every_table_and_view(engine: Engine) -> None:

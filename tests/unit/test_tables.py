@@ -29,6 +29,7 @@ CONTRACT = {
         ["bucket_start", "store_id", "camera_id"],
         ["bucket_start", "store_id", "camera_id", "shed", "dead", "updated_at"],
     ),
+    "opening_hours": (["id"], ["id", "store_id", "weekday", "day", "opens", "closes"]),
     "applied_frames": (
         ["store_id", "camera_id", "stream_epoch", "seq"],
         ["store_id", "camera_id", "stream_epoch", "seq", "applied_at"],

@@ -62,7 +62,17 @@ class AggregatorStage:
             skipped = len(messages) - len(counted)
             log.info("aggregator: %d of %d frames were already counted", skipped, len(messages))
         self._record_latency([committed_ms - m.captured_ms for m in counted])
+        self._count_emotions(counted)
         return BatchResult(dead=dead)
+
+    def _count_emotions(self, counted: Sequence[EmotionsMessage]) -> None:
+        """Readable visits by emotion per store in the metrics (the Prometheus satisfaction alert)."""
+        if self.metrics is None:
+            return
+        for message in counted:
+            for visit in message.visits:
+                if visit.emotion is not None:
+                    self.metrics.readable_visits.labels(message.key.store_id, visit.emotion).inc()
 
     def _prune_if_due(self) -> None:
         """Once an hour, forget frame identities older than APPLIED_FRAMES_RETENTION (bounded table)."""
