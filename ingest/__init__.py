@@ -7,6 +7,7 @@ Public API: ``CameraSpec``, ``IngestConfig``, ``CameraReader``, ``FramePublisher
 
 from moodstream.ingest.backoff import BackoffPolicy
 from moodstream.ingest.camera import CameraReader, CameraStatus, IngestConfig
+from moodstream.ingest.footage import FootageError, FootagePacer, container_creation_ms
 from moodstream.ingest.publisher import FramePublisher
 from moodstream.ingest.sampling import SamplingError, read_image, sample_capture, sample_file
 from moodstream.ingest.sources import CameraSpec, SourceError, open_capture, source_type
@@ -18,12 +19,15 @@ __all__ = [
     "CameraReader",
     "CameraSpec",
     "CameraStatus",
+    "FootageError",
+    "FootagePacer",
     "FramePublisher",
     "IngestConfig",
     "IngestSupervisor",
     "JpegError",
     "SamplingError",
     "SourceError",
+    "container_creation_ms",
     "decode_jpeg",
     "encode_jpeg",
     "open_capture",

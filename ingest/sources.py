@@ -37,6 +37,8 @@ class CameraSpec:
     source: str
     fps: float
     loop: bool = False
+    start_ms: int | None = None
+    """Recorded footage: UTC epoch ms of the file's first frame (stores.yaml ``start``); None: not given."""
 
     @property
     def label(self) -> str:

@@ -106,7 +106,14 @@ class RunOptions(BaseModel):
 def registry_cameras(registry: Registry) -> list[CameraSpec]:
     """Enabled cameras of a loaded registry as ingest camera specs."""
     return [
-        CameraSpec(store.id, camera.id, str(camera.source), float(camera.fps), bool(camera.loop))
+        CameraSpec(
+            store.id,
+            camera.id,
+            str(camera.source),
+            float(camera.fps),
+            bool(camera.loop),
+            None if camera.start is None else round(camera.start.timestamp() * 1000),
+        )
         for store, camera in registry.cameras(enabled_only=True)
     ]
 

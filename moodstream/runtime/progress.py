@@ -38,6 +38,13 @@ class CameraProgress:
     dead: int = 0
     shed: int = 0
     last_error: str = ""
+    done: float | None = None
+    """Recorded footage: fraction of the file read by the ingest (None: a live camera)."""
+
+    @property
+    def state_text(self) -> str:
+        """The state, with the share of a footage file read so far (e.g. ``online 42%``)."""
+        return self.state if self.done is None else f"{self.state} {self.done:.0%}"
 
     @property
     def lag(self) -> int:
@@ -86,9 +93,17 @@ def camera_progress(client: redis.Redis, names: StreamNames) -> list[CameraProgr
             dead=stats["losses"].get(label, {}).get("dead", 0),
             shed=stats["losses"].get(label, {}).get("shed", 0),
             last_error=str(state.get("last_error", "")),
+            done=_fraction(state.get("progress")),
         )
         rows.append(row)
     return rows
+
+
+def _fraction(value: object) -> float | None:
+    """A progress value from the camera state JSON, clipped to [0, 1] (None when absent or not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return min(1.0, max(0.0, float(value)))
 
 
 def group_backlogs(client: redis.Redis, names: StreamNames, groups: dict[str, str]) -> list[GroupBacklog]:
@@ -140,7 +155,7 @@ def progress_table(rows: list[CameraProgress], title: str = "moodstream") -> Tab
         table.add_column(column, justify="left" if column in ("camera", "state") else "right")
     for r in rows:
         values = (r.read, r.detected, r.tracked, r.counted, r.visits, r.faces, r.late, r.lag, r.errors)
-        table.add_row(r.label, r.state, *(str(v) for v in (*values, r.dead, r.shed)))
+        table.add_row(r.label, r.state_text, *(str(v) for v in (*values, r.dead, r.shed)))
     return table
 
 
