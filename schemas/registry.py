@@ -84,6 +84,14 @@ class PipelineConfig(_Strict):
         description="Approximate cap on entries kept per Redis stream; a slow stage sheds older frames "
         "beyond it (counted in frame_losses).",
     )
+    results_maxlen: int | None = Field(
+        default=None,
+        ge=50,
+        le=10_000_000,
+        description="Approximate cap on the emotions (results) stream; left out: stream_maxlen. Results are "
+        "small (no image), so a store box (store-edge mode) sets it high: it bounds what waits at the store "
+        "while the WAN link is down (the forwarder sheds, counted, beyond 90% of it).",
+    )
     max_deliveries: int = Field(
         default=defaults.MAX_DELIVERIES,
         ge=1,

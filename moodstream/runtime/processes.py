@@ -93,6 +93,29 @@ class RunOptions(BaseModel):
     )
     worker: WorkerConfig = Field(default_factory=WorkerConfig, description="Consumer loop tuning.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Camera reader tuning.")
+    results_maxlen: int | None = Field(
+        default=None,
+        ge=50,
+        le=10_000_000,
+        description="Approximate MAXLEN of the emotions (results) stream; None: stream_maxlen. On a store "
+        "box (store-edge mode) it bounds the results that wait while the WAN link is down.",
+    )
+    central_redis_url: str | None = Field(
+        default=None, description="Store-edge mode: the central Redis the forwarder writes results to."
+    )
+    central_prefix: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Key prefix on the central Redis (None: prefix).",
+    )
+    central_maxlen: int = Field(
+        default=200_000,
+        ge=1000,
+        le=10_000_000,
+        description="Approximate MAXLEN of the central emotions and dead streams the forwarder writes; a "
+        "forwarder holds its results at the store while the central aggregator lags by half of it.",
+    )
     exit_when_done: bool = Field(default=False, description="Ingest exits once every camera has ended.")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port (0: none).")
     log_level: LogLevel = Field(description="Log level (Settings.log_level).")
@@ -135,6 +158,7 @@ def registry_overrides(registry: Registry) -> dict[str, object]:
         },
         "ingest": {"frames_maxlen": pipeline.stream_maxlen, "jpeg_quality": pipeline.jpeg_quality},
         "reorder": pipeline.reorder.model_dump(),
+        "results_maxlen": pipeline.results_maxlen,
     }
 
 
@@ -217,7 +241,10 @@ def run_classifier(options: RunOptions, stop: threading.Event) -> None:
     """``tracks`` -> ``emotions`` until stopped."""
     names = StreamNames(options.prefix)
     handler = ClassifierStage(build_analyzer(options.analysis, detect=False))
-    _worker(options, "classifier", (names.tracks, names.emotions), handler, _serve_metrics(options)).run(stop)
+    worker = _worker(options, "classifier", (names.tracks, names.emotions), handler, _serve_metrics(options))
+    if options.results_maxlen is not None:
+        worker.config = worker.config.model_copy(update={"output_maxlen": options.results_maxlen})
+    worker.run(stop)
 
 
 def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
@@ -259,12 +286,33 @@ def run_ingest(options: RunOptions, stop: threading.Event) -> None:
     supervisor.run(stop, initial=load_camera_specs(options.registry), until_finished=options.exit_when_done)
 
 
+def run_forwarder(options: RunOptions, stop: threading.Event) -> None:
+    """Store-edge mode: the store's ``emotions`` and ``dead`` entries -> the central Redis, until stopped
+    (see ``moodstream.runtime.stages.forwarder``)."""
+    from moodstream.runtime.edge import forwarder_workers
+
+    threads = [
+        threading.Thread(target=worker.run, args=(stop,), name=f"forward-{i}", daemon=True)
+        for i, worker in enumerate(forwarder_workers(options, _serve_metrics(options)))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        while not stop.wait(1.0) and all(t.is_alive() for t in threads):
+            pass
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+
+
 STAGE_RUNNERS: Final[dict[str, Callable[[RunOptions, threading.Event], None]]] = {
     "ingest": run_ingest,
     "detector": run_detector,
     "tracker": run_tracker,
     "classifier": run_classifier,
     "aggregator": run_aggregator,
+    "forwarder": run_forwarder,
 }
 """Entry point of each stage process."""
 

@@ -9,6 +9,8 @@
 | ``MOODSTREAM_READER_ROLE`` | name of the read-only PostgreSQL role for Grafana | ``moodstream_reader`` |
 | ``MOODSTREAM_CONNECT_TIMEOUT`` | seconds to wait for a server before giving up | ``5`` |
 | ``MOODSTREAM_LOG_LEVEL`` | DEBUG, INFO, WARNING or ERROR | ``INFO`` |
+| ``MOODSTREAM_CENTRAL_REDIS_URL`` | store-edge mode: central Redis of ``moodstream forward`` | unset |
+| ``MOODSTREAM_CENTRAL_STREAM_PREFIX`` | store-edge mode: key prefix on the central Redis | stream prefix |
 """
 
 from __future__ import annotations
@@ -69,8 +71,21 @@ class Settings(BaseModel):
         default=5.0, gt=0, le=300, description="Seconds to wait for Redis or PostgreSQL to answer."
     )
     log_level: LogLevel = Field(default="INFO", description="Logging level of moodstream processes.")
+    central_redis_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="Store-edge mode: URL of the central Redis that `moodstream forward` writes results to.",
+    )
+    central_stream_prefix: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Store-edge mode: key prefix on the central Redis (None: the same as stream_prefix).",
+    )
 
-    @field_validator("redis_url")
+    @field_validator("redis_url", "central_redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^(redis|rediss|unix)://", value):
