@@ -71,7 +71,9 @@ def test_store_boxes_may_only_add_results_on_the_central_redis() -> None:
 
 
 @pytest.mark.parametrize(("compose", "example"), sorted(FILES.items()))
-def test_every_variable_is_in_the_env_example_and_no_password_is_filled_in(compose: str, example: str) -> None:
+def test_every_variable_is_in_the_env_example_and_no_password_is_filled_in(
+    compose: str, example: str
+) -> None:
     used = set(re.findall(r"\$\{(\w+)", (EDGE / compose).read_text(encoding="utf-8")))
     text = (EDGE / example).read_text(encoding="utf-8")
     defined = dict(re.findall(r"^(\w+)=(.*)$", text, flags=re.MULTILINE))

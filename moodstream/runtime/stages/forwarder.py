@@ -115,6 +115,7 @@ class ForwarderStage:
     def handle(self, entries: Sequence[Entry], counters: StageCounters) -> BatchResult:
         """Write the batch to the central Redis (raises a transient error while it is unreachable)."""
         self._delete_forwarded()
+        entries = [e for e in entries if e.fields]  # a trimmed entry (no payload) has nothing to forward
         stores: set[str] = set()
         cameras: list[tuple[str, str]] = []
         for entry in entries:
@@ -125,6 +126,9 @@ class ForwarderStage:
         try:
             self._check_central_lag()
             self._write_central(entries, stores)
+        except redis.exceptions.OutOfMemoryError as exc:  # maxmemory + noeviction: wait, like a busy center
+            self._shed_over_cap(counters)
+            raise CentralBusyError(f"the central Redis refuses writes: {exc}") from exc
         except CENTRAL_TRANSIENT:
             self._shed_over_cap(counters)
             raise
@@ -160,6 +164,8 @@ class ForwarderStage:
                 )
 
     def _write_central(self, entries: Sequence[Entry], stores: set[str]) -> None:
+        if not entries:
+            return
         pipe = self.central.pipeline(transaction=True)
         for entry in entries:
             fields: Any = entry.fields
