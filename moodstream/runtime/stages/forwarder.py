@@ -63,13 +63,14 @@ def last_forward_key(names: StreamNames) -> str:
 def connect_central(url: str) -> redis.Redis:
     """A client of the central Redis with short timeouts: a WAN link that drops packets must fail a try in
     seconds (the batch waits and is retried), not hang the forwarder."""
+    tcp = {} if url.startswith("unix://") else {"socket_keepalive": True}
     return redis.Redis.from_url(
         url,
         decode_responses=False,
         socket_connect_timeout=5,
         socket_timeout=10,
-        socket_keepalive=True,
         health_check_interval=30,
+        **tcp,
     )
 
 
