@@ -173,3 +173,36 @@ def test_footage_with_a_start_lands_in_its_capture_buckets_and_a_second_run_adds
         applied = conn.scalar(select(func.count()).select_from(tables.applied_frames))
     assert applied == len(stamps)
     client.close()
+
+
+def test_a_footage_reader_is_held_back_by_the_detectors_backlog_not_by_the_clock(
+    redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    from moodstream.common.streams import ensure_group
+    from moodstream.ingest import CameraReader, CameraSpec, FootagePacer, FramePublisher, IngestConfig
+    from tests.unit.test_ingest import write_counter_video
+
+    video = write_counter_video(tmp_path / "v.mp4", frames=40, fps=10.0)  # 4 s of video, 20 samples
+    names = StreamNames(redis_prefix)
+    client = connect_redis(redis_url)
+    stop = threading.Event()
+    ensure_group(client, names.frames, "detector")
+    publisher = FramePublisher(client, redis_url, names, maxlen=10_000, stop=stop)
+    pacer = FootagePacer(client, redis_url, names.frames, "detector", max_backlog=3, poll_s=0.01)
+    spec = CameraSpec("s1", "cam", str(video), fps=5.0, start_ms=1_772_359_198_000)
+    reader = CameraReader(spec, IngestConfig(realtime=True), publisher, pacer)
+    thread = threading.Thread(target=reader.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert _wait(lambda: pacer.waits > 0, 30)
+        assert client.xlen(names.frames) == 4  # 3 unread may wait; the 4th was published before the check
+        read, deadline = 0, time.monotonic() + 60
+        while (thread.is_alive() or read < 20) and time.monotonic() < deadline:  # a detector lets it go on
+            reply: Any = client.xreadgroup("detector", "d1", {names.frames: ">"}, count=2, block=100)
+            read += sum(len(items) for _, items in reply or [])
+            assert read <= 20
+        assert read == 20 and reader.status.state == "finished" and reader.status.progress == 1.0
+    finally:
+        stop.set()
+        thread.join(10)
+        client.close()

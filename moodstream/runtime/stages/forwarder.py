@@ -116,17 +116,17 @@ class ForwarderStage:
     def handle(self, entries: Sequence[Entry], counters: StageCounters) -> BatchResult:
         """Write the batch to the central Redis (raises a transient error while it is unreachable)."""
         self._delete_forwarded()
-        entries = [e for e in entries if e.fields]  # a trimmed entry (no payload) has nothing to forward
+        sendable = [e for e in entries if e.fields]  # a trimmed entry (no payload) has nothing to forward
         stores: set[str] = set()
         cameras: list[tuple[str, str]] = []
-        for entry in entries:
+        for entry in sendable:
             known = frame_key_if_readable(entry.fields)
             if known is not None:
                 stores.add(known[0].store_id)
                 cameras.append((known[0].store_id, known[0].camera_id))
         try:
             self._check_central_lag()
-            self._write_central(entries, stores)
+            self._write_central(sendable, stores)
         except redis.exceptions.OutOfMemoryError as exc:  # maxmemory + noeviction: wait, like a busy center
             self._shed_over_cap(counters)
             raise CentralBusyError(f"the central Redis refuses writes: {exc}") from exc
