@@ -220,3 +220,34 @@ def test_the_forwarder_refuses_to_start_without_a_central_redis(redis_url: str, 
     with pytest.raises(EdgeConfigError, match="MOODSTREAM_CENTRAL_REDIS_URL"):
         forwarder_workers(options)
     assert max_waiting(options.updated({"results_maxlen": 1000})) == 900
+
+
+def test_a_forwarder_holds_results_at_the_store_while_the_central_aggregator_lags(
+    redis_url: str, redis_prefix: str
+) -> None:
+    from moodstream.runtime.stages.forwarder import CentralBusyError, ForwarderStage
+
+    client = connect_redis(redis_url)
+    local, center = StreamNames(f"{redis_prefix}store:"), StreamNames(f"{redis_prefix}center:")
+    client.xgroup_create(center.emotions, "aggregator", id="0", mkstream=True)
+    for seq in range(600):  # 600 results the central aggregator has not read yet
+        message = EmotionsMessage(FrameKey("other", "cam", EPOCH, seq), EPOCH + seq, 0, 0)
+        client.xadd(center.emotions, dict[Any, Any](message.encode()))
+    lag = next(g for g in client.xinfo_groups(center.emotions) if g["name"] == b"aggregator").get("lag")
+    if lag is None:
+        client.close()
+        pytest.skip("this Redis (before 7.0) does not report a group's lag; the check then passes")
+    forwarder = ForwarderStage(
+        client, client, local, center, source=local.emotions, target=center.emotions, group="forwarder",
+        central_group="aggregator", central_maxlen=1000, max_waiting=None,
+    )  # fmt: skip
+    entry = Entry("1-0", EmotionsMessage(FrameKey(STORE, "door", EPOCH, 0), EPOCH, 0, 0).encode())
+    counters = StageCounters("forwarder", local)
+    with pytest.raises(CentralBusyError, match="lags by 600 entries"):
+        forwarder.handle([entry], counters)
+    assert client.xlen(center.emotions) == 600  # nothing written while the center is behind
+    client.xreadgroup("aggregator", "a1", {center.emotions: ">"}, count=200)  # the center catches up
+    forwarder._next_lag_check = 0.0
+    forwarder.handle([entry], counters)
+    assert client.xlen(center.emotions) == 601
+    client.close()
