@@ -251,3 +251,47 @@ def test_a_forwarder_holds_results_at_the_store_while_the_central_aggregator_lag
     forwarder.handle([entry], counters)
     assert client.xlen(center.emotions) == 601
     client.close()
+
+
+def test_the_edge_user_of_the_center_acl_can_forward_and_nothing_else(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """deploy/edge/center.acl's ``edge`` rules (keys moved to the test's prefix) on a real Redis: the real
+    forwarder writes as that user; reading, deleting and trimming the results are refused."""
+    from urllib.parse import quote
+
+    from moodstream.runtime.stages.forwarder import ForwarderStage, connect_central
+
+    center = StreamNames(f"{redis_prefix}center:")
+    acl = (Path(__file__).resolve().parents[2] / "deploy" / "edge" / "center.acl").read_text(encoding="utf-8")
+    words = next(line.split() for line in acl.splitlines() if line.startswith("user edge "))
+    rules = [w.replace("~moodstream:", f"~{center.prefix}") for w in words[2:]]
+    user, password = f"edge-test-{redis_prefix.split(':')[1]}", "edge@pass:w0rd"
+    admin = connect_redis(redis_url)
+    admin.acl_setuser(user, enabled=True, passwords=[f"+{password}"], reset=True)
+    admin.execute_command("ACL", "SETUSER", user, *rules)
+    scheme, rest = redis_url.split("://", 1)
+    edge = connect_central(f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}")
+    local = StreamNames(f"{redis_prefix}store:")
+    try:
+        forwarder = ForwarderStage(
+            admin, edge, local, center, source=local.emotions, target=center.emotions, group="forwarder",
+            central_group="aggregator", central_maxlen=1000, max_waiting=None,
+        )  # fmt: skip
+        message = EmotionsMessage(FrameKey(STORE, "door", EPOCH, 0), EPOCH, 0, 0)
+        forwarder.handle([Entry("1-0", message.encode())], StageCounters("forwarder", local))
+        assert admin.xlen(center.emotions) == 1
+        assert admin.hget(f"{center.prefix}edge:last_forward", STORE) is not None
+        for refused in (
+            lambda: edge.xrange(center.emotions),
+            lambda: edge.delete(center.emotions),
+            lambda: edge.xtrim(center.emotions, maxlen=0),
+            lambda: edge.hgetall(f"{center.prefix}edge:last_forward"),
+            lambda: edge.xadd(f"{redis_prefix}store:frames", {"a": "b"}),
+        ):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                refused()
+    finally:
+        edge.close()
+        admin.acl_deluser(user)
+        admin.close()
