@@ -295,3 +295,33 @@ def test_the_edge_user_of_the_center_acl_can_forward_and_nothing_else(
         edge.close()
         admin.acl_deluser(user)
         admin.close()
+
+
+def test_moodstream_forward_runs_as_a_process_and_stops_cleanly(redis_url: str, redis_prefix: str) -> None:
+    """The CLI command: results written on the store's Redis reach the central prefix; SIGTERM exits 0."""
+    import subprocess
+    import sys
+
+    store, center = StreamNames(f"{redis_prefix}store:"), StreamNames(f"{redis_prefix}center:")
+    client = connect_redis(redis_url)
+    for seq in range(5):
+        message = EmotionsMessage(FrameKey(STORE, "door", EPOCH, seq), EPOCH + seq, 0, 0)
+        client.xadd(store.emotions, dict[Any, Any](message.encode()))
+    env = {
+        **os.environ,
+        "MOODSTREAM_REDIS_URL": redis_url,
+        "MOODSTREAM_STREAM_PREFIX": store.prefix,
+        "MOODSTREAM_CENTRAL_REDIS_URL": redis_url,  # the same server, another prefix: the center
+        "MOODSTREAM_CENTRAL_STREAM_PREFIX": center.prefix,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moodstream.cli.app", "forward"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_until(lambda: client.xlen(center.emotions) == 5, 60)
+        wait_until(lambda: client.xlen(store.emotions) == 0, 10)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+        client.close()
+    assert process.returncode == 0, stderr
