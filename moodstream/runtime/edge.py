@@ -16,7 +16,7 @@ from moodstream.runtime.stages.forwarder import ForwarderStage, connect_central
 from moodstream.runtime.worker import StreamWorker
 from moodstream.schemas import defaults
 
-FORWARDER_GROUP: Final[str] = "forwarder"
+FORWARDER_GROUP: Final[str] = GROUPS["forwarder"]
 """Consumer group of the forwarder on the store's emotions and dead streams."""
 
 SHED_SHARE: Final[float] = 0.9

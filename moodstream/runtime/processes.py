@@ -50,6 +50,7 @@ GROUPS: Final[dict[str, str]] = {
     "classifier": "classifier",
     "aggregator": "aggregator",
     "losses": "aggregator-losses",
+    "forwarder": "forwarder",
 }
 """Consumer group of each stage."""
 

@@ -115,6 +115,7 @@ def group_backlogs(client: redis.Redis, names: StreamNames, groups: dict[str, st
         "aggregator": names.emotions,
     }
     streams["losses"] = names.dead
+    streams["forwarder"] = names.emotions  # a store box's forwarder (store-edge mode): results still to send
     out: list[GroupBacklog] = []
     for stage, group in groups.items():
         stream = streams[stage]
