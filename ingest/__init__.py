@@ -8,6 +8,7 @@ Public API: ``CameraSpec``, ``IngestConfig``, ``CameraReader``, ``FramePublisher
 
 from moodstream.ingest.backoff import BackoffPolicy
 from moodstream.ingest.camera import CameraReader, CameraStatus, IngestConfig
+from moodstream.ingest.footage import FootageError, FootagePacer, container_creation_ms
 from moodstream.ingest.publisher import FramePublisher
 from moodstream.ingest.sampling import (
     SamplingError,
@@ -25,6 +26,8 @@ __all__ = [
     "CameraReader",
     "CameraSpec",
     "CameraStatus",
+    "FootageError",
+    "FootagePacer",
     "FramePublisher",
     "IngestConfig",
     "IngestSupervisor",
@@ -32,6 +35,7 @@ __all__ = [
     "SamplingError",
     "SourceError",
     "check_capture_size",
+    "container_creation_ms",
     "decode_jpeg",
     "encode_jpeg",
     "open_capture",

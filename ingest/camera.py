@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from moodstream.common.redaction import redact_text
 from moodstream.ingest.backoff import BackoffPolicy
+from moodstream.ingest.footage import FootagePacer, container_creation_ms
 from moodstream.ingest.sampling import sample_capture
 from moodstream.ingest.sources import CameraSpec, SourceError, open_capture, opencv_message
 from moodstream.schemas import defaults
@@ -60,7 +61,17 @@ class IngestConfig(BaseModel):
         default=2.0, gt=0, le=3600, description="Seconds between checks of the registry file for edits."
     )
     realtime: bool = Field(
-        default=True, description="Pace file sources at their own speed (False: as fast as they decode)."
+        default=True,
+        description="Pace file sources at their own speed (False: as fast as they decode). Recorded "
+        "footage (a file with a start time) is never paced by the clock, only by footage_backlog.",
+    )
+    footage_backlog: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="Recorded footage is read as fast as the detectors take it: a footage camera waits "
+        "while more than this many of its frames are unread by the detector group (keep it times the "
+        "number of footage cameras well under frames_maxlen, or the stream cap sheds frames).",
     )
 
 
@@ -76,19 +87,27 @@ class CameraStatus:
     last_frame_ms: int = 0
     epoch: int = 0
     updated: float = field(default_factory=time.time)
+    footage_start_ms: int | None = None
+    """Recorded footage: capture time of the file's first frame (None: a live source or a file without)."""
+    progress: float | None = None
+    """Recorded footage: fraction of the file's duration read so far, 0 to 1 (None: not known)."""
 
 
-Publish = Callable[[FrameMessage], None]
-"""Writes one frame message (to the ``frames`` stream); may raise on a Redis outage."""
+Publish = Callable[[FrameMessage], object]
+"""Writes one frame message (to the ``frames`` stream) and returns its stream entry id (None: dropped); may
+raise on a Redis outage."""
 
 
 class CameraReader:
     """Reads one camera until stopped (or, for a non-looping file, until its end)."""
 
-    def __init__(self, spec: CameraSpec, config: IngestConfig, publish: Publish) -> None:
+    def __init__(
+        self, spec: CameraSpec, config: IngestConfig, publish: Publish, pacer: FootagePacer | None = None
+    ) -> None:
         self.spec = spec
         self.config = config
         self.publish = publish
+        self.pacer = pacer
         self.epoch = int(time.time() * 1000)
         self.seq = 0
         self.status = CameraStatus(epoch=self.epoch)
@@ -144,6 +163,9 @@ class CameraReader:
             capture.release()
 
     def _read_file(self, capture: cv2.VideoCapture, stop: threading.Event) -> bool:
+        start_ms = self.footage_start()
+        if start_ms is not None:
+            return self._read_footage(capture, start_ms, stop)
         started = time.monotonic()
         # a file frame's capture time is the start of this pass plus its own time in the file: frame spacing
         # (what the tracker and dwell times use) is the file's, exactly what `moodstream analyze` sees
@@ -159,6 +181,34 @@ class CameraReader:
         if published == 0:
             raise SourceError(f"no frame could be read from {self.spec.redacted_source}")
         return not self.spec.loop
+
+    def footage_start(self) -> int | None:
+        """The file's recorded start (stores.yaml ``start``, else the container's creation time) as UTC ms;
+        None for a looping file or one that records no time."""
+        if self.spec.loop:
+            return None
+        if self.spec.start_ms is not None:
+            return self.spec.start_ms
+        return container_creation_ms(self.spec.source)
+
+    def _read_footage(self, capture: cv2.VideoCapture, start_ms: int, stop: threading.Event) -> bool:
+        """Publish a recorded file at the detectors' pace: capture time = start + position in the file;
+        identity (epoch = start, seq = sample index) is the same on every pass and every run."""
+        self.epoch, self.seq = start_ms, 0
+        self.status.epoch, self.status.footage_start_ms = start_ms, start_ms
+        duration_ms = _duration_ms(capture)
+        published = 0
+        for stamp_ms, frame in sample_capture(capture, self.spec.fps):
+            if stop.is_set() or (self.pacer is not None and not self.pacer.wait(stop)):
+                return False
+            self._emit(frame, start_ms + round(stamp_ms))
+            published += 1
+            if duration_ms:
+                self.status.progress = min(1.0, stamp_ms / duration_ms)
+        if published == 0:
+            raise SourceError(f"no frame could be read from {self.spec.redacted_source}")
+        self.status.progress = 1.0
+        return True
 
     def _read_live(self, capture: cv2.VideoCapture, stop: threading.Event) -> None:
         """Grab every arriving frame; decode and publish the newest each 1/fps."""
@@ -177,7 +227,9 @@ class CameraReader:
         captured = int(time.time() * 1000) if captured_ms is None else captured_ms
         key = FrameKey(self.spec.store_id, self.spec.camera_id, self.epoch, self.seq)
         frame = self._within_size(frame)
-        self.publish(FrameMessage(key, captured, encode_jpeg(frame, self.config.jpeg_quality)))
+        entry_id = self.publish(FrameMessage(key, captured, encode_jpeg(frame, self.config.jpeg_quality)))
+        if self.pacer is not None and self.status.footage_start_ms is not None:  # live sources: not paced
+            self.pacer.note(entry_id)
         self.seq += 1
         self.status.frames += 1
         self.status.last_frame_ms = captured
@@ -202,6 +254,13 @@ class CameraReader:
     def _set_state(self, state: str) -> None:
         self.status.state = state
         self.status.updated = time.time()
+
+
+def _duration_ms(capture: cv2.VideoCapture) -> float:
+    """A file's duration from its frame count and rate (0.0 when the container does not say)."""
+    frames = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return float(frames / fps * 1000) if frames > 0 and fps > 0 else 0.0
 
 
 def _grab_forever(capture: cv2.VideoCapture, stop: threading.Event, spec: CameraSpec) -> Iterator[None]:

@@ -57,8 +57,9 @@ class FramePublisher:
         """Frames shed so far per (store, camera), for the ingest process's metrics."""
         self.refused = 0
 
-    def __call__(self, message: FrameMessage) -> None:
-        """XADD the frame (capped) and count it for its camera; blocks while Redis is down."""
+    def __call__(self, message: FrameMessage) -> bytes | None:
+        """XADD the frame (capped) and count it for its camera; blocks while Redis is down. Returns the
+        entry id (None: Redis refused the frame)."""
         fields: Any = message.encode()
         stats_field = f"{message.key.store_id}/{message.key.camera_id}:frames_out"
 
@@ -74,9 +75,10 @@ class FramePublisher:
             self.refused += 1
             if self.refused == 1 or self.refused % 100 == 0:
                 log.warning("Redis refused %d frames so far (%s); dropping them", self.refused, exc)
-            return
+            return None
         with self._lock:
             self._sent.append((parse_entry_id(entry_id), message.key, message.captured_ms))
+        return bytes(entry_id) if isinstance(entry_id, bytes) else str(entry_id).encode()
 
     def account_shed(self) -> int:
         """Send a shed dead letter for each published frame trimmed before the group read it."""

@@ -62,6 +62,9 @@ class CameraSpec:
         """When the store next opens or closes after ``at`` (None: always open, or not within a year)."""
         return None if self.hours is None else self.hours.next_change(at, self.timezone)
 
+    start_ms: int | None = None
+    """Recorded footage: UTC epoch ms of the file's first frame (stores.yaml ``start``); None: not given."""
+
     @property
     def label(self) -> str:
         """``store/camera``."""

@@ -25,6 +25,7 @@ from moodstream.common.health import HealthState
 from moodstream.common.redaction import redact_text
 from moodstream.common.streams import StreamNames
 from moodstream.ingest.camera import CameraReader, CameraStatus, IngestConfig
+from moodstream.ingest.footage import FootagePacer
 from moodstream.ingest.publisher import FramePublisher
 from moodstream.ingest.sources import CameraSpec
 
@@ -160,7 +161,11 @@ class IngestSupervisor:
 
     def _start_camera(self, spec: CameraSpec) -> None:
         stop = threading.Event()
-        reader = CameraReader(spec, self.config, self.publisher)
+        pacer = FootagePacer(
+            self.client, self.publisher.redis_url, self.names.frames, self.publisher.group,
+            self.config.footage_backlog,
+        )  # fmt: skip
+        reader = CameraReader(spec, self.config, self.publisher, pacer)
         thread = threading.Thread(target=reader.run, args=(stop,), name=f"camera-{spec.label}", daemon=True)
         self.running[(spec.store_id, spec.camera_id)] = _Running(spec, reader, thread, stop)
         thread.start()

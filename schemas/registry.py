@@ -17,7 +17,7 @@ import re
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeVar, cast
 from urllib.parse import urlsplit
@@ -32,6 +32,7 @@ from pydantic import (
     ValidationInfo,
     create_model,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -47,6 +48,9 @@ SLUG_WORDS: Final[str] = (
 DURATION_PATTERN: Final[str] = r"^\s*(\d+)\s*(s|m|h)\s*$"
 NETWORK_SCHEMES: Final[frozenset[str]] = frozenset({"rtsp", "rtsps", "http", "https"})
 MAX_WEBCAM_INDEX: Final[int] = 63
+MIN_START: Final[datetime] = datetime(1971, 1, 1, tzinfo=UTC)
+MAX_START: Final[datetime] = datetime(2999, 12, 31, tzinfo=UTC)
+"""Bounds of a camera's ``start`` (recorded footage)."""
 BUCKET_ALIGNMENT_SECONDS: Final[int] = 900
 """Buckets must divide 15 minutes: every time zone's UTC offset is a multiple of 15 minutes, so no bucket
 ever straddles a local midnight and per-day reports stay exact."""
@@ -80,6 +84,14 @@ class PipelineConfig(_Strict):
         le=1_000_000,
         description="Approximate cap on entries kept per Redis stream; a slow stage sheds older frames "
         "beyond it (counted in frame_losses).",
+    )
+    results_maxlen: int | None = Field(
+        default=None,
+        ge=50,
+        le=10_000_000,
+        description="Approximate cap on the emotions (results) stream; left out: stream_maxlen. Results are "
+        "small (no image), so a store box (store-edge mode) sets it high: it bounds what waits at the store "
+        "while the WAN link is down (the forwarder sheds, counted, beyond 90% of it).",
     )
     max_deliveries: int = Field(
         default=defaults.MAX_DELIVERIES,
@@ -221,6 +233,15 @@ class Camera(_Strict):
     )
     fps: float = Field(gt=0, le=60, description="Frames sampled per second (more than 0, at most 60).")
     loop: bool = Field(default=False, description="Restart a video file at its end (files only).")
+    start: datetime | None = Field(
+        default=None,
+        description="Recorded footage (files only, not with loop): when the file's first frame was "
+        "recorded, an ISO 8601 time with its zone, e.g. 2026-03-01T09:00:00+07:00. Each frame's capture "
+        "time is then start + its position in the video, the file is read as fast as the pipeline takes "
+        "it, and reading it again counts nothing twice. Left out: the container's creation time when "
+        "it records one, else the time the file is read.",
+        examples=["2026-03-01T09:00:00+07:00"],
+    )
     enabled: bool = Field(default=True, description="false keeps the camera registered but stops reading it.")
     faces_staff: bool = Field(
         default=False,
@@ -246,6 +267,26 @@ class Camera(_Strict):
                 raise ValueError(f"webcam index {value} is out of range 0-{MAX_WEBCAM_INDEX}")
             return value
         return _check_text_source(value.strip(), info)
+
+    @field_validator("start")
+    @classmethod
+    def _start_has_zone(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError(
+                "start has no time zone; write it with its offset, e.g. 2026-03-01T09:00:00+07:00 "
+                "or 2026-03-01T02:00:00Z"
+            )
+        if value is not None and not MIN_START <= value <= MAX_START:
+            raise ValueError("start must lie between the years 1971 and 2999")
+        return value
+
+    @model_validator(mode="after")
+    def _start_only_for_recorded_files(self) -> Camera:
+        if self.start is not None and self.source_kind != "file":
+            raise ValueError("start applies to recorded video files only, not to live cameras")
+        if self.start is not None and self.loop:
+            raise ValueError("start cannot be combined with loop: a looped file would repeat its times")
+        return self
 
     @field_validator("faces_staff")
     @classmethod

@@ -23,6 +23,7 @@ while IFS= read -r line || [ -n "$line" ]; do
   case "$name" in
     default) password="$REDIS_PASSWORD" ;;
     moodstream) password="$REDIS_WORKER_PASSWORD" ;;
+    edge) password="${REDIS_EDGE_PASSWORD:?set REDIS_EDGE_PASSWORD (the store boxes' user edge, deploy/edge/center.acl)}" ;;
     *) echo "entrypoint.sh: no password variable for Redis user '$name' in $rules" >&2; exit 1 ;;
   esac
   printf '%s resetpass #%s\n' "$line" "$(sha256 "$password")" >> "$out"

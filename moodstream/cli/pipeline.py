@@ -1,5 +1,6 @@
 """`moodstream run` (the whole pipeline, embedded servers by default) and `moodstream ingest|detect|track|
-classify|aggregate` (one stage alone against the servers named by MOODSTREAM_REDIS_URL / _DATABASE_URL).
+classify|aggregate|forward` (one stage alone against the servers named by MOODSTREAM_REDIS_URL /
+_DATABASE_URL; `forward` also MOODSTREAM_CENTRAL_REDIS_URL).
 """
 
 from __future__ import annotations
@@ -425,11 +426,48 @@ def _with_stores(options: RunOptions, config: Path, values: list[str] | None) ->
     return options
 
 
+def forward_command(
+    config: ConfigOption = None,
+    batch_size: BatchSize = 64,
+    central_maxlen: Annotated[
+        int,
+        typer.Option(
+            "--central-maxlen",
+            min=1000,
+            max=10_000_000,
+            help="Cap of the central emotions/dead streams; results wait at the store while the central "
+            "aggregator lags by half of it.",
+        ),
+    ] = RunOptions.model_fields["central_maxlen"].default,
+    metrics_port: MetricsPort = METRICS_PORT_DEFAULT,
+    metrics_address: MetricsAddress = None,
+) -> None:
+    """Store-edge mode, on a store box: forward the store's results (emotions entries and dead letters, never
+    an image) from MOODSTREAM_REDIS_URL to the central Redis named by MOODSTREAM_CENTRAL_REDIS_URL. Results
+    wait at the store while the link is down; beyond 90% of pipeline.results_maxlen the oldest are shed,
+    counted per camera."""
+    settings = _settings()
+    if settings.central_redis_url is None:
+        raise _fail("set MOODSTREAM_CENTRAL_REDIS_URL (the central Redis the results go to)")
+    worker = WorkerConfig(batch_size=batch_size)
+    options = _stage_options(
+        config, False, ANALYSIS_DEFAULTS, worker, (metrics_port, metrics_address)
+    ).updated(
+        {
+            "central_redis_url": settings.central_redis_url,
+            "central_prefix": settings.central_stream_prefix,
+            "central_maxlen": central_maxlen,
+        }
+    )
+    _run_alone("forwarder", options)
+
+
 def register(app: typer.Typer) -> None:
-    """Add run, ingest, detect, track, classify and aggregate."""
+    """Add run, ingest, detect, track, classify, aggregate and forward."""
     app.command("run")(run)
     app.command("ingest")(ingest_command)
     app.command("detect")(detect_command)
     app.command("track")(track_command)
     app.command("classify")(classify_command)
     app.command("aggregate")(aggregate_command)
+    app.command("forward")(forward_command)

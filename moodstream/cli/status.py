@@ -60,6 +60,7 @@ def collect_status(redis_url: str, database_url: str | None, prefix: str) -> dic
     from moodstream.common.streams import StreamNames, connect_redis
     from moodstream.runtime.processes import GROUPS
     from moodstream.runtime.progress import camera_progress, group_backlogs, store_totals
+    from moodstream.runtime.stages.forwarder import store_silence
 
     names = StreamNames(prefix)
     client = connect_redis(redis_url)
@@ -83,6 +84,7 @@ def collect_status(redis_url: str, database_url: str | None, prefix: str) -> dic
             "p95": _percentile(values, 0.95),
         },
         "stores": None,
+        "edge_stores": [asdict(s) for s in store_silence(client, names)],
     }
     client.close()
     if database_url is not None:
@@ -109,6 +111,22 @@ def collect_status(redis_url: str, database_url: str | None, prefix: str) -> dic
     return status
 
 
+SILENT_AFTER_S = 60.0
+"""A store box whose results have not arrived for this long is shown as silent."""
+
+
+def _edge_table(rows: list[dict[str, Any]]) -> Table:
+    """Store boxes (store-edge mode) as the central Redis sees them, longest silent first."""
+    table = Table(title="store boxes (results forwarded to this Redis)", title_justify="left")
+    for column in ("store", "last forward (UTC)", "silent for", "state"):
+        table.add_column(column)
+    for row in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["last_forward_ms"] / 1000))
+        state = "SILENT" if row["silent_s"] >= SILENT_AFTER_S else "ok"
+        table.add_row(row["store_id"], when, f"{row['silent_s']:.0f}s", state)
+    return table
+
+
 def _tables(status: dict[str, Any]) -> list[RenderableType]:
     from moodstream.runtime.progress import CameraProgress, StoreTotals, progress_table, store_table
 
@@ -125,6 +143,8 @@ def _tables(status: dict[str, Any]) -> list[RenderableType]:
         streams.add_row(*(str(c) for c in (*cells, s["consumers"])))
     cameras = [CameraProgress(**{k: v for k, v in c.items() if k != "lag"}) for c in status["cameras"]]
     out: list[RenderableType] = [workers, streams, progress_table(cameras, title="cameras")]
+    if status.get("edge_stores"):
+        out.append(_edge_table(status["edge_stores"]))
     if status["stores"] is not None:
         known = set(StoreTotals.__dataclass_fields__)
         out.append(

@@ -60,6 +60,7 @@ GROUPS: Final[dict[str, str]] = {
     "classifier": "classifier",
     "aggregator": "aggregator",
     "losses": "aggregator-losses",
+    "forwarder": "forwarder",
 }
 """Consumer group of each stage."""
 
@@ -109,6 +110,29 @@ class RunOptions(BaseModel):
         description=f"Store ids whose cameras this ingest reads ({SLUG_WORDS}); empty: every store. "
         "Shards ingest by store: give each ingest process a disjoint set.",
     )
+    results_maxlen: int | None = Field(
+        default=None,
+        ge=50,
+        le=10_000_000,
+        description="Approximate MAXLEN of the emotions (results) stream; None: stream_maxlen. On a store "
+        "box (store-edge mode) it bounds the results that wait while the WAN link is down.",
+    )
+    central_redis_url: str | None = Field(
+        default=None, description="Store-edge mode: the central Redis the forwarder writes results to."
+    )
+    central_prefix: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Key prefix on the central Redis (None: prefix).",
+    )
+    central_maxlen: int = Field(
+        default=200_000,
+        ge=1000,
+        le=10_000_000,
+        description="Approximate MAXLEN of the central emotions and dead streams the forwarder writes; a "
+        "forwarder holds its results at the store while the central aggregator lags by half of it.",
+    )
     exit_when_done: bool = Field(default=False, description="Ingest exits once every camera has ended.")
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Port of /metrics, /healthz and /readyz (0: none served)."
@@ -155,8 +179,8 @@ def check_stores(registry: Registry, stores: frozenset[str]) -> None:
 
 def registry_cameras(registry: Registry) -> list[CameraSpec]:
     """Enabled cameras of a loaded registry as ingest camera specs, each with the registry's substituted
-    secrets that its source holds (so ingest masks them in logs, Redis and errors) and its store's opening
-    hours."""
+    secrets that its source holds (so ingest masks them in logs, Redis and errors), its store's opening
+    hours and, for recorded footage, the file's start time."""
     specs = []
     for store, camera in registry.cameras(enabled_only=True):
         source = str(camera.source)
@@ -171,6 +195,7 @@ def registry_cameras(registry: Registry) -> list[CameraSpec]:
                 held,
                 hours=store.hours,
                 timezone=store.timezone,
+                start_ms=None if camera.start is None else round(camera.start.timestamp() * 1000),
             )
         )
     return specs
@@ -211,6 +236,7 @@ def registry_overrides(registry: Registry) -> dict[str, object]:
             "max_frame_pixels": pipeline.max_frame_pixels,
         },
         "reorder": pipeline.reorder.model_dump(),
+        "results_maxlen": pipeline.results_maxlen,
     }
 
 
@@ -303,7 +329,10 @@ def run_classifier(options: RunOptions, stop: threading.Event) -> None:
     names = StreamNames(options.prefix)
     served = _serve_metrics(options)  # /healthz answers while the model loads
     handler = ClassifierStage(build_analyzer(options.analysis, detect=False))
-    _worker(options, "classifier", (names.tracks, names.emotions), handler, served).run(stop)
+    worker = _worker(options, "classifier", (names.tracks, names.emotions), handler, served)
+    if options.results_maxlen is not None:
+        worker.config = worker.config.model_copy(update={"output_maxlen": options.results_maxlen})
+    worker.run(stop)
 
 
 def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
@@ -372,12 +401,33 @@ def run_ingest(options: RunOptions, stop: threading.Event) -> None:
     supervisor.run(stop, initial=load(options.registry), until_finished=options.exit_when_done)
 
 
+def run_forwarder(options: RunOptions, stop: threading.Event) -> None:
+    """Store-edge mode: the store's ``emotions`` and ``dead`` entries -> the central Redis, until stopped
+    (see ``moodstream.runtime.stages.forwarder``)."""
+    from moodstream.runtime.edge import forwarder_workers
+
+    threads = [
+        threading.Thread(target=worker.run, args=(stop,), name=f"forward-{i}", daemon=True)
+        for i, worker in enumerate(forwarder_workers(options, _serve_metrics(options)))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        while not stop.wait(1.0) and all(t.is_alive() for t in threads):
+            pass
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+
+
 STAGE_RUNNERS: Final[dict[str, Callable[[RunOptions, threading.Event], None]]] = {
     "ingest": run_ingest,
     "detector": run_detector,
     "tracker": run_tracker,
     "classifier": run_classifier,
     "aggregator": run_aggregator,
+    "forwarder": run_forwarder,
 }
 """Entry point of each stage process."""
 

@@ -39,6 +39,13 @@ class CameraProgress:
     dead: int = 0
     shed: int = 0
     last_error: str = ""
+    done: float | None = None
+    """Recorded footage: fraction of the file read by the ingest (None: a live camera)."""
+
+    @property
+    def state_text(self) -> str:
+        """The state, with the share of a footage file read so far (e.g. ``online 42%``)."""
+        return self.state if self.done is None else f"{self.state} {self.done:.0%}"
 
     @property
     def lag(self) -> int:
@@ -87,6 +94,7 @@ def camera_progress(client: redis.Redis, names: StreamNames) -> list[CameraProgr
             dead=stats["losses"].get(label, {}).get("dead", 0),
             shed=stats["losses"].get(label, {}).get("shed", 0),
             last_error=redact_text(str(state.get("last_error", ""))),
+            done=_fraction(state.get("progress")),
         )
         rows.append(row)
     return rows
@@ -102,6 +110,13 @@ def state_text(state: dict[str, Any]) -> str:
     return text
 
 
+def _fraction(value: object) -> float | None:
+    """A progress value from the camera state JSON, clipped to [0, 1] (None when absent or not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return min(1.0, max(0.0, float(value)))
+
+
 def group_backlogs(client: redis.Redis, names: StreamNames, groups: dict[str, str]) -> list[GroupBacklog]:
     """Backlog of each (stage -> group) on its input stream (missing streams are skipped)."""
     streams = {
@@ -111,6 +126,7 @@ def group_backlogs(client: redis.Redis, names: StreamNames, groups: dict[str, st
         "aggregator": names.emotions,
     }
     streams["losses"] = names.dead
+    streams["forwarder"] = names.emotions  # a store box's forwarder (store-edge mode): results still to send
     out: list[GroupBacklog] = []
     for stage, group in groups.items():
         stream = streams[stage]
@@ -151,7 +167,7 @@ def progress_table(rows: list[CameraProgress], title: str = "moodstream") -> Tab
         table.add_column(column, justify="left" if column in ("camera", "state") else "right")
     for r in rows:
         values = (r.read, r.detected, r.tracked, r.counted, r.visits, r.faces, r.late, r.lag, r.errors)
-        table.add_row(r.label, r.state, *(str(v) for v in (*values, r.dead, r.shed)))
+        table.add_row(r.label, r.state_text, *(str(v) for v in (*values, r.dead, r.shed)))
     return table
 
 

@@ -11,6 +11,8 @@
 | ``MOODSTREAM_LOG_LEVEL`` | DEBUG, INFO, WARNING or ERROR | ``INFO`` |
 | ``MOODSTREAM_METRICS_ADDRESS`` | address of each process's /metrics, /healthz, /readyz | ``127.0.0.1`` |
 | ``MOODSTREAM_METRICS_PORT`` | their port when ``--metrics-port`` is not given (0: not served) | ``0`` |
+| ``MOODSTREAM_CENTRAL_REDIS_URL`` | store-edge mode: central Redis of ``moodstream forward`` | unset |
+| ``MOODSTREAM_CENTRAL_STREAM_PREFIX`` | store-edge mode: key prefix on the central Redis | stream prefix |
 """
 
 from __future__ import annotations
@@ -85,8 +87,21 @@ class Settings(BaseModel):
         le=65535,
         description="Port of the metrics and health endpoint when --metrics-port is not given (0: none).",
     )
+    central_redis_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="Store-edge mode: URL of the central Redis that `moodstream forward` writes results to.",
+    )
+    central_stream_prefix: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Store-edge mode: key prefix on the central Redis (None: the same as stream_prefix).",
+    )
 
-    @field_validator("redis_url")
+    @field_validator("redis_url", "central_redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^(redis|rediss|unix)://", value):

@@ -9,7 +9,15 @@ models themselves are built by ``moodstream.runtime.models``.
 from moodstream.runtime.stages.aggregator import AggregatorStage
 from moodstream.runtime.stages.classifier import ClassifierStage
 from moodstream.runtime.stages.detector import DetectorStage
+from moodstream.runtime.stages.forwarder import ForwarderStage
 from moodstream.runtime.stages.losses import LossesStage
 from moodstream.runtime.stages.tracker import TrackerStage
 
-__all__ = ["AggregatorStage", "ClassifierStage", "DetectorStage", "LossesStage", "TrackerStage"]
+__all__ = [
+    "AggregatorStage",
+    "ClassifierStage",
+    "DetectorStage",
+    "ForwarderStage",
+    "LossesStage",
+    "TrackerStage",
+]
