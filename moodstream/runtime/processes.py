@@ -245,7 +245,14 @@ def run_ingest(options: RunOptions, stop: threading.Event) -> None:
     except ServerUnavailable as exc:  # stopped while Redis was unreachable: one line, no traceback
         log.warning("ingest stopping: %s", exc)
         return
-    publisher = FramePublisher(client, options.redis_url, names, options.ingest.frames_maxlen, stop)
+    publisher = FramePublisher(
+        client,
+        options.redis_url,
+        names,
+        options.ingest.frames_maxlen,
+        stop,
+        dead_maxlen=options.worker.dead_maxlen,
+    )
     supervisor = IngestSupervisor(
         options.registry, load_camera_specs, client, publisher, names, options.ingest
     )
