@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Final
 
 import redis
 
@@ -28,6 +28,15 @@ from moodstream.schemas.messages import DeadLetter, FrameKey, FrameMessage
 log = logging.getLogger(__name__)
 
 DETECTOR_GROUP = "detector"
+
+RETRIED: Final[tuple[type[BaseException], ...]] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.ResponseError,
+)
+"""Errors a frame is retried on (the camera waits, its ``seq`` does not move): outages and every refusal
+(OOM under maxmemory noeviction, READONLY on a replica after a failover, MISCONF when snapshots fail,
+NOPERM under a too narrow ACL). Dropping the frame would leave a gap in ``seq`` that nothing counts."""
 
 
 def parse_entry_id(entry_id: bytes | str) -> tuple[int, int]:
@@ -63,6 +72,7 @@ class FramePublisher:
         self._lock = threading.Lock()
         self.shed_total = 0
         self.refused = 0
+        """Refused publish attempts (each was retried until accepted)."""
 
     def __call__(self, message: FrameMessage) -> None:
         """XADD the frame (capped) and count it for its camera; blocks while Redis is down."""
@@ -70,18 +80,18 @@ class FramePublisher:
         stats_field = f"{message.key.store_id}/{message.key.camera_id}:frames_out"
 
         def send() -> Any:
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.client.pipeline(transaction=True)  # both or neither, also when a command is refused
             pipe.xadd(self.names.frames, fields, maxlen=self.maxlen, approximate=True)
             pipe.hincrby(self.names.stats("ingest"), stats_field, 1)
-            return pipe.execute()[0]
+            try:
+                return pipe.execute()[0]
+            except redis.ResponseError:
+                self.refused += 1
+                raise
 
-        try:
-            entry_id = retry_forever(send, what="Redis", url=self.redis_url, stop=self.stop)
-        except redis.ResponseError as exc:  # e.g. OOM under maxmemory noeviction: drop this frame, go on
-            self.refused += 1
-            if self.refused == 1 or self.refused % 100 == 0:
-                log.warning("Redis refused %d frames so far (%s); dropping them", self.refused, exc)
-            return
+        entry_id = retry_forever(
+            send, what="Redis (publishing frames)", url=self.redis_url, stop=self.stop, transient=RETRIED
+        )
         with self._lock:
             self._sent.append((parse_entry_id(entry_id), message.key, message.captured_ms))
 

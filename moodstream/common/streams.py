@@ -130,7 +130,13 @@ def retry_forever(
             return action()
         except transient as exc:
             reason = redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            log.warning("%s at %s unreachable (%s); retrying in %.1fs", what, redact_url(url), reason, wait)
+            log.warning(
+                "%s at %s unreachable or refusing (%s); retrying in %.1fs",
+                what,
+                redact_url(url),
+                reason,
+                wait,
+            )
             if stop is not None:
                 if stop.wait(wait):
                     raise ServerUnavailable(f"{what} at {redact_url(url)} unreachable; stopped") from None
