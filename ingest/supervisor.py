@@ -5,20 +5,31 @@ registry file: when it changed and loads without errors, cameras that were added
 or disabled ones stopped, and edited ones restarted (a new stream epoch); when the edit has errors,
 they are logged and the running configuration is kept. The supervisor also accounts shed frames and
 publishes each camera's state to Redis for ``moodstream status`` and the live view.
+
+One camera, one reader, however many ingests run on a registry: a reader starts only once this ingest holds
+the camera's lease (``<prefix>lease:ingest:<store>/<camera>``, SET NX PX, renewed every third of
+``lease_ms``). A camera whose lease another ingest holds waits (a log line, and an entry in the
+``ingest:standby`` hash that ``moodstream status`` shows) and is taken over, as a new stream epoch, when that
+ingest stops (released at once) or dies (after ``lease_ms``). A reader whose lease was lost (this ingest
+stalled past ``lease_ms``) stops, and the camera waits again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import redis
 
+from moodstream.common.lease import StageLease
 from moodstream.common.redaction import redact_text
 from moodstream.common.streams import StreamNames
 from moodstream.ingest.camera import CameraReader, IngestConfig
@@ -37,6 +48,12 @@ class _Running:
     reader: CameraReader
     thread: threading.Thread
     stop: threading.Event
+    lease: StageLease
+
+
+def ingest_owner() -> str:
+    """A unique name of this ingest (host, pid, random suffix): the owner written into camera leases."""
+    return f"ingest-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class IngestSupervisor:
@@ -50,6 +67,7 @@ class IngestSupervisor:
         publisher: FramePublisher,
         names: StreamNames,
         config: IngestConfig,
+        owner: str | None = None,
     ) -> None:
         self.registry_path = registry_path
         self.load_cameras = load_cameras
@@ -57,7 +75,10 @@ class IngestSupervisor:
         self.publisher = publisher
         self.names = names
         self.config = config
+        self.owner = owner or ingest_owner()
         self.running: dict[tuple[str, str], _Running] = {}
+        self.waiting: dict[tuple[str, str], CameraSpec] = {}
+        """Cameras whose lease another ingest holds (this one takes them over when it can)."""
         self._mtime: float | None = None
 
     def run(
@@ -106,23 +127,63 @@ class IngestSupervisor:
         for key in list(self.running):
             if key not in wanted or wanted[key] != self.running[key].spec:
                 self._stop_camera(key)
+        for key in list(self.waiting):
+            if key not in wanted or wanted[key] != self.waiting[key]:
+                self._stop_waiting(key)
         for key, spec in wanted.items():
             if key not in self.running:
                 self._start_camera(spec)
 
     def shutdown(self) -> None:
-        """Stop every reader and publish their final state (entries stay for ``status``)."""
+        """Stop every reader, release their leases (a waiting ingest takes over at once) and publish their
+        final state (entries stay for ``status``)."""
+        for key in list(self.waiting):
+            self._stop_waiting(key)
         for running in self.running.values():
             running.stop.set()
         for running in self.running.values():
             running.thread.join(timeout=self.config.open_timeout_ms / 1000 + 5)
-        self._tick()
+            running.lease.release()
+        self._tick(take_over=False)
+
+    def _lease(self, spec: CameraSpec) -> StageLease:
+        return StageLease(
+            self.client,
+            self.publisher.redis_url,
+            self.names,
+            f"ingest:{spec.label}",
+            self.owner,
+            self.config.lease_ms,
+        )
 
     def _start_camera(self, spec: CameraSpec) -> None:
+        """Start the camera's reader when its lease is ours; else let the camera wait (logged once)."""
+        key = (spec.store_id, spec.camera_id)
+        lease = self._lease(spec)
+        try:
+            taken = lease.try_acquire()
+        except redis.RedisError as exc:
+            log.warning("camera %s waits: its lease cannot be taken (%s)", spec.label, redact_text(str(exc)))
+            taken = False
+        if not taken:
+            if key not in self.waiting:
+                log.warning(
+                    "camera %s is read by another ingest (%s); this ingest (%s) waits and takes it over "
+                    "when that one stops",
+                    spec.label,
+                    _holder(lease),
+                    self.owner,
+                )
+            self.waiting[key] = spec
+            return
+        if self.waiting.pop(key, None) is not None:
+            log.info("camera %s taken over by this ingest (%s)", spec.label, self.owner)
+            self.client.hdel(self.names.standby, _standby_field(spec.label, self.owner))
         stop = threading.Event()
         reader = CameraReader(spec, self.config, self.publisher)
         thread = threading.Thread(target=reader.run, args=(stop,), name=f"camera-{spec.label}", daemon=True)
-        self.running[(spec.store_id, spec.camera_id)] = _Running(spec, reader, thread, stop)
+        self.running[key] = _Running(spec, reader, thread, stop, lease)
+        lease.keep(stop)  # a lost lease sets stop: the reader ends, the camera waits again
         thread.start()
         log.info("camera %s started (%s at %g fps)", spec.label, spec.redacted_source, spec.fps)
 
@@ -130,37 +191,88 @@ class IngestSupervisor:
         running = self.running.pop(key)
         running.stop.set()
         running.thread.join(timeout=self.config.open_timeout_ms / 1000 + 5)
+        running.lease.release()
         self.client.hdel(self.names.cameras, running.spec.label)
         log.info("camera %s stopped", running.spec.label)
 
-    def _tick(self) -> None:
+    def _stop_waiting(self, key: tuple[str, str]) -> None:
+        spec = self.waiting.pop(key)
         try:
+            self.client.hdel(self.names.standby, _standby_field(spec.label, self.owner))
+        except redis.RedisError as exc:
+            log.warning("could not clear the standby state of %s: %s", spec.label, redact_text(str(exc)))
+
+    def _check_leases(self) -> None:
+        """Cameras whose lease was lost go back to waiting; waiting cameras try to take theirs."""
+        for key, running in list(self.running.items()):
+            if running.lease.lost.is_set():
+                running.thread.join(timeout=self.config.open_timeout_ms / 1000 + 5)
+                del self.running[key]
+                self.waiting[key] = running.spec
+        for spec in list(self.waiting.values()):
+            self._start_camera(spec)
+
+    def _tick(self, take_over: bool = True) -> None:
+        try:
+            if take_over:
+                self._check_leases()
             self.publisher.account_shed()
             self.publish_status()
         except redis.RedisError as exc:
             log.warning("could not update camera state in Redis: %s", redact_text(str(exc)))
 
     def publish_status(self) -> None:
-        """Write each camera's state as JSON into the ``cameras`` hash."""
-        if not self.running:
-            return
-        mapping = {
-            r.spec.label: json.dumps(
-                {**asdict(r.reader.status), "source": r.spec.redacted_source, "fps": r.spec.fps}
-            )
-            for r in self.running.values()
-        }
-        self.client.hset(self.names.cameras, mapping=mapping)  # type: ignore[arg-type]
+        """Write each camera's state as JSON into the ``cameras`` hash (with this ingest's name), and each
+        waiting camera into the ``ingest:standby`` hash (with the ingest that reads it)."""
+        if self.running:
+            mapping = {
+                r.spec.label: json.dumps(
+                    {
+                        **asdict(r.reader.status),
+                        "source": r.spec.redacted_source,
+                        "fps": r.spec.fps,
+                        "ingest": self.owner,
+                    }
+                )
+                for r in self.running.values()
+            }
+            self.client.hset(self.names.cameras, mapping=mapping)  # type: ignore[arg-type]
+        if self.waiting:
+            standby = {
+                _standby_field(spec.label, self.owner): json.dumps(
+                    {
+                        "label": spec.label,
+                        "ingest": self.owner,
+                        "holder": _holder(self._lease(spec)),
+                        "updated": time.time(),
+                    }
+                )
+                for spec in self.waiting.values()
+            }
+            self.client.hset(self.names.standby, mapping=standby)  # type: ignore[arg-type]
 
     def all_finished(self) -> bool:
-        """True when every camera's reader has ended (all non-looping files read to the end)."""
-        return all(not r.thread.is_alive() for r in self.running.values())
+        """True when every camera's reader has ended (all non-looping files read to the end) and no camera
+        waits for another ingest."""
+        return not self.waiting and all(not r.thread.is_alive() for r in self.running.values())
 
     def _current_mtime(self) -> float | None:
         try:
             return self.registry_path.stat().st_mtime_ns / 1e9
         except OSError:
             return None
+
+
+def _standby_field(label: str, owner: str) -> str:
+    return f"{label}|{owner}"
+
+
+def _holder(lease: StageLease) -> str:
+    """Who holds a lease now, for messages ("?" when unknown)."""
+    try:
+        return lease.holder() or "?"
+    except redis.RedisError:
+        return "?"
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.1) -> bool:

@@ -7,6 +7,8 @@
 | ``<prefix>heartbeat:<stage>:<consumer>`` | hash of a live worker's state, expiring |
 | ``<prefix>latency`` | capped list of recent capture-to-commit latencies in ms |
 | ``<prefix>cameras`` | hash of the ingest's per-camera state (JSON) |
+| ``<prefix>lease:ingest:<store>/<camera>`` | the camera's lease: the one ingest that reads it |
+| ``<prefix>ingest:standby`` | hash of ingests waiting for a camera's lease (JSON) |
 | ``<prefix>frames:trimmed`` | hash of frame entry ids trimmed while pending (until accounted as shed) |
 
 Only the ``frames`` stream is capped by trimming (MAXLEN; the ingest accounts what the cap sheds). Every
@@ -66,6 +68,11 @@ class StreamNames:
     def dead(self) -> str:
         """Dead-letter stream (entries given up on, and shed frames), read by ``aggregator-losses``."""
         return self.prefix + "dead"
+
+    @property
+    def standby(self) -> str:
+        """Hash ``<camera label>|<ingest>`` -> JSON of an ingest waiting for a camera another one reads."""
+        return self.prefix + "ingest:standby"
 
     @property
     def latency(self) -> str:

@@ -21,11 +21,11 @@ import redis
 import sqlalchemy.exc
 from pydantic import BaseModel, ConfigDict, Field
 
+from moodstream.common.lease import StageLease
 from moodstream.common.redaction import RedactingFilter
 from moodstream.common.streams import ServerUnavailable, StreamNames, connect_redis, wait_for_redis
 from moodstream.ingest import CameraSpec, FramePublisher, IngestConfig, IngestSupervisor
 from moodstream.runtime.database import DatabaseUnavailableError, create_database_engine
-from moodstream.runtime.lease import StageLease
 from moodstream.runtime.metrics import PipelineMetrics
 from moodstream.runtime.models import AnalysisConfig, build_analyzer
 from moodstream.runtime.settings import LogLevel

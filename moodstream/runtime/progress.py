@@ -6,6 +6,7 @@ Used by the live view of ``moodstream run`` and by ``moodstream status``; everyt
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,10 @@ class CameraProgress:
     dead: int = 0
     shed: int = 0
     last_error: str = ""
+    ingest: str = ""
+    """The ingest reading the camera (the holder of its lease)."""
+    waiting: int = 0
+    """Other ingests waiting to take the camera over (they read it only when this one stops)."""
 
     @property
     def lag(self) -> int:
@@ -67,7 +72,8 @@ def camera_progress(client: redis.Redis, names: StreamNames) -> list[CameraProgr
     stats["losses"] = read_stage_counters(client, names, "losses")
     raw_states: Any = client.hgetall(names.cameras)
     states = {k.decode(): json.loads(v) for k, v in raw_states.items()}
-    labels = sorted({*states, *(label for s in stats.values() for label in s)} - {"?/?"})
+    waiting = standby_ingests(client, names)
+    labels = sorted({*states, *waiting, *(label for s in stats.values() for label in s)} - {"?/?"})
     rows: list[CameraProgress] = []
     for label in labels:
         state = states.get(label, {})
@@ -86,9 +92,34 @@ def camera_progress(client: redis.Redis, names: StreamNames) -> list[CameraProgr
             dead=stats["losses"].get(label, {}).get("dead", 0),
             shed=stats["losses"].get(label, {}).get("shed", 0),
             last_error=str(state.get("last_error", "")),
+            ingest=str(state.get("ingest", "")),
+            waiting=len(waiting.get(label, [])),
         )
         rows.append(row)
     return rows
+
+
+STANDBY_FRESH_S = 30.0
+"""A standby entry not refreshed for this long belongs to an ingest that is gone."""
+
+
+def standby_ingests(
+    client: redis.Redis, names: StreamNames, now: float | None = None
+) -> dict[str, list[str]]:
+    """Camera label -> the ingests waiting for its lease (entries refreshed in the last STANDBY_FRESH_S)."""
+    raw: Any = client.hgetall(names.standby)
+    now = time.time() if now is None else now
+    out: dict[str, list[str]] = {}
+    for value in raw.values():
+        try:
+            entry = json.loads(value)
+            fresh = now - float(entry["updated"]) < STANDBY_FRESH_S
+            label, ingest = str(entry["label"]), str(entry["ingest"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if fresh:
+            out.setdefault(label, []).append(ingest)
+    return out
 
 
 def group_backlogs(client: redis.Redis, names: StreamNames, groups: dict[str, str]) -> list[GroupBacklog]:
@@ -140,7 +171,8 @@ def progress_table(rows: list[CameraProgress], title: str = "moodstream") -> Tab
         table.add_column(column, justify="left" if column in ("camera", "state") else "right")
     for r in rows:
         values = (r.read, r.detected, r.tracked, r.counted, r.visits, r.faces, r.late, r.lag, r.errors)
-        table.add_row(r.label, r.state, *(str(v) for v in (*values, r.dead, r.shed)))
+        state = f"{r.state} ({r.waiting} other ingest waiting)" if r.waiting else r.state
+        table.add_row(r.label, state, *(str(v) for v in (*values, r.dead, r.shed)))
     return table
 
 
