@@ -25,7 +25,11 @@ from moodstream.common.lease import StageLease
 from moodstream.common.redaction import RedactingFilter
 from moodstream.common.streams import ServerUnavailable, StreamNames, connect_redis, wait_for_redis
 from moodstream.ingest import CameraSpec, FramePublisher, IngestConfig, IngestSupervisor
-from moodstream.runtime.database import DatabaseUnavailableError, create_database_engine
+from moodstream.runtime.database import (
+    DatabaseUnavailableError,
+    TransactionConflictError,
+    create_database_engine,
+)
 from moodstream.runtime.metrics import PipelineMetrics
 from moodstream.runtime.models import AnalysisConfig, build_analyzer
 from moodstream.runtime.settings import LogLevel
@@ -57,6 +61,7 @@ DB_TRANSIENT: Final[tuple[type[BaseException], ...]] = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
     DatabaseUnavailableError,
+    TransactionConflictError,
 )
 
 

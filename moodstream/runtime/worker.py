@@ -52,6 +52,7 @@ from moodstream.common.streams import (
     retry_forever,
     trim_acknowledged,
 )
+from moodstream.runtime.database import TransactionConflictError
 from moodstream.runtime.metrics import PipelineMetrics, StageCounters
 from moodstream.schemas import defaults
 from moodstream.schemas.messages import DeadLetter, Fields, frame_key_if_readable
@@ -409,7 +410,12 @@ class StreamWorker:
 
     def _wait_transient(self, exc: BaseException, stop: threading.Event) -> None:
         reason = redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        log.warning("%s: a server is unreachable (%s); retrying the batch in 2s", self.handler.stage, reason)
+        if isinstance(exc, TransactionConflictError):
+            log.warning("%s: %s; retrying the batch in 2s", self.handler.stage, reason)
+        else:
+            log.warning(
+                "%s: a server is unreachable (%s); retrying the batch in 2s", self.handler.stage, reason
+            )
         if stop.wait(2.0):
             raise ServerUnavailable("stopped while a server was unreachable; batch left pending")
         with contextlib.suppress(redis.RedisError):
