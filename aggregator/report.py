@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import timezone as fixed_offset
 from typing import Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, RowMapping, text
@@ -198,12 +200,33 @@ class ReportRow:
     counts: Counts
     suppressed: bool = False
     """True when the row had fewer visits than ``min_visits``: ``counts`` then keeps only ``frames``."""
+    utc_offset: timedelta | None = None
+    """The store's UTC offset at ``period_start``: it tells the two occurrences of a local hour apart when
+    clocks go back (the second one also has ``period_start.fold == 1``)."""
 
     def suppress_below(self, min_visits: int) -> ReportRow:
         """This row, or (when it has fewer than ``min_visits`` visits) a copy with only its frames kept."""
         if self.counts.visits >= min_visits:
             return self
         return replace(self, counts=Counts(frames=self.counts.frames), suppressed=True)
+
+    @property
+    def ambiguous(self) -> bool:
+        """True when ``period_start`` is a local time that occurs twice (clocks went back then)."""
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return False
+        first = self.period_start.replace(tzinfo=zone, fold=0)
+        return first.utcoffset() != self.period_start.replace(tzinfo=zone, fold=1).utcoffset()
+
+    def period_label_iso(self) -> str:
+        """``period_start`` in ISO 8601 to the minute, local; with its UTC offset when that local time
+        occurs twice (``2026-10-25T02:00+02:00``, then ``...T02:00+01:00``)."""
+        if self.ambiguous and self.utc_offset is not None:
+            aware = self.period_start.replace(tzinfo=fixed_offset(self.utc_offset))
+            return aware.isoformat(timespec="minutes")
+        return self.period_start.isoformat(timespec="minutes")
 
     def as_dict(self) -> dict[str, object]:
         """Flat JSON/CSV-ready mapping: the row's identity, then :meth:`Counts.as_dict` (every count None
@@ -213,7 +236,7 @@ class ReportRow:
             "store_id": self.store_id,
             "store_name": self.store_name,
             "timezone": self.timezone,
-            "period_start": self.period_start.isoformat(timespec="minutes"),
+            "period_start": self.period_label_iso(),
         }
         counts = self.counts.as_dict()
         if self.suppressed:
@@ -263,23 +286,34 @@ _SUMMED_COLUMNS: Final[tuple[str, ...]] = (*COUNT_COLUMNS, "dwell_seconds_sum")
 
 _REPORT_SQL = text(
     f"""
-SELECT v.branch, v.store_id, v.store_name, v.timezone,
-       date_trunc(CAST(:unit AS text), v.bucket_start AT TIME ZONE v.timezone) AS period_start,
-       {", ".join(f"sum(v.{c}) AS {c}" for c in _SUMMED_COLUMNS)}
-FROM emotion_counts_v AS v
-WHERE v.bucket_start >= CAST(:day_from AS timestamptz) - interval '1 day'
-  AND v.bucket_start < CAST(:day_after AS timestamptz) + interval '1 day'
-  AND v.bucket_start >= (CAST(:day_from AS timestamp) AT TIME ZONE v.timezone)
-  AND v.bucket_start < (CAST(:day_after AS timestamp) AT TIME ZONE v.timezone)
-  AND (CAST(:branch AS text) IS NULL OR v.branch = CAST(:branch AS text))
-  AND (CAST(:store AS text) IS NULL OR v.store_id = CAST(:store AS text))
+WITH b AS (
+  SELECT v.*,
+         CASE WHEN CAST(:unit AS text) = 'hour'
+              THEN v.bucket_start - ((v.bucket_start AT TIME ZONE v.timezone)
+                                     - date_trunc('hour', v.bucket_start AT TIME ZONE v.timezone))
+              ELSE date_trunc('day', v.bucket_start AT TIME ZONE v.timezone) AT TIME ZONE v.timezone
+         END AS period_instant
+  FROM emotion_counts_v AS v
+  WHERE v.bucket_start >= CAST(:day_from AS timestamptz) - interval '1 day'
+    AND v.bucket_start < CAST(:day_after AS timestamptz) + interval '1 day'
+    AND v.bucket_start >= (CAST(:day_from AS timestamp) AT TIME ZONE v.timezone)
+    AND v.bucket_start < (CAST(:day_after AS timestamp) AT TIME ZONE v.timezone)
+    AND (CAST(:branch AS text) IS NULL OR v.branch = CAST(:branch AS text))
+    AND (CAST(:store AS text) IS NULL OR v.store_id = CAST(:store AS text))
+)
+SELECT b.branch, b.store_id, b.store_name, b.timezone, b.period_instant,
+       b.period_instant AT TIME ZONE b.timezone AS period_start,
+       {", ".join(f"sum(b.{c}) AS {c}" for c in _SUMMED_COLUMNS)}
+FROM b
 GROUP BY 1, 2, 3, 4, 5
 ORDER BY 1, 2, 5
 """
 )
 """Counts per branch, store and local period. Local day D of a store spans
 [D 00:00, D+1 00:00) in its time zone; the first two bounds (±1 day, wider than any UTC offset)
-only let PostgreSQL use the bucket_start index."""
+only let PostgreSQL use the bucket_start index. Periods are grouped by the instant they start
+(``period_instant``), not by their local wall time: when clocks go back, the repeated local hour is two
+periods (e.g. 02:00 +02:00 and 02:00 +01:00), never merged into one."""
 
 
 def check_scope(conn: Connection, request: ReportRequest) -> None:
@@ -332,11 +366,27 @@ def _to_row(m: RowMapping) -> ReportRow:
         readable_faces=int(m["readable_faces"]),
         face_emotions=ints(FACE_EMOTION_COLUMNS),
     )
+    local: datetime = m["period_start"]
+    offset = local - m["period_instant"].astimezone(UTC).replace(tzinfo=None)
     return ReportRow(
         branch=str(m["branch"] or ""),
         store_id=str(m["store_id"]),
         store_name=str(m["store_name"] or m["store_id"]),
         timezone=str(m["timezone"]),
-        period_start=m["period_start"],
+        period_start=_with_fold(local, str(m["timezone"]), offset),
         counts=counts,
+        utc_offset=offset,
     )
+
+
+def _with_fold(local: datetime, zone_name: str, offset: timedelta) -> datetime:
+    """``local`` with ``fold=1`` when it is the second occurrence of a repeated local time (its offset is
+    the one ``fold=1`` gives), so the two stay apart in Python too."""
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return local
+    second = local.replace(tzinfo=zone, fold=1)
+    if second.utcoffset() == offset and local.replace(tzinfo=zone, fold=0).utcoffset() != offset:
+        return local.replace(fold=1)
+    return local

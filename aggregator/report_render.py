@@ -23,7 +23,12 @@ if TYPE_CHECKING:
 
 
 def _period_label(row: ReportRow, by: Granularity) -> str:
-    return row.period_start.strftime("%Y-%m-%d" if by == "day" else "%Y-%m-%d %H:00")
+    """Local period label; an hour that occurs twice (clocks went back) carries its UTC offset."""
+    label = row.period_start.strftime("%Y-%m-%d" if by == "day" else "%Y-%m-%d %H:00")
+    if by == "hour" and row.ambiguous and row.utc_offset is not None:
+        minutes = int(row.utc_offset.total_seconds()) // 60
+        label += f" UTC{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    return label
 
 
 def render_csv(report: Report) -> str:

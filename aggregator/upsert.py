@@ -35,8 +35,11 @@ def _first_of_each(messages: Sequence[M], allowed: set[FrameKey]) -> list[M]:
 
 
 def claim_new_frames(conn: Connection, keys: Sequence[FrameKey]) -> set[FrameKey]:
-    """Record frame identities as applied; return those that were not recorded before."""
-    unique = list(dict.fromkeys(keys))
+    """Record frame identities as applied; return those that were not recorded before.
+
+    The identities are inserted in sorted order, so two aggregators (or the counts and losses workers)
+    inserting overlapping batches take the row locks in the same order and cannot deadlock."""
+    unique = sorted(set(keys), key=lambda k: (k.store_id, k.camera_id, k.stream_epoch, k.seq))
     if not unique:
         return set()
     table = tables.applied_frames
@@ -141,8 +144,11 @@ a capped stream (minutes to hours), so identities older than this can go without
 
 
 def prune_applied_frames(conn: Connection, older_than: timedelta = APPLIED_FRAMES_RETENTION) -> int:
-    """Delete the frame identities recorded more than ``older_than`` ago; returns how many were deleted."""
+    """Delete the frame identities recorded more than ``older_than`` ago; returns how many were deleted.
+
+    "Ago" is by the server's clock (``now()``, the one that stamped ``applied_at``), so an application
+    host whose clock runs ahead cannot delete identities that are still needed."""
     table = tables.applied_frames
-    cutoff = datetime.now(UTC) - older_than
+    cutoff = func.now() - older_than
     result = conn.execute(delete(table).where(table.c.applied_at < cutoff))
     return int(result.rowcount or 0)

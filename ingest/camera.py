@@ -55,10 +55,17 @@ class IngestConfig(BaseModel):
         default=defaults.STREAM_MAXLEN,
         ge=10,
         le=10_000_000,
-        description="Approximate MAXLEN of the frames stream.",
+        description="Approximate MAXLEN of the frames stream (frames trimmed unread are counted as shed).",
     )
     reload_interval_s: float = Field(
         default=2.0, gt=0, le=3600, description="Seconds between checks of the registry file for edits."
+    )
+    lease_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        le=600_000,
+        description="Time to live of each camera's lease (one ingest reads a camera): how long a waiting "
+        "ingest takes to take a camera over after the one reading it died.",
     )
     realtime: bool = Field(
         default=True,

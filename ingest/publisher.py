@@ -5,6 +5,10 @@ instead of growing without bound. The publisher remembers the entry ids it wrote
 compares them with the stream's first id and the detector group's last-delivered id: an entry that
 was trimmed before the group ever read it was shed, and a ``DeadLetter`` with ``loss="shed"`` naming
 the frame goes to the ``dead`` stream, so shed frames are counted per camera, never silent.
+
+The dead stream is capped by backpressure like every later stream: while its backlog (letters the losses
+stage has not acknowledged, e.g. with PostgreSQL down) is at ``dead_maxlen``, shed letters wait in this
+process (``unsent_shed``) and go out, oldest first, on a later ``account_shed`` once there is room.
 """
 
 from __future__ import annotations
@@ -13,16 +17,26 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from typing import Any
+from typing import Any, Final
 
 import redis
 
-from moodstream.common.streams import StreamNames, retry_forever
+from moodstream.common.streams import StreamNames, retry_forever, trim_acknowledged
+from moodstream.schemas import defaults
 from moodstream.schemas.messages import DeadLetter, FrameKey, FrameMessage
 
 log = logging.getLogger(__name__)
 
 DETECTOR_GROUP = "detector"
+
+RETRIED: Final[tuple[type[BaseException], ...]] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.ResponseError,
+)
+"""Errors a frame is retried on (the camera waits, its ``seq`` does not move): outages and every refusal
+(OOM under maxmemory noeviction, READONLY on a replica after a failover, MISCONF when snapshots fail,
+NOPERM under a too narrow ACL). Dropping the frame would leave a gap in ``seq`` that nothing counts."""
 
 
 def parse_entry_id(entry_id: bytes | str) -> tuple[int, int]:
@@ -43,6 +57,7 @@ class FramePublisher:
         maxlen: int,
         stop: threading.Event,
         group: str = DETECTOR_GROUP,
+        dead_maxlen: int = defaults.DEAD_MAXLEN,
     ) -> None:
         self.client = client
         self.redis_url = redis_url
@@ -50,32 +65,36 @@ class FramePublisher:
         self.maxlen = maxlen
         self.stop = stop
         self.group = group
+        self.dead_maxlen = dead_maxlen
+        self.unsent_shed: deque[tuple[str, FrameKey, int]] = deque()
+        """Shed frames whose letters wait for room in the dead stream (entry id, frame, capture ms)."""
         self._sent: deque[tuple[tuple[int, int], FrameKey, int]] = deque()
         self._lock = threading.Lock()
         self.shed_total = 0
         self.shed_by_camera: Counter[tuple[str, str]] = Counter()
         """Frames shed so far per (store, camera), for the ingest process's metrics."""
         self.refused = 0
+        """Refused publish attempts (each was retried until accepted)."""
 
-    def __call__(self, message: FrameMessage) -> bytes | None:
-        """XADD the frame (capped) and count it for its camera; blocks while Redis is down. Returns the
-        entry id (None: Redis refused the frame)."""
+    def __call__(self, message: FrameMessage) -> bytes:
+        """XADD the frame (capped) and count it for its camera; blocks while Redis is down or refuses the
+        frame (retried, see ``RETRIED``). Returns the entry id."""
         fields: Any = message.encode()
         stats_field = f"{message.key.store_id}/{message.key.camera_id}:frames_out"
 
         def send() -> Any:
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.client.pipeline(transaction=True)  # both or neither, also when a command is refused
             pipe.xadd(self.names.frames, fields, maxlen=self.maxlen, approximate=True)
             pipe.hincrby(self.names.stats("ingest"), stats_field, 1)
-            return pipe.execute()[0]
+            try:
+                return pipe.execute()[0]
+            except redis.ResponseError:
+                self.refused += 1
+                raise
 
-        try:
-            entry_id = retry_forever(send, what="Redis", url=self.redis_url, stop=self.stop)
-        except redis.ResponseError as exc:  # e.g. OOM under maxmemory noeviction: drop this frame, go on
-            self.refused += 1
-            if self.refused == 1 or self.refused % 100 == 0:
-                log.warning("Redis refused %d frames so far (%s); dropping them", self.refused, exc)
-            return None
+        entry_id = retry_forever(
+            send, what="Redis (publishing frames)", url=self.redis_url, stop=self.stop, transient=RETRIED
+        )
         with self._lock:
             self._sent.append((parse_entry_id(entry_id), message.key, message.captured_ms))
         return bytes(entry_id) if isinstance(entry_id, bytes) else str(entry_id).encode()
@@ -95,8 +114,8 @@ class FramePublisher:
             for ident, key, captured in trimmed
             if delivered is None or ident > delivered or ident in pending
         ]
-        if shed:
-            self._record_shed(shed)
+        self.unsent_shed.extend(shed)
+        self._send_shed()
         return len(shed)
 
     def _still_pending(self, ids: list[tuple[int, int]]) -> set[tuple[int, int]]:
@@ -132,6 +151,28 @@ class FramePublisher:
                 return parse_entry_id(group["last-delivered-id"])
         return None
 
+    def _send_shed(self) -> None:
+        """Send the waiting shed letters that fit under the dead stream's cap (oldest first)."""
+        if not self.unsent_shed:
+            return
+        room = self.dead_maxlen - int(self.client.xlen(self.names.dead))
+        if room < len(self.unsent_shed):  # letters stay up to the cap; make room from the accounted ones
+            room = self.dead_maxlen - trim_acknowledged(self.client, self.names.dead)
+        if room < len(self.unsent_shed):
+            log.warning(
+                "the dead stream is at its cap (%d letters not yet accounted in the database); %d shed "
+                "letters wait in the ingest",
+                self.dead_maxlen,
+                len(self.unsent_shed) - max(0, room),
+            )
+        batch = [self.unsent_shed.popleft() for _ in range(min(max(0, room), len(self.unsent_shed)))]
+        if batch:
+            try:
+                self._record_shed(batch)
+            except redis.RedisError:
+                self.unsent_shed.extendleft(reversed(batch))
+                raise
+
     def _record_shed(self, shed: list[tuple[str, FrameKey, int]]) -> None:
         now = int(time.time() * 1000)
         pipe = self.client.pipeline(transaction=True)
@@ -147,7 +188,7 @@ class FramePublisher:
                 key=key,
                 captured_ms=captured,
             ).encode()
-            pipe.xadd(self.names.dead, letter, maxlen=100_000, approximate=True)
+            pipe.xadd(self.names.dead, letter)  # never trimmed: capped by backpressure
             pipe.hincrby(self.names.stats("ingest"), f"{key.store_id}/{key.camera_id}:shed", 1)
         pipe.execute()
         self.shed_total += len(shed)

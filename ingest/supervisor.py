@@ -6,14 +6,25 @@ or disabled ones stopped, and edited ones restarted (a new stream epoch); when t
 they are logged and the running configuration is kept. Cameras of a store outside its opening hours are not
 read (state ``closed`` until the store opens); the supervisor checks the hours on each pass. It also
 accounts shed frames and publishes each camera's state to Redis for ``moodstream status`` and the live view.
+
+One camera, one reader, however many ingests run on a registry: a reader starts only once its store is open
+and this ingest holds the camera's lease (``<prefix>lease:ingest:<store>/<camera>``, SET NX PX, renewed
+every third of ``lease_ms``). A camera whose lease another ingest holds waits (a log line, and an entry in
+the ``ingest:standby`` hash that ``moodstream status`` shows) and is taken over, as a new stream epoch, when
+that ingest stops (released at once) or dies (after ``lease_ms``). A reader whose lease was lost (this
+ingest stalled past ``lease_ms``) stops, and the camera waits again. A camera whose store closes is stopped
+and its lease released.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -22,6 +33,7 @@ from pathlib import Path
 import redis
 
 from moodstream.common.health import HealthState
+from moodstream.common.lease import StageLease
 from moodstream.common.redaction import redact_text
 from moodstream.common.streams import StreamNames
 from moodstream.ingest.camera import CameraReader, CameraStatus, IngestConfig
@@ -41,6 +53,12 @@ class _Running:
     reader: CameraReader
     thread: threading.Thread
     stop: threading.Event
+    lease: StageLease
+
+
+def ingest_owner() -> str:
+    """A unique name of this ingest (host, pid, random suffix): the owner written into camera leases."""
+    return f"ingest-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class IngestSupervisor:
@@ -57,6 +75,7 @@ class IngestSupervisor:
         *,
         health: HealthState | None = None,
         clock: Callable[[], datetime] | None = None,
+        owner: str | None = None,
     ) -> None:
         self.registry_path = registry_path
         self.load_cameras = load_cameras
@@ -68,7 +87,10 @@ class IngestSupervisor:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.wanted: dict[tuple[str, str], CameraSpec] = {}
         """Every enabled camera of the registry, open or closed."""
+        self.owner = owner or ingest_owner()
         self.running: dict[tuple[str, str], _Running] = {}
+        self.waiting: dict[tuple[str, str], CameraSpec] = {}
+        """Cameras of open stores whose lease another ingest holds (this one takes them over when it can)."""
         self.closed: dict[tuple[str, str], datetime | None] = {}
         """Cameras of stores outside their opening hours (not read), with the time their store opens."""
         self._mtime: float | None = None
@@ -122,6 +144,11 @@ class IngestSupervisor:
                 self._stop_camera(key)
             else:
                 self.running[key].spec = wanted[key]  # same camera, perhaps new opening hours
+        for key in list(self.waiting):
+            if key not in wanted or wanted[key] != self.waiting[key]:
+                self._stop_waiting(key)
+            else:
+                self.waiting[key] = wanted[key]
         now = self.clock()
         for key in list(self.closed):
             if key in wanted:
@@ -133,7 +160,8 @@ class IngestSupervisor:
         self.follow_hours()
 
     def follow_hours(self) -> None:
-        """Start the cameras whose store is open now, stop (and mark closed) those whose store is closed."""
+        """Start the cameras whose store is open now (those whose lease another ingest holds wait, and are
+        tried again on each pass), stop (and mark closed) those whose store is closed."""
         now = self.clock()
         for key, spec in self.wanted.items():
             is_open = spec.is_open(now)
@@ -143,6 +171,8 @@ class IngestSupervisor:
             elif not is_open and key not in self.closed:
                 if key in self.running:
                     self._stop_camera(key, forget=False)
+                if key in self.waiting:
+                    self._stop_waiting(key)
                 self.closed[key] = spec.next_change(now)
                 opens = self.closed[key]
                 log.info(
@@ -152,14 +182,50 @@ class IngestSupervisor:
                 )
 
     def shutdown(self) -> None:
-        """Stop every reader and publish their final state (entries stay for ``status``)."""
+        """Stop every reader, release their leases (a waiting ingest takes over at once) and publish their
+        final state (entries stay for ``status``)."""
+        for key in list(self.waiting):
+            self._stop_waiting(key)
         for running in self.running.values():
             running.stop.set()
         for running in self.running.values():
             running.thread.join(timeout=self.config.open_timeout_ms / 1000 + 5)
-        self._tick(follow_hours=False)  # no camera may start while shutting down
+            running.lease.release()
+        self._tick(follow_hours=False)  # no camera may start (or take a lease) while shutting down
+
+    def _lease(self, spec: CameraSpec) -> StageLease:
+        return StageLease(
+            self.client,
+            self.publisher.redis_url,
+            self.names,
+            f"ingest:{spec.label}",
+            self.owner,
+            self.config.lease_ms,
+        )
 
     def _start_camera(self, spec: CameraSpec) -> None:
+        """Start the camera's reader when its lease is ours; else let the camera wait (logged once)."""
+        key = (spec.store_id, spec.camera_id)
+        lease = self._lease(spec)
+        try:
+            taken = lease.try_acquire()
+        except redis.RedisError as exc:
+            log.warning("camera %s waits: its lease cannot be taken (%s)", spec.label, redact_text(str(exc)))
+            taken = False
+        if not taken:
+            if key not in self.waiting:
+                log.warning(
+                    "camera %s is read by another ingest (%s); this ingest (%s) waits and takes it over "
+                    "when that one stops",
+                    spec.label,
+                    _holder(lease),
+                    self.owner,
+                )
+            self.waiting[key] = spec
+            return
+        if key in self.waiting:
+            log.info("camera %s taken over by this ingest (%s)", spec.label, self.owner)
+            self._stop_waiting(key)
         stop = threading.Event()
         pacer = FootagePacer(
             self.client, self.publisher.redis_url, self.names.frames, self.publisher.group,
@@ -167,7 +233,8 @@ class IngestSupervisor:
         )  # fmt: skip
         reader = CameraReader(spec, self.config, self.publisher, pacer)
         thread = threading.Thread(target=reader.run, args=(stop,), name=f"camera-{spec.label}", daemon=True)
-        self.running[(spec.store_id, spec.camera_id)] = _Running(spec, reader, thread, stop)
+        self.running[key] = _Running(spec, reader, thread, stop, lease)
+        lease.keep(stop)  # a lost lease sets stop: the reader ends, the camera waits again
         thread.start()
         log.info("camera %s started (%s at %g fps)", spec.label, spec.redacted_source, spec.fps)
 
@@ -175,14 +242,31 @@ class IngestSupervisor:
         running = self.running.pop(key)
         running.stop.set()
         running.thread.join(timeout=self.config.open_timeout_ms / 1000 + 5)
+        running.lease.release()
         if forget:
             self.client.hdel(self.names.cameras, running.spec.label)
         log.info("camera %s stopped", running.spec.label)
 
-    def _tick(self, follow_hours: bool = True) -> None:
-        if follow_hours:
-            self.follow_hours()
+    def _stop_waiting(self, key: tuple[str, str]) -> None:
+        spec = self.waiting.pop(key)
         try:
+            self.client.hdel(self.names.standby, _standby_field(spec.label, self.owner))
+        except redis.RedisError as exc:
+            log.warning("could not clear the standby state of %s: %s", spec.label, redact_text(str(exc)))
+
+    def _check_leases(self) -> None:
+        """Cameras whose lease was lost go back to waiting (``follow_hours`` tries to take them again)."""
+        for key, running in list(self.running.items()):
+            if running.lease.lost.is_set():
+                running.thread.join(timeout=self.config.open_timeout_ms / 1000 + 5)
+                del self.running[key]
+                self.waiting[key] = running.spec
+
+    def _tick(self, follow_hours: bool = True) -> None:
+        try:
+            if follow_hours:
+                self._check_leases()
+                self.follow_hours()
             self.publisher.account_shed()
             self.publish_status()
         except redis.RedisError as exc:
@@ -191,15 +275,24 @@ class IngestSupervisor:
                 self.health.trouble(f"ingest: Redis unreachable ({type(exc).__name__})", source="ingest")
             return
         if self.health is not None:
-            note = f"ingest: {len(self.running)} cameras read, {len(self.closed)} closed (opening hours)"
+            note = (
+                f"ingest: {len(self.running)} cameras read, {len(self.waiting)} in standby (read by another "
+                f"ingest), {len(self.closed)} closed (opening hours)"
+            )
             self.health.beat(note, source="ingest")
 
     def publish_status(self) -> None:
-        """Write each camera's state as JSON into the ``cameras`` hash (``closed`` outside opening hours,
-        with ``opens``: the ISO time its store opens, or null)."""
+        """Write each camera's state as JSON into the ``cameras`` hash (with this ingest's name; ``closed``
+        outside opening hours, with ``opens``: the ISO time its store opens, or null), and each waiting
+        camera into the ``ingest:standby`` hash (with the ingest that reads it)."""
         mapping = {
             r.spec.label: json.dumps(
-                {**asdict(r.reader.status), "source": r.spec.redacted_source, "fps": r.spec.fps}
+                {
+                    **asdict(r.reader.status),
+                    "source": r.spec.redacted_source,
+                    "fps": r.spec.fps,
+                    "ingest": self.owner,
+                }
             )
             for r in self.running.values()
         }
@@ -216,14 +309,32 @@ class IngestSupervisor:
             )
         if mapping:
             self.client.hset(self.names.cameras, mapping=mapping)  # type: ignore[arg-type]
+        if self.waiting:
+            standby = {
+                _standby_field(spec.label, self.owner): json.dumps(
+                    {
+                        "label": spec.label,
+                        "ingest": self.owner,
+                        "holder": _holder(self._lease(spec)),
+                        "updated": time.time(),
+                    }
+                )
+                for spec in self.waiting.values()
+            }
+            self.client.hset(self.names.standby, mapping=standby)  # type: ignore[arg-type]
 
     def all_finished(self) -> bool:
         """True when every camera's reader has ended (all non-looping files read to the end); a camera
-        waiting for its store to open has not."""
-        return not self.closed and all(not r.thread.is_alive() for r in self.running.values())
+        waiting for its store to open, or for another ingest that reads it, has not."""
+        return (
+            not self.closed
+            and not self.waiting
+            and all(not r.thread.is_alive() for r in self.running.values())
+        )
 
     def camera_states(self) -> list[tuple[CameraSpec, CameraStatus | None]]:
-        """Every enabled camera with its reader's status (None: its store is closed, nothing is read)."""
+        """Every enabled camera this ingest reads or would read, with its reader's status (None: its store is
+        closed, nothing is read); cameras in standby are reported by the ingest that reads them."""
         running = [(r.spec, r.reader.status) for r in list(self.running.values())]
         return running + [(self.wanted[key], None) for key in list(self.closed)]
 
@@ -232,6 +343,18 @@ class IngestSupervisor:
             return self.registry_path.stat().st_mtime_ns / 1e9
         except OSError:
             return None
+
+
+def _standby_field(label: str, owner: str) -> str:
+    return f"{label}|{owner}"
+
+
+def _holder(lease: StageLease) -> str:
+    """Who holds a lease now, for messages ("?" when unknown)."""
+    try:
+        return lease.holder() or "?"
+    except redis.RedisError:
+        return "?"
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.1) -> bool:

@@ -14,7 +14,11 @@ BUCKET_SECONDS: Final[int] = 60
 """Width of an aggregation bucket, seconds (stores.yaml ``pipeline.bucket``)."""
 
 STREAM_MAXLEN: Final[int] = 2000
-"""Approximate MAXLEN of every stage's output stream (``pipeline.stream_maxlen``)."""
+"""Cap of every stream (``pipeline.stream_maxlen``): the frames stream's approximate MAXLEN (the ingest
+counts what it sheds), every later stream's backlog (backpressure)."""
+
+DEAD_MAXLEN: Final[int] = 100_000
+"""Cap of the dead stream's backlog (shed and dead letters the losses stage has not acknowledged)."""
 
 MAX_DELIVERIES: Final[int] = 5
 """Deliveries of one entry before it goes to the dead stream (``pipeline.max_deliveries``)."""

@@ -82,8 +82,8 @@ class PipelineConfig(_Strict):
         default=defaults.STREAM_MAXLEN,
         ge=50,
         le=1_000_000,
-        description="Approximate cap on entries kept per Redis stream; a slow stage sheds older frames "
-        "beyond it (counted in frame_losses).",
+        description="Cap on entries per Redis stream: the frames stream sheds its oldest frames beyond it "
+        "(counted in frame_losses); a later stream at its cap makes the stage before it wait (backpressure).",
     )
     results_maxlen: int | None = Field(
         default=None,

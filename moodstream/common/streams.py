@@ -7,7 +7,15 @@
 | ``<prefix>heartbeat:<stage>:<consumer>`` | hash of a live worker's state, expiring |
 | ``<prefix>latency`` | capped list of recent capture-to-commit latencies in ms |
 | ``<prefix>cameras`` | hash of the ingest's per-camera state (JSON) |
+| ``<prefix>lease:ingest:<store>/<camera>`` | the camera's lease: the one ingest that reads it |
+| ``<prefix>ingest:standby`` | hash of ingests waiting for a camera's lease (JSON) |
 | ``<prefix>frames:trimmed`` | hash of frame entry ids trimmed while pending (until accounted as shed) |
+
+Only the ``frames`` stream is capped by trimming (MAXLEN; the ingest accounts what the cap sheds). Every
+later stream (``faces``, ``tracks``, ``emotions``, ``dead``) is capped by backpressure: a writer adds to it
+only while it is under the cap or, once at the cap, while its backlog (entries some group has still to read
+or acknowledge, counted after ``trim_acknowledged`` deleted the entries every group has acknowledged) is, so
+no entry is ever trimmed before its consumers acknowledged it and the pressure propagates up to the ingest.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import redis
 
@@ -60,6 +68,11 @@ class StreamNames:
     def dead(self) -> str:
         """Dead-letter stream (entries given up on, and shed frames), read by ``aggregator-losses``."""
         return self.prefix + "dead"
+
+    @property
+    def standby(self) -> str:
+        """Hash ``<camera label>|<ingest>`` -> JSON of an ingest waiting for a camera another one reads."""
+        return self.prefix + "ingest:standby"
 
     @property
     def latency(self) -> str:
@@ -124,7 +137,13 @@ def retry_forever(
             return action()
         except transient as exc:
             reason = redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            log.warning("%s at %s unreachable (%s); retrying in %.1fs", what, redact_url(url), reason, wait)
+            log.warning(
+                "%s at %s unreachable or refusing (%s); retrying in %.1fs",
+                what,
+                redact_url(url),
+                reason,
+                wait,
+            )
             if stop is not None:
                 if stop.wait(wait):
                     raise ServerUnavailable(f"{what} at {redact_url(url)} unreachable; stopped") from None
@@ -145,3 +164,48 @@ def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
     except redis.ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _id_order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _oldest_unacknowledged(client: redis.Redis, stream: str, groups: list[Any]) -> str | None:
+    """Lowest id that some group may not have acknowledged yet (None: the stream has no group).
+
+    Per group: its oldest pending entry, else the entry after its last delivered one. Read without a
+    transaction on purpose: an acknowledged entry never becomes unacknowledged again, so a bound read a
+    moment ago is still safe to trim below.
+    """
+    floor: tuple[int, int] | None = None
+    for group in groups:
+        ms, seq = _id_order(_text(group["last-delivered-id"]))
+        low = (ms, seq + 1)
+        if int(group.get("pending", 0)):
+            summary: Any = client.xpending(stream, _text(group["name"]))
+            if summary and summary.get("pending") and summary.get("min") is not None:
+                low = min(low, _id_order(_text(summary["min"])))
+        floor = low if floor is None else min(floor, low)
+    return None if floor is None else f"{floor[0]}-{floor[1]}"
+
+
+def trim_acknowledged(client: redis.Redis, stream: str) -> int:
+    """Delete the entries of ``stream`` that every consumer group has acknowledged (XTRIM MINID, exact)
+    and return the backlog: the stream's length after, i.e. the entries from the oldest one some group
+    has still to read or acknowledge on. A stream without a group is not trimmed (nobody read it yet);
+    a missing stream has a backlog of 0."""
+    try:
+        groups: Any = client.xinfo_groups(stream)
+    except redis.ResponseError:  # no such key
+        return 0
+    floor = _oldest_unacknowledged(client, stream, list(groups))
+    pipe = client.pipeline(transaction=False)
+    if floor is not None:
+        pipe.xtrim(stream, minid=floor, approximate=False)
+    pipe.xlen(stream)
+    return int(pipe.execute()[-1])

@@ -38,6 +38,15 @@ class DatabaseUnavailableError(DatabaseError):
     """The PostgreSQL server could not be reached (or refused us) within the connect timeout."""
 
 
+class TransactionConflictError(DatabaseError):
+    """PostgreSQL rolled a transaction back to resolve a conflict with another one (a deadlock, SQLSTATE
+    40P01, or a serialization failure, 40001); the server is fine and the transaction may be retried."""
+
+
+CONFLICT_SQLSTATES = {"40P01": "deadlock", "40001": "serialization failure"}
+"""SQLSTATEs of transactions rolled back because of a conflict with another transaction."""
+
+
 def parse_database_url(url: str) -> URL:
     """SQLAlchemy URL for ``url`` with the psycopg (3) driver; DatabaseError when not a PostgreSQL URL."""
     try:
@@ -86,6 +95,19 @@ def unavailable_error(engine: Engine, exc: BaseException) -> DatabaseUnavailable
     reason = redact_text(reason, [str(secret)] if secret else [])
     return DatabaseUnavailableError(
         f"cannot connect to PostgreSQL at {describe_target(engine.url)}: {reason}"
+    )
+
+
+def conflict_error(engine: Engine, exc: BaseException) -> TransactionConflictError | None:
+    """A TransactionConflictError for ``exc`` when PostgreSQL rolled the transaction back over a conflict
+    with another transaction (deadlock, serialization failure); None for any other error."""
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if state not in CONFLICT_SQLSTATES:
+        return None
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split()).split(" DETAIL:")[0]
+    return TransactionConflictError(
+        f"{CONFLICT_SQLSTATES[state]} on PostgreSQL at {describe_target(engine.url)} "
+        f"(SQLSTATE {state}: {redact_text(reason)}); the transaction was rolled back"
     )
 
 

@@ -25,16 +25,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
 from moodstream.common.health import HealthState
+from moodstream.common.lease import StageLease
 from moodstream.common.redaction import RedactingFilter, secret_spellings
 from moodstream.common.streams import ServerUnavailable, StreamNames, connect_redis, wait_for_redis
 from moodstream.ingest import CameraSpec, FramePublisher, IngestConfig, IngestSupervisor
 from moodstream.runtime.database import (
     DatabaseError,
     DatabaseUnavailableError,
+    TransactionConflictError,
     check_connection,
     create_database_engine,
 )
-from moodstream.runtime.lease import StageLease
 from moodstream.runtime.metrics import IngestCollector, PipelineMetrics
 from moodstream.runtime.models import AnalysisConfig, build_analyzer
 from moodstream.runtime.observability import serve_observability
@@ -68,6 +69,7 @@ DB_TRANSIENT: Final[tuple[type[BaseException], ...]] = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
     DatabaseUnavailableError,
+    TransactionConflictError,
 )
 
 
@@ -393,7 +395,14 @@ def run_ingest(options: RunOptions, stop: threading.Event) -> None:
         log.warning("ingest stopping: %s", exc)
         return
     load = functools.partial(load_camera_specs, stores=frozenset(options.ingest_stores))
-    publisher = FramePublisher(client, options.redis_url, names, options.ingest.frames_maxlen, stop)
+    publisher = FramePublisher(
+        client,
+        options.redis_url,
+        names,
+        options.ingest.frames_maxlen,
+        stop,
+        dead_maxlen=options.worker.dead_maxlen,
+    )
     supervisor = IngestSupervisor(
         options.registry, load, client, publisher, names, options.ingest, health=health
     )

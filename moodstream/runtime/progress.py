@@ -6,6 +6,7 @@ Used by the live view of ``moodstream run`` and by ``moodstream status``; everyt
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,10 @@ class CameraProgress:
     dead: int = 0
     shed: int = 0
     last_error: str = ""
+    ingest: str = ""
+    """The ingest reading the camera (the holder of its lease)."""
+    waiting: int = 0
+    """Other ingests waiting to take the camera over (they read it only when this one stops)."""
     done: float | None = None
     """Recorded footage: fraction of the file read by the ingest (None: a live camera)."""
 
@@ -75,7 +80,8 @@ def camera_progress(client: redis.Redis, names: StreamNames) -> list[CameraProgr
     stats["losses"] = read_stage_counters(client, names, "losses")
     raw_states: Any = client.hgetall(names.cameras)
     states = {k.decode(): json.loads(v) for k, v in raw_states.items()}
-    labels = sorted({*states, *(label for s in stats.values() for label in s)} - {"?/?"})
+    waiting = standby_ingests(client, names)
+    labels = sorted({*states, *waiting, *(label for s in stats.values() for label in s)} - {"?/?"})
     rows: list[CameraProgress] = []
     for label in labels:
         state = states.get(label, {})
@@ -95,6 +101,8 @@ def camera_progress(client: redis.Redis, names: StreamNames) -> list[CameraProgr
             shed=stats["losses"].get(label, {}).get("shed", 0),
             last_error=redact_text(str(state.get("last_error", ""))),
             done=_fraction(state.get("progress")),
+            ingest=str(state.get("ingest", "")),
+            waiting=len(waiting.get(label, [])),
         )
         rows.append(row)
     return rows
@@ -115,6 +123,29 @@ def _fraction(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return min(1.0, max(0.0, float(value)))
+
+
+STANDBY_FRESH_S = 30.0
+"""A standby entry not refreshed for this long belongs to an ingest that is gone."""
+
+
+def standby_ingests(
+    client: redis.Redis, names: StreamNames, now: float | None = None
+) -> dict[str, list[str]]:
+    """Camera label -> the ingests waiting for its lease (entries refreshed in the last STANDBY_FRESH_S)."""
+    raw: Any = client.hgetall(names.standby)
+    now = time.time() if now is None else now
+    out: dict[str, list[str]] = {}
+    for value in raw.values():
+        try:
+            entry = json.loads(value)
+            fresh = now - float(entry["updated"]) < STANDBY_FRESH_S
+            label, ingest = str(entry["label"]), str(entry["ingest"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if fresh:
+            out.setdefault(label, []).append(ingest)
+    return out
 
 
 def group_backlogs(client: redis.Redis, names: StreamNames, groups: dict[str, str]) -> list[GroupBacklog]:
@@ -167,7 +198,8 @@ def progress_table(rows: list[CameraProgress], title: str = "moodstream") -> Tab
         table.add_column(column, justify="left" if column in ("camera", "state") else "right")
     for r in rows:
         values = (r.read, r.detected, r.tracked, r.counted, r.visits, r.faces, r.late, r.lag, r.errors)
-        table.add_row(r.label, r.state_text, *(str(v) for v in (*values, r.dead, r.shed)))
+        state = f"{r.state_text} ({r.waiting} other ingest waiting)" if r.waiting else r.state_text
+        table.add_row(r.label, state, *(str(v) for v in (*values, r.dead, r.shed)))
     return table
 
 

@@ -18,6 +18,14 @@ batch un-acknowledged (``BatchResult.held``) and acknowledge them with a later b
 keeps them fresh (XCLAIM JUSTID to itself, which does not count a delivery) so reclaim passes leave them
 alone. A handler with a ``tick(now, counters)`` method is called every ``tick_interval_s`` (also while no
 entry arrives) to release what waited long enough.
+
+Backpressure: the output stream is never trimmed by length (no MAXLEN). Before each read or reclaim the
+worker checks its length; at ``output_maxlen`` it deletes the entries every group acknowledged and, while
+the rest (the backlog of the next stage) is still at the cap, reads nothing: its own input then fills, and
+so on up to the ``frames`` stream, whose cap the ingest accounts as shed per camera. So no stage loses an
+entry its consumers have not acknowledged (``counted + dead + shed = published`` holds at every hop); a
+stream exceeds its cap by at most one batch per writing worker (and the tracker's releases). Dead letters
+are never trimmed either: the ingest waits for room before it adds shed letters, the stages add few.
 """
 
 from __future__ import annotations
@@ -38,7 +46,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from moodstream.common.health import HealthState
 from moodstream.common.redaction import redact_text
-from moodstream.common.streams import ServerUnavailable, StreamNames, ensure_group, retry_forever
+from moodstream.common.streams import (
+    ServerUnavailable,
+    StreamNames,
+    ensure_group,
+    retry_forever,
+    trim_acknowledged,
+)
+from moodstream.runtime.database import TransactionConflictError
 from moodstream.runtime.metrics import PipelineMetrics, StageCounters
 from moodstream.schemas import defaults
 from moodstream.schemas.messages import DeadLetter, Fields, frame_key_if_readable
@@ -73,10 +88,14 @@ class WorkerConfig(BaseModel):
         default=defaults.STREAM_MAXLEN,
         ge=10,
         le=10_000_000,
-        description="Approximate MAXLEN of the output stream.",
+        description="Cap of the output stream's backlog (entries the next stage has not acknowledged): at "
+        "the cap this worker reads nothing until the next stage catches up (backpressure, never a trim).",
     )
     dead_maxlen: int = Field(
-        default=100_000, ge=10, le=10_000_000, description="Approximate MAXLEN of the dead stream."
+        default=defaults.DEAD_MAXLEN,
+        ge=10,
+        le=10_000_000,
+        description="Cap of the dead stream's backlog; the ingest waits for room before adding shed letters.",
     )
     tick_interval_s: float = Field(
         default=0.25, gt=0, le=60, description="Seconds between tick calls of a handler that has tick()."
@@ -174,6 +193,8 @@ class StreamWorker:
         self._started = time.time()
         self.held: set[str] = set()
         """Ids of entries the handler holds (pending, delivered to this consumer, not yet acknowledged)."""
+        self.backpressured = False
+        """True while the output stream's backlog is at its cap (this worker reads nothing)."""
 
     # ------------------------------------------------------------------ loop
 
@@ -194,6 +215,10 @@ class StreamWorker:
                     self._redis(self._heartbeat, stop)
                     self._beat()
                     next_beat = now + self.config.heartbeat_s
+                if self._redis(self._output_full, stop):
+                    self.tick(stop)
+                    stop.wait(self.config.block_ms / 1000)
+                    continue
                 batch: list[Entry] = []
                 if now >= next_claim:
                     self._redis(self._touch_held, stop)
@@ -233,6 +258,33 @@ class StreamWorker:
                 return action()
 
         return retry_forever(attempt, what="Redis", url=self.redis_url, stop=stop)
+
+    def _output_full(self) -> bool:
+        """Whether the output stream's backlog is at ``output_maxlen`` (acknowledged entries trimmed first);
+        logs when this worker starts and stops waiting for the next stage."""
+        if self.output_stream is None:
+            return False
+        backlog = int(self.client.xlen(self.output_stream))
+        if backlog >= self.config.output_maxlen:  # entries stay up to the cap, acknowledged or not
+            backlog = trim_acknowledged(self.client, self.output_stream)
+        full = backlog >= self.config.output_maxlen
+        if full != self.backpressured:
+            stage = self.handler.stage
+            if full:
+                log.warning(
+                    "%s: %s holds %d entries the next stage has not acknowledged (cap %d); reading nothing "
+                    "until it catches up (backpressure)",
+                    stage,
+                    self.output_stream,
+                    backlog,
+                    self.config.output_maxlen,
+                )
+            else:
+                log.info(
+                    "%s: %s below its cap again (%d entries); reading", stage, self.output_stream, backlog
+                )
+            self.backpressured = full
+        return full
 
     def _read_new(self) -> list[Entry]:
         block = self.config.block_ms
@@ -367,8 +419,13 @@ class StreamWorker:
 
     def _wait_transient(self, exc: BaseException, stop: threading.Event) -> None:
         reason = redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        log.warning("%s: a server is unreachable (%s); retrying the batch in 2s", self.handler.stage, reason)
-        self._trouble(f"a server is unreachable ({type(exc).__name__}); batch waiting")
+        if isinstance(exc, TransactionConflictError):  # the database answers: not an outage for /readyz
+            log.warning("%s: %s; retrying the batch in 2s", self.handler.stage, reason)
+        else:
+            log.warning(
+                "%s: a server is unreachable (%s); retrying the batch in 2s", self.handler.stage, reason
+            )
+            self._trouble(f"a server is unreachable ({type(exc).__name__}); batch waiting")
         if stop.wait(2.0):
             raise ServerUnavailable("stopped while a server was unreachable; batch left pending")
         with contextlib.suppress(redis.RedisError):
@@ -397,14 +454,9 @@ class StreamWorker:
         if self.output_stream is not None:
             for fields in result.outputs:
                 out: Any = fields
-                pipe.xadd(self.output_stream, out, maxlen=self.config.output_maxlen, approximate=True)
+                pipe.xadd(self.output_stream, out)  # never trimmed: capped by backpressure
         for entry, reason in result.dead:
-            pipe.xadd(
-                self.names.dead,
-                dict[Any, Any](self._dead_letter(entry, reason).encode()),
-                maxlen=self.config.dead_maxlen,
-                approximate=True,
-            )
+            pipe.xadd(self.names.dead, dict[Any, Any](self._dead_letter(entry, reason).encode()))
             log.warning("%s sent entry %s to dead: %s", self.handler.stage, entry.entry_id, reason)
         self.counters.flush(pipe)
         held = set(result.held)

@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from moodstream.common.health import HealthState
+from moodstream.common.lease import lease_key
 from moodstream.common.streams import StreamNames, connect_redis
 from moodstream.ingest import FramePublisher, IngestConfig, IngestSupervisor
 from moodstream.ingest.backoff import BackoffPolicy
@@ -133,3 +134,59 @@ def test_cameras_stop_when_the_store_closes_and_restart_when_it_opens(
         stop.set()
         thread.join(20)
     assert not thread.is_alive()
+
+
+def test_hours_and_leases_together_a_closed_camera_holds_no_lease_and_no_standby(
+    client: redis.Redis, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """Two ingests on one registry: a camera runs only while its store is open AND its ingest holds the
+    lease; the other ingest waits in standby; when the store closes the reader stops, its lease is released
+    and the standby entry goes (both show ``closed``)."""
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (64, 48))
+    for i in range(10):
+        writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    writer.release()
+    registry = tmp_path / "stores.yaml"
+    registry.write_text(REGISTRY.format(mon="09:00-10:00", video=video))
+    names = StreamNames(redis_prefix)
+    lease = lease_key(names, "ingest:hn/cam")
+    clock = Clock(MONDAY_0859)
+    stop = threading.Event()
+    config = CONFIG.model_copy(update={"lease_ms": 1000})
+    publisher = FramePublisher(client, redis_url, names, 10_000, stop)
+    supervisors = [
+        IngestSupervisor(
+            registry, load_camera_specs, client, publisher, names, config, clock=clock, owner=owner
+        )
+        for owner in ("ingest-a", "ingest-b")
+    ]
+    threads = [threading.Thread(target=s.run, args=(stop, load_camera_specs(registry))) for s in supervisors]
+    for thread in threads:
+        thread.start()
+    try:
+        # closed: nobody reads, nobody holds the lease, nobody waits
+        assert wait_until(lambda: all(("hn", "cam") in s.closed for s in supervisors))
+        assert client.get(lease) is None and not client.hgetall(names.standby)
+        assert not any(s.all_finished() for s in supervisors)
+        # open: exactly one reads (the lease holder), the other waits in standby
+        clock.now = MONDAY_0859 + timedelta(minutes=1)
+        assert wait_until(lambda: sum(bool(s.running) for s in supervisors) == 1)
+        assert wait_until(lambda: sum(bool(s.waiting) for s in supervisors) == 1)
+        reader = next(s for s in supervisors if s.running)
+        standby = next(s for s in supervisors if s.waiting)
+        assert client.get(lease) == reader.owner.encode()
+        assert wait_until(lambda: len(client.hgetall(names.standby)) == 1)
+        assert not standby.all_finished()
+        # closed again: the reader stops and releases the lease, the standby entry goes
+        clock.now = MONDAY_0859 + timedelta(hours=1, minutes=1)
+        assert wait_until(lambda: all(("hn", "cam") in s.closed and not s.running for s in supervisors))
+        assert not any(s.waiting for s in supervisors)
+        assert client.get(lease) is None and not client.hgetall(names.standby)
+        raw: Any = client.hget(names.cameras, "hn/cam")
+        assert json.loads(raw)["state"] == "closed"
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(20)
+    assert not any(thread.is_alive() for thread in threads)

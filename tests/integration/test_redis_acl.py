@@ -27,6 +27,7 @@ import pytest
 import redis
 
 from moodstream.cli.status import collect_status
+from moodstream.common.lease import StageLease
 from moodstream.common.streams import StreamNames, connect_redis
 from moodstream.ingest.publisher import FramePublisher
 from moodstream.runtime.metrics import StageCounters
@@ -97,6 +98,11 @@ def exercise_pipeline(client: redis.Redis, url: str, prefix: str) -> None:
     pipe.lpush(names.latency, "12", "15")
     pipe.ltrim(names.latency, 0, 99)
     pipe.execute()
+    first = StageLease(client, url, names, "ingest:s1/cam", "ingest-a", ttl_ms=1000)
+    second = StageLease(client, url, names, "ingest:s1/cam", "ingest-b", ttl_ms=1000)
+    assert first.try_acquire() and first.try_acquire() and not second.try_acquire()
+    first.release()
+    assert second.try_acquire() and second.holder() == "ingest-b"
     status = collect_status(url, None, prefix)
     assert status["latency_ms"]["samples"] == 2
     assert {s["stream"] for s in status["streams"]} >= {names.frames}
@@ -110,7 +116,8 @@ REFUSED_ON_SHARED_SERVER: dict[str, Callable[[redis.Redis, str], object]] = {
     "HSET outside the prefix": lambda c, p: c.hset(f"other-{p}stats", "a", 1),
     "DEL outside the prefix": lambda c, p: c.delete(f"other-{p}x"),
     "XREADGROUP outside the prefix": lambda c, p: c.xreadgroup("g", "c", {f"other-{p}s": ">"}),
-    "SET (strings)": lambda c, p: c.set(f"{p}string", "x"),
+    "APPEND (strings other than the lease's SET/GET)": lambda c, p: c.append(f"{p}string", "x"),
+    "SET outside the prefix": lambda c, p: c.set(f"other-{p}lease:x", "x"),
     "XGROUP DESTROY": lambda c, p: c.xgroup_destroy(f"{p}frames", "detector"),
     "EVAL": lambda c, p: c.eval("return 1", 0),
     "ACL LIST": lambda c, p: c.acl_list(),

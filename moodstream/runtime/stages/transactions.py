@@ -8,15 +8,16 @@ from collections.abc import Iterator
 import sqlalchemy.exc
 from sqlalchemy import Connection, Engine
 
-from moodstream.runtime.database import unavailable_error
+from moodstream.runtime.database import conflict_error, unavailable_error
 
 
 @contextlib.contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """One transaction; a lost or refused connection becomes DatabaseUnavailableError naming the server
-    (host, port, database; never the password), which the worker waits out."""
+    (host, port, database; never the password), a transaction PostgreSQL rolled back over a conflict with
+    another one (deadlock, serialization failure) TransactionConflictError; the worker retries both."""
     try:
         with engine.begin() as conn:
             yield conn
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
-        raise unavailable_error(engine, exc) from None
+        raise conflict_error(engine, exc) or unavailable_error(engine, exc) from None
