@@ -226,7 +226,7 @@ def quantize_model(
             "name": name,
             "file": target.name,
             "sha256": file_sha256(target),
-            "architecture": f"{source.architecture}; conv and dense trunk in INT8",
+            "architecture": f"{source.architecture}; {_quantised_layers(options)} in INT8",
             "source": f"{source.name} (sha256 {source.sha256[:12]}...) quantised by "
             f"classifier/export/quantize.py: {recipe}",
             "accuracy": (),
@@ -235,6 +235,13 @@ def quantize_model(
     )
     write_manifest(manifest, out_dir / f"{name}.json")
     return manifest
+
+
+def _quantised_layers(options: QuantizeOptions) -> str:
+    """Which layers run in INT8, for the manifest's architecture line."""
+    convolutions = "convolutions but the first" if options.float_first_conv else "convolutions"
+    dense = "dense layers but the last" if options.float_last_gemm else "dense layers"
+    return f"all {convolutions} and {dense}"
 
 
 def main(argv: list[str] | None = None) -> int:
