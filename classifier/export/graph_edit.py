@@ -25,7 +25,7 @@ def temperature_division(model: onnx.ModelProto) -> onnx.NodeProto:
     softmaxes = [n for n in model.graph.node if n.op_type == "Softmax"]
     if len(softmaxes) != 1:
         raise GraphEditError(f"expected one Softmax node in the graph, found {len(softmaxes)}")
-    producers = {out: n for n in model.graph.node for out in n.output}
+    producers: dict[str, onnx.NodeProto] = {out: n for n in model.graph.node for out in n.output}
     div = producers.get(softmaxes[0].input[0])
     if div is None or div.op_type != "Div":
         raise GraphEditError(
@@ -37,14 +37,12 @@ def temperature_division(model: onnx.ModelProto) -> onnx.NodeProto:
 def _temperature_tensor(model: onnx.ModelProto, div: onnx.NodeProto) -> onnx.TensorProto:
     """The TensorProto holding T: an initializer or the value of a Constant node."""
     name = div.input[1]
-    for init in model.graph.initializer:
-        if init.name == name:
-            return init
+    found: list[onnx.TensorProto] = [i for i in model.graph.initializer if i.name == name]
     for node in model.graph.node:
         if node.op_type == "Constant" and node.output[0] == name:
-            for attribute in node.attribute:
-                if attribute.name == "value":
-                    return attribute.t
+            found += [a.t for a in node.attribute if a.name == "value"]
+    if found:
+        return found[0]
     raise GraphEditError(f"the temperature {name!r} of the graph is not a constant")
 
 
