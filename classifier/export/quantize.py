@@ -214,7 +214,12 @@ def quantize_model(
     quantize_graph(source_path, target, inputs, options)
     calibration = source.calibration
     if refit_on is not None:
-        calibration = refit_temperature(target, refit_on, source.input, refit_label or str(refit_on))
+        calibration = refit_temperature(
+            target,
+            refit_on,
+            source.input,
+            refit_label or str(Path(refit_on.resolve().parent.name) / refit_on.name),
+        )
     faces_from = Path(calibration_data.resolve().parent.name) / calibration_data.name
     recipe = (
         f"ONNX Runtime static INT8, {options.quant_format.upper()}, "
