@@ -19,6 +19,7 @@ export) and written into the graph, its metadata and the manifest.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             args.calibration_label,
         )
     except (ValueError, OSError) as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {args.out_dir / manifest.file} sha256={manifest.sha256}")
     return 0
