@@ -1,0 +1,29 @@
+"""The shipped INT8 default reads real faces like the float model it was quantised from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from moodstream.classifier import DEFAULT_MODEL, ClassifierConfig, EmotionClassifier, load_manifest
+from moodstream.classifier.dataset import load_split
+from moodstream.classifier.registry import resolve_manifest_path
+from tests.unit.fer_sample import extract_fer_sample
+
+
+def test_int8_default_agrees_with_its_float_source_on_publictest_faces(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """140 PublicTest faces: same top class on >= 97 % (measured on all 3,589: 99.5 %), |dp| <= 0.1."""
+    assert DEFAULT_MODEL == "vgg-fer-v2-int8"
+    images, _ = load_split(extract_fer_sample(shared_data, tmp_path, {"validation": 20}) / "validation")
+    faces = list(images)
+    int8 = EmotionClassifier(ClassifierConfig(model="vgg-fer-v2-int8")).predict(faces)
+    float32 = EmotionClassifier(ClassifierConfig(model="vgg-fer-v2")).predict(faces)
+    assert float((int8.argmax(axis=1) == float32.argmax(axis=1)).mean()) >= 0.97
+    assert float(np.abs(int8 - float32).max()) <= 0.1
+    int8_t = load_manifest(resolve_manifest_path("vgg-fer-v2-int8")).calibration
+    float_t = load_manifest(resolve_manifest_path("vgg-fer-v2")).calibration
+    assert int8_t is not None and float_t is not None
+    assert abs(int8_t.temperature - float_t.temperature) < 0.05  # quantisation barely moved calibration
