@@ -19,12 +19,12 @@ import bisect
 import struct
 import threading
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import BinaryIO, Final
 
 import redis
 
 from moodstream.common.streams import ServerUnavailable, retry_forever
-from moodstream.ingest.publisher import parse_entry_id
+from moodstream.ingest.publisher import last_delivered_id, parse_entry_id
 
 MP4_EPOCH_OFFSET_S: Final[int] = 2_082_844_800
 """Seconds from 1904-01-01 (the ISO base media epoch) to 1970-01-01."""
@@ -156,12 +156,4 @@ class FootagePacer:
         return not stop.is_set()
 
     def _last_delivered(self) -> tuple[int, int] | None:
-        try:
-            groups: Any = self.client.xinfo_groups(self.stream)
-        except redis.ResponseError:  # no stream yet
-            return None
-        for group in groups:
-            name = group.get("name", b"")
-            if (name.decode() if isinstance(name, bytes) else name) == self.group:
-                return parse_entry_id(group["last-delivered-id"])
-        return None
+        return last_delivered_id(self.client, self.stream, self.group)

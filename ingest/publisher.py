@@ -46,6 +46,20 @@ def parse_entry_id(entry_id: bytes | str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+def last_delivered_id(client: redis.Redis, stream: str, group: str) -> tuple[int, int] | None:
+    """The id (ms, seq) of the last entry delivered to consumer group ``group`` of ``stream`` (None: no
+    such stream or group yet)."""
+    try:
+        groups: Any = client.xinfo_groups(stream)
+    except redis.ResponseError:  # no stream yet
+        return None
+    for found in groups:
+        name = found.get("name", b"")
+        if (name.decode() if isinstance(name, bytes) else name) == group:
+            return parse_entry_id(found["last-delivered-id"])
+    return None
+
+
 class FramePublisher:
     """Thread-safe writer of frame messages; retries while Redis is unreachable (until ``stop``)."""
 
@@ -141,15 +155,7 @@ class FramePublisher:
         return parse_entry_id(head[0][0]) if head else None
 
     def _last_delivered(self) -> tuple[int, int] | None:
-        try:
-            groups: Any = self.client.xinfo_groups(self.names.frames)
-        except redis.ResponseError:
-            return None
-        for group in groups:
-            name = group.get("name", b"")
-            if (name.decode() if isinstance(name, bytes) else name) == self.group:
-                return parse_entry_id(group["last-delivered-id"])
-        return None
+        return last_delivered_id(self.client, self.names.frames, self.group)
 
     def _send_shed(self) -> None:
         """Send the waiting shed letters that fit under the dead stream's cap (oldest first)."""

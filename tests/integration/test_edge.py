@@ -14,8 +14,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from moodstream.runtime.stages.forwarder import store_silence
 from moodstream.runtime.worker import BatchResult, Entry, StreamWorker, WorkerConfig
 from moodstream.schemas import tables
 from moodstream.schemas.messages import DeadLetter, EmotionsMessage, FrameKey, FrameMessage
-from tests.integration.helpers import assert_history, history, skip_mixed_server_kinds
+from tests.integration.helpers import assert_history, history, running, skip_mixed_server_kinds
 
 FAST = WorkerConfig(batch_size=8, block_ms=50, claim_idle_ms=500, claim_interval_s=0.2, heartbeat_s=0.5)
 EPOCH = 1_700_000_000_000
@@ -58,20 +57,6 @@ class FramesToEmotions:
             frame = FrameMessage.decode(entry.fields)
             result.outputs.append(EmotionsMessage(frame.key, frame.captured_ms, 0, 0).encode())
         return result
-
-
-@contextmanager
-def running(workers: list[StreamWorker]) -> Iterator[None]:
-    stop = threading.Event()
-    threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in workers]
-    for thread in threads:
-        thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(20)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> float:

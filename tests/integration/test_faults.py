@@ -16,8 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,13 @@ from moodstream.runtime.processes import DB_TRANSIENT
 from moodstream.runtime.stages import AggregatorStage, LossesStage
 from moodstream.runtime.worker import BatchResult, Entry, StreamWorker, WorkerConfig
 from moodstream.schemas.messages import EmotionsMessage, FrameKey, FrameMessage
-from tests.integration.helpers import assert_history, history, pending_of_group, skip_mixed_server_kinds
+from tests.integration.helpers import (
+    assert_history,
+    history,
+    pending_of_group,
+    running,
+    skip_mixed_server_kinds,
+)
 
 FAST = WorkerConfig(batch_size=4, block_ms=50, claim_idle_ms=100, claim_interval_s=0.1, heartbeat_s=0.5)
 EPOCH = 1_700_000_000_000
@@ -51,21 +56,6 @@ class FramesToEmotions:
             frame = FrameMessage.decode(entry.fields)
             result.outputs.append(EmotionsMessage(frame.key, frame.captured_ms, 0, 0).encode())
         return result
-
-
-@contextmanager
-def running(workers: list[StreamWorker]) -> Iterator[None]:
-    """Run workers in threads for the duration of the block (stopped and joined after)."""
-    stop = threading.Event()
-    threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in workers]
-    for thread in threads:
-        thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(15)
 
 
 def pipeline_workers(client: redis.Redis, url: str, names: StreamNames, engine: Engine) -> list[StreamWorker]:
