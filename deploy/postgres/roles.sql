@@ -3,7 +3,8 @@
 -- Two roles (DESIGN.md "Postgres"):
 --   * the writer (default moodstream_writer) owns the schema: it runs `moodstream db upgrade` and the pipeline;
 --   * the reader (default moodstream_reader) is what Grafana and analysts log in as: SELECT on the public
---     tables and views only (stores, cameras, emotion_counts, frame_losses, emotion_counts_v, branch_daily_v),
+--     tables and views only (stores, cameras, emotion_counts, frame_losses, zone_visits, emotion_counts_v,
+--     branch_daily_v),
 --     no INSERT/UPDATE/DELETE, no CREATE, no access to internal tables (applied_frames, alembic_version).
 --
 -- Run once as a superuser (or a role with CREATEROLE and CREATEDB); passwords come from the environment,
@@ -65,5 +66,5 @@ SELECT format('GRANT USAGE ON SCHEMA public TO %I', :'reader') \gexec
 
 -- when the schema already exists (this file run after `moodstream db upgrade`): grant the reader now
 SELECT format('GRANT SELECT ON %I TO %I', t, :'reader')
-  FROM unnest(ARRAY['stores', 'cameras', 'emotion_counts', 'frame_losses', 'emotion_counts_v', 'branch_daily_v']) AS t
+  FROM unnest(ARRAY['stores', 'cameras', 'emotion_counts', 'frame_losses', 'zone_visits', 'emotion_counts_v', 'branch_daily_v']) AS t
  WHERE to_regclass(t) IS NOT NULL \gexec

@@ -149,14 +149,16 @@ def grant_reader(conn: Connection, role: str) -> None:
     """GRANT the read-only role CONNECT, USAGE on schema public and SELECT on the public tables and views.
 
     Nothing else: no INSERT/UPDATE/DELETE, no CREATE, no access to internal tables (applied_frames,
-    alembic_version). Idempotent.
+    alembic_version). Idempotent. Public tables that a later migration adds (the schema is older) are left
+    out; that migration grants them when it runs.
     """
     quoted = quote_role(conn, role)
     database = conn.execute(text("SELECT current_database()")).scalar_one()
     conn.execute(text(f"GRANT CONNECT ON DATABASE {quote_role(conn, database)} TO {quoted}"))
     conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {quoted}"))
     for name in (*tables.PUBLIC_TABLES, *tables.PUBLIC_VIEWS):
-        conn.execute(text(f"GRANT SELECT ON {name} TO {quoted}"))
+        if conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar() is not None:
+            conn.execute(text(f"GRANT SELECT ON {name} TO {quoted}"))
     for name in (*tables.INTERNAL_TABLES, "alembic_version"):
         conn.execute(text(f"REVOKE ALL ON {name} FROM {quoted}"))
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from moodstream.common.redaction import RedactingFilter
 from moodstream.common.streams import ServerUnavailable, StreamNames, connect_redis, wait_for_redis
 from moodstream.ingest import CameraSpec, FramePublisher, IngestConfig, IngestSupervisor
+from moodstream.runtime.camera_settings import RegistryCameras
 from moodstream.runtime.database import DatabaseUnavailableError, create_database_engine
 from moodstream.runtime.lease import StageLease
 from moodstream.runtime.metrics import PipelineMetrics
@@ -36,7 +37,6 @@ from moodstream.runtime.stages import (
     LossesStage,
     TrackerStage,
 )
-from moodstream.runtime.stages.tracker import RegistryVisitSettings
 from moodstream.runtime.worker import BatchHandler, StreamWorker, WorkerConfig
 from moodstream.schemas import defaults
 from moodstream.schemas.registry import Registry, load_registry
@@ -106,7 +106,16 @@ class RunOptions(BaseModel):
 def registry_cameras(registry: Registry) -> list[CameraSpec]:
     """Enabled cameras of a loaded registry as ingest camera specs."""
     return [
-        CameraSpec(store.id, camera.id, str(camera.source), float(camera.fps), bool(camera.loop))
+        CameraSpec(
+            store.id,
+            camera.id,
+            str(camera.source),
+            float(camera.fps),
+            bool(camera.loop),
+            camera.detection.motion,
+            tuple(tuple((float(x), float(y)) for x, y in mask) for mask in camera.masks),
+            round(camera.detection.full_frame_seconds * 1000),
+        )
         for store, camera in registry.cameras(enabled_only=True)
     ]
 
@@ -174,7 +183,11 @@ def _worker(
 def run_detector(options: RunOptions, stop: threading.Event) -> None:
     """``frames`` -> ``faces`` until stopped."""
     names = StreamNames(options.prefix)
-    handler = DetectorStage(build_analyzer(options.analysis, classify=False))
+    handler = DetectorStage(
+        build_analyzer(options.analysis, classify=False),
+        RegistryCameras(options.registry).scene,
+        options.analysis.min_face_size,
+    )
     _worker(options, "detector", (names.frames, names.faces), handler, _serve_metrics(options)).run(stop)
 
 
@@ -186,7 +199,8 @@ def run_tracker(options: RunOptions, stop: threading.Event) -> None:
     first one stops or dies.
     """
     names = StreamNames(options.prefix)
-    handler = TrackerStage(RegistryVisitSettings(options.registry), options.reorder)
+    cameras = RegistryCameras(options.registry)
+    handler = TrackerStage(cameras, options.reorder, zones=cameras.zones)
     worker = _worker(options, "tracker", (names.faces, names.tracks), handler, _serve_metrics(options))
     worker.config = worker.config.model_copy(update={"claim_all_on_start": True})
     client = connect_redis(options.redis_url)

@@ -24,7 +24,7 @@ from moodstream.schemas import tables
 from moodstream.schemas.labels import EMOTIONS, satisfaction_index
 from tests.integration.helpers import drop_role
 
-HEAD = "0002_visits"
+HEAD = "0005_zones_visits"
 
 
 def test_upgrade_creates_every_table_and_view(engine: Engine) -> None:
