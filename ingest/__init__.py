@@ -7,6 +7,7 @@ Public API: ``CameraSpec``, ``IngestConfig``, ``CameraReader``, ``FramePublisher
 
 from moodstream.ingest.backoff import BackoffPolicy
 from moodstream.ingest.camera import CameraReader, CameraStatus, IngestConfig
+from moodstream.ingest.motion import MotionConfig, MotionGate
 from moodstream.ingest.publisher import FramePublisher
 from moodstream.ingest.sampling import SamplingError, read_image, sample_capture, sample_file
 from moodstream.ingest.sources import CameraSpec, SourceError, open_capture, source_type
@@ -22,6 +23,8 @@ __all__ = [
     "IngestConfig",
     "IngestSupervisor",
     "JpegError",
+    "MotionConfig",
+    "MotionGate",
     "SamplingError",
     "SourceError",
     "decode_jpeg",

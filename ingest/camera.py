@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from moodstream.common.redaction import redact_text
 from moodstream.ingest.backoff import BackoffPolicy
+from moodstream.ingest.motion import MotionGate
 from moodstream.ingest.sampling import sample_capture
 from moodstream.ingest.sources import CameraSpec, SourceError, open_capture
 from moodstream.schemas import defaults
@@ -85,6 +86,7 @@ class CameraReader:
         self.epoch = int(time.time() * 1000)
         self.seq = 0
         self.status = CameraStatus(epoch=self.epoch)
+        self.gate = MotionGate(None, spec.masks, spec.full_frame_ms) if spec.motion else None
 
     def run(self, stop: threading.Event) -> None:
         """Thread body: sample, publish, reconnect with backoff; returns when stopped or finished."""
@@ -124,6 +126,8 @@ class CameraReader:
         """Open the source and publish its samples; True when a non-looping file ended."""
         self._set_state("connecting")
         capture = open_capture(self.spec.source, self.config.open_timeout_ms, self.config.read_timeout_ms)
+        if self.gate is not None:
+            self.gate.reset()  # a new connection may show another view: search its first frame whole
         try:
             self._set_state("online")
             if self.spec.kind == "file":
@@ -166,7 +170,8 @@ class CameraReader:
         """Publish one frame; ``captured_ms`` defaults to now (live sources)."""
         captured = int(time.time() * 1000) if captured_ms is None else captured_ms
         key = FrameKey(self.spec.store_id, self.spec.camera_id, self.epoch, self.seq)
-        self.publish(FrameMessage(key, captured, encode_jpeg(frame, self.config.jpeg_quality)))
+        regions = None if self.gate is None else self.gate.regions(frame, captured)
+        self.publish(FrameMessage(key, captured, encode_jpeg(frame, self.config.jpeg_quality), regions))
         self.seq += 1
         self.status.frames += 1
         self.status.last_frame_ms = captured

@@ -30,13 +30,18 @@ class SourceError(RuntimeError):
 
 @dataclass(frozen=True)
 class CameraSpec:
-    """One camera to ingest: identity, source (file path, URL or webcam index), sampling rate, looping."""
+    """One camera to ingest: identity, source (file path, URL or webcam index), sampling rate, looping;
+    motion gating (``motion``: attach the motion regions to each frame; ``masks``: normalised polygons the
+    motion check ignores; ``full_frame_ms``: a whole-frame search at least this often, 0: none)."""
 
     store_id: str
     camera_id: str
     source: str
     fps: float
     loop: bool = False
+    motion: bool = False
+    masks: tuple[tuple[tuple[float, float], ...], ...] = ()
+    full_frame_ms: int = 0
 
     @property
     def label(self) -> str:
