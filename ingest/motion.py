@@ -4,11 +4,13 @@
 camera's view: a running average of gray frames ``MotionConfig.analysis_width`` pixels wide, which learns
 slowly where something differs from it (a person standing still stays "foreground" for minutes) and fast
 elsewhere (light changes). ``regions(frame, captured_ms)`` returns the boxes (frame pixels) where the frame
-differs from the background, padded and merged: ``None`` when the whole frame must be searched (the first
-frame, a gap in time, a periodic full check, or changes over most of the frame), an empty tuple when there
-is nothing to look at. Masked areas are ignored. The gate lives in ingest because ingest is the only place
-that sees every frame of a camera in order: the regions ride on the frame's entry, so any number of
-detector workers (and ``moodstream analyze``) search exactly the same areas.
+differs from the background, or did within the last ``hold_ms``, padded and merged: ``None`` when the
+whole frame must be searched (the first frame, a gap in time, a periodic full check, or changes over most
+of the frame), an empty tuple when there is nothing to look at. Masked areas are ignored.
+
+The gate lives in ingest because ingest is the only place that sees every frame of a camera in order: the
+regions ride on the frame's entry, so any number of detector workers (and ``moodstream analyze``) search
+exactly the same areas.
 
 Boxes are int arrays (N, 4) of x1, y1, x2, y2 with x2, y2 exclusive.
 """
@@ -61,6 +63,14 @@ class MotionConfig(BaseModel):
         description="How fast the background follows areas that differ from it (per frame): small, so a "
         "person standing still keeps being searched (about 1/rate frames).",
     )
+    hold_ms: int = Field(
+        default=4000,
+        ge=0,
+        le=600_000,
+        description="An area that changed stays searched this long (ms) after its last change, so a head "
+        "that turns now and then, or a person present since the camera started who moves a little, keeps "
+        "being searched between movements (longer than the tracker's default 3 s gap).",
+    )
     max_area_fraction: float = Field(
         default=0.5,
         gt=0,
@@ -93,6 +103,7 @@ class MotionGate:
         self.masks = tuple(masks)
         self.full_frame_ms = full_frame_ms
         self.background: np.ndarray | None = None
+        self.last_change: np.ndarray | None = None  # per small pixel: capture time of its last change
         self.last_ms = 0
         self.last_full_ms = 0
 
@@ -115,15 +126,19 @@ class MotionGate:
             or not 0 <= captured_ms - last_ms <= cfg.max_gap_ms
         ):
             self.background = current
+            self.last_change = np.full(current.shape, np.iinfo(np.int64).min // 2, np.int64)
             self.last_full_ms = captured_ms
             return None
         foreground = cv2.absdiff(current, previous) > cfg.threshold
+        assert self.last_change is not None
+        self.last_change[foreground] = captured_ms
+        active = (captured_ms - self.last_change) <= cfg.hold_ms
         rate = np.where(foreground, np.float32(cfg.foreground_rate), np.float32(cfg.learning_rate))
         self.background = previous + rate * (current - previous)
         if self.full_frame_ms and captured_ms - self.last_full_ms >= self.full_frame_ms:
             self.last_full_ms = captured_ms
             return None
-        boxes = self._boxes(foreground.astype(np.uint8), small.shape, frame.shape)
+        boxes = self._boxes(active.astype(np.uint8), small.shape, frame.shape)
         size = (frame.shape[1], frame.shape[0])
         if area_fraction(boxes, size) > cfg.max_area_fraction:
             self.last_full_ms = captured_ms
