@@ -326,30 +326,42 @@ periods (e.g. 02:00 +02:00 and 02:00 +01:00), never merged into one."""
 
 _ZONE_REPORT_SQL = text(
     f"""
-SELECT s.branch, z.store_id, COALESCE(s.name, z.store_id) AS store_name,
-       COALESCE(s.timezone, 'UTC') AS timezone,
-       date_trunc(CAST(:unit AS text), z.bucket_start AT TIME ZONE COALESCE(s.timezone, 'UTC'))
-         AS period_start,
+WITH z AS (
+  SELECT zv.*, s.branch, COALESCE(s.name, zv.store_id) AS store_name,
+         COALESCE(s.timezone, 'UTC') AS timezone
+  FROM zone_visits AS zv
+  LEFT JOIN stores s ON s.id = zv.store_id
+  WHERE zv.zone = CAST(:zone AS text)
+    AND zv.bucket_start >= CAST(:day_from AS timestamptz) - interval '1 day'
+    AND zv.bucket_start < CAST(:day_after AS timestamptz) + interval '1 day'
+), b AS (
+  SELECT z.*,
+         CASE WHEN CAST(:unit AS text) = 'hour'
+              THEN z.bucket_start - ((z.bucket_start AT TIME ZONE z.timezone)
+                                     - date_trunc('hour', z.bucket_start AT TIME ZONE z.timezone))
+              ELSE date_trunc('day', z.bucket_start AT TIME ZONE z.timezone) AT TIME ZONE z.timezone
+         END AS period_instant
+  FROM z
+  WHERE z.bucket_start >= (CAST(:day_from AS timestamp) AT TIME ZONE z.timezone)
+    AND z.bucket_start < (CAST(:day_after AS timestamp) AT TIME ZONE z.timezone)
+    AND (CAST(:branch AS text) IS NULL OR z.branch = CAST(:branch AS text))
+    AND (CAST(:store AS text) IS NULL OR z.store_id = CAST(:store AS text))
+)
+SELECT b.branch, b.store_id, b.store_name, b.timezone, b.period_instant,
+       b.period_instant AT TIME ZONE b.timezone AS period_start,
        {
         ", ".join(
-            f"sum(z.{c}) AS {c}" if c in (*ZONE_COUNT_COLUMNS, "dwell_seconds_sum") else f"0 AS {c}"
+            f"sum(b.{c}) AS {c}" if c in (*ZONE_COUNT_COLUMNS, "dwell_seconds_sum") else f"0 AS {c}"
             for c in _SUMMED_COLUMNS
         )
     }
-FROM zone_visits AS z
-LEFT JOIN stores s ON s.id = z.store_id
-WHERE z.zone = CAST(:zone AS text)
-  AND z.bucket_start >= CAST(:day_from AS timestamptz) - interval '1 day'
-  AND z.bucket_start < CAST(:day_after AS timestamptz) + interval '1 day'
-  AND z.bucket_start >= (CAST(:day_from AS timestamp) AT TIME ZONE COALESCE(s.timezone, 'UTC'))
-  AND z.bucket_start < (CAST(:day_after AS timestamp) AT TIME ZONE COALESCE(s.timezone, 'UTC'))
-  AND (CAST(:branch AS text) IS NULL OR s.branch = CAST(:branch AS text))
-  AND (CAST(:store AS text) IS NULL OR z.store_id = CAST(:store AS text))
+FROM b
 GROUP BY 1, 2, 3, 4, 5
 ORDER BY 1, 2, 5
 """
 )
-"""The report's query over ``zone_visits`` for one zone: visits and dwell; frames and faces are 0."""
+"""The report's query over ``zone_visits`` for one zone, periods as in ``_REPORT_SQL`` (grouped by the
+instant they start): visits and dwell; frames and faces are 0."""
 
 _KNOWN_ZONES_SQL = text(
     """
