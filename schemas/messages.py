@@ -306,19 +306,14 @@ class FrameMessage:
             b"jpeg": self.jpeg,
         }
         if self.regions is not None:
-            fields[b"regions"] = json.dumps([list(r) for r in self.regions], separators=(",", ":")).encode()
+            fields[b"regions"] = _boxes_json(self.regions)
         return fields
 
     @classmethod
     def decode(cls, fields: Mapping[bytes, bytes]) -> FrameMessage:
         """Parse a ``frames`` entry; raises MessageError."""
         _expect_kind(fields, cls.KIND)
-        regions = None
-        if b"regions" in fields:
-            items = _json_field(fields, "regions")
-            if not isinstance(items, list):
-                raise _fail("regions", "a JSON list of [x1, y1, x2, y2] boxes", items)
-            regions = _check_regions(items)
+        regions = _optional_boxes(fields, "regions")
         return cls(FrameKey.from_fields(fields), _int_field(fields, "ts"), _raw(fields, "jpeg"), regions)
 
 
@@ -328,6 +323,9 @@ class FacesMessage:
 
     ``crops`` is uint8, shape (N, H, W) for gray or (N, H, W, 3) for colour crops, N == len(faces);
     on the wire it is raw bytes plus its shape. ``frame_size`` is the frame's (width, height).
+    ``searched``: the regions the detector searched, boxes (x1, y1, x2, y2) in frame pixels as the faces'
+    boxes (x2, y2 exclusive); None (no ``searched`` field on the wire): the whole frame; empty: nothing
+    (a frame with nothing to look at). The tracker does not age a track the detector did not look for.
     """
 
     KIND: ClassVar[str] = "faces"
@@ -336,6 +334,7 @@ class FacesMessage:
     frame_size: tuple[int, int]
     faces: tuple[DetectedFace, ...]
     crops: np.ndarray = field(repr=False)
+    searched: tuple[tuple[int, int, int, int], ...] | None = None
 
     def __post_init__(self) -> None:
         _check_int("ts", self.captured_ms)
@@ -344,11 +343,13 @@ class FacesMessage:
         if len(self.faces) > MAX_FACES:
             raise _fail("faces", f"at most {MAX_FACES} faces", len(self.faces))
         _check_crops(self.crops, len(self.faces))
+        if self.searched is not None:
+            _check_regions(self.searched, "searched")
 
     def encode(self) -> Fields:
         """Field map for XADD."""
         crops = np.ascontiguousarray(self.crops, dtype=np.uint8)
-        return {
+        fields: Fields = {
             **_header(self.KIND),
             **self.key.to_fields(),
             b"ts": str(self.captured_ms).encode(),
@@ -358,6 +359,9 @@ class FacesMessage:
             b"crop_shape": json.dumps(list(crops.shape)).encode(),
             b"crops": crops.tobytes(),
         }
+        if self.searched is not None:
+            fields[b"searched"] = _boxes_json(self.searched)
+        return fields
 
     @classmethod
     def decode(cls, fields: Mapping[bytes, bytes]) -> FacesMessage:
@@ -366,7 +370,8 @@ class FacesMessage:
         faces = tuple(DetectedFace.from_json(item) for item in _faces_list(fields))
         crops = _crops_field(fields)
         size = (_int_field(fields, "frame_w", 1, 65535), _int_field(fields, "frame_h", 1, 65535))
-        return cls(FrameKey.from_fields(fields), _int_field(fields, "ts"), size, faces, crops)
+        searched = _optional_boxes(fields, "searched")
+        return cls(FrameKey.from_fields(fields), _int_field(fields, "ts"), size, faces, crops, searched)
 
 
 def _crops_field(fields: Mapping[bytes, bytes]) -> np.ndarray:
@@ -422,19 +427,34 @@ def _check_keys(
 MAX_REGIONS: Final[int] = 256
 
 
-def _check_regions(items: Sequence[object]) -> tuple[tuple[int, int, int, int], ...]:
-    """Motion regions: at most MAX_REGIONS boxes of 4 ints with x1 < x2, y1 < y2, all in 0..65535."""
+def _check_regions(items: Sequence[object], name: str = "regions") -> tuple[tuple[int, int, int, int], ...]:
+    """Regions (field ``name``): at most MAX_REGIONS boxes of 4 ints with x1 < x2, y1 < y2, all in
+    0..65535."""
     if len(items) > MAX_REGIONS:
-        raise _fail("regions", f"at most {MAX_REGIONS} boxes", len(items))
+        raise _fail(name, f"at most {MAX_REGIONS} boxes", len(items))
     out = []
     for item in items:
         if not isinstance(item, list | tuple) or len(item) != 4:
-            raise _fail("regions", "boxes [x1, y1, x2, y2]", item)
-        x1, y1, x2, y2 = (_check_int("regions", v, 0, 65535) for v in item)
+            raise _fail(name, "boxes [x1, y1, x2, y2]", item)
+        x1, y1, x2, y2 = (_check_int(name, v, 0, 65535) for v in item)
         if x2 <= x1 or y2 <= y1:
-            raise _fail("regions", "boxes with x1 < x2 and y1 < y2", item)
+            raise _fail(name, "boxes with x1 < x2 and y1 < y2", item)
         out.append((x1, y1, x2, y2))
     return tuple(out)
+
+
+def _boxes_json(boxes: Sequence[tuple[int, int, int, int]]) -> bytes:
+    return json.dumps([list(b) for b in boxes], separators=(",", ":")).encode()
+
+
+def _optional_boxes(fields: Mapping[bytes, bytes], name: str) -> tuple[tuple[int, int, int, int], ...] | None:
+    """An optional field of regions (``_check_regions``): None when absent."""
+    if name.encode() not in fields:
+        return None
+    items = _json_field(fields, name)
+    if not isinstance(items, list):
+        raise _fail(name, "a JSON list of [x1, y1, x2, y2] boxes", items)
+    return _check_regions(items, name)
 
 
 def _check_zone(name: str, value: object) -> str | None:

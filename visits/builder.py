@@ -101,6 +101,7 @@ class VisitBuilder:
         crops: np.ndarray | None,
         frame_size: tuple[int, int] | None = None,
         zones: Sequence[str | None] | None = None,
+        searched: np.ndarray | None = None,
     ) -> FrameVisits:
         """Track and gate one frame's faces.
 
@@ -108,15 +109,16 @@ class VisitBuilder:
         crops: (N, H, W) or (N, H, W, 3) uint8 aligned crops, one per face (None: no sharpness check, no
         votes kept); frame_size: (width, height) of the frame, if known (a track predicted outside it
         ends when unmatched, see `FaceTracker.update`); zones: per face the zone holding it (None: no
-        zone), counted per visit to give its zone. Returns the per-face results and the visits that ended
-        at this frame.
+        zone), counted per visit to give its zone; searched: (K, 4) the regions the detector searched
+        (None: the whole frame; a track not searched for is not aged, see `FaceTracker.update`).
+        Returns the per-face results and the visits that ended at this frame.
         """
         _check_crops(crops, len(faces))
         if zones is not None and len(zones) != len(faces):
             raise VisitsError(f"zones: expected {len(faces)} entries (one per face), got {len(zones)}")
         boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
         scores = np.array([f.score for f in faces], dtype=np.float64)
-        ids = self.tracker.update(captured_ms, boxes, scores, frame_size)
+        ids = self.tracker.update(captured_ms, boxes, scores, frame_size, searched)
         verdicts = self.gate.assess_all(faces, crops)
         for i, track in enumerate(ids.tolist()):
             if track >= 0:

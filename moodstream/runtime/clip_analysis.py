@@ -16,7 +16,14 @@ import numpy as np
 
 from moodstream.ingest import MotionConfig, MotionGate
 from moodstream.runtime.frame_analysis import FrameAnalyzer, jpeg_round_trip
-from moodstream.runtime.scene import CameraScene, SearchStats, blank_masks, detect_in_regions, detector_scale
+from moodstream.runtime.scene import (
+    CameraScene,
+    SearchStats,
+    blank_masks,
+    detect_in_regions,
+    detector_scale,
+    searched_regions,
+)
 from moodstream.runtime.visit_tracking import CameraVisits, visit_emotions
 from moodstream.schemas.messages import ClassifiedVote, VisitEmotion, VisitRecord
 from moodstream.schemas.visit_config import VisitConfig
@@ -115,9 +122,11 @@ def analyze_clip(
         if analyzer.detector is None:
             raise ValueError("analyze needs an analyzer with a face detector")
         faces = detect_in_regions(analyzer.detector, seen, regions, [scale] * len(seen), clip.search)
-        for (stamp_ms, frame), found in zip(chunk, analyzer.align_faces(seen, faces), strict=True):
+        aligned = analyzer.align_faces(seen, faces)
+        for (stamp_ms, frame), found, wanted in zip(chunk, aligned, regions, strict=True):
             size = (frame.shape[1], frame.shape[0])
-            tracked = tracker.observe(stamp_ms, found.faces, found.crops, size)
+            searched = searched_regions(wanted, scale, size)  # as the detector stage tells the tracker
+            tracked = tracker.observe(stamp_ms, found.faces, found.crops, size, searched)
             spans.add(stamp_ms, tracked.track_ids)
             boxes = tuple(f.box for f in found.faces)
             readable = tuple(f.readable for f in tracked.faces)

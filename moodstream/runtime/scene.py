@@ -87,18 +87,46 @@ def _scaled(frame: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
-def _region_crops(
-    work: np.ndarray, regions: Sequence[Box], scale: float
-) -> list[tuple[np.ndarray, int, int]]:
-    """Crops of the (scaled) frame for regions given in frame pixels, with their offsets."""
-    height, width = work.shape[:2]
+def _windows(size: tuple[int, int], regions: Sequence[Box], scale: float) -> list[Box]:
+    """The windows (left, top, right, bottom) of a frame shrunk by ``scale`` to ``size`` (width, height)
+    that the detector searches for regions given in frame pixels (too thin ones are left out)."""
+    width, height = size
     out = []
     for x1, y1, x2, y2 in regions:
         left, top = max(0, int(x1 * scale)), max(0, int(y1 * scale))
         right, bottom = min(width, int(np.ceil(x2 * scale))), min(height, int(np.ceil(y2 * scale)))
         if right - left >= MIN_CROP_SIDE and bottom - top >= MIN_CROP_SIDE:
-            out.append((np.ascontiguousarray(work[top:bottom, left:right]), left, top))
+            out.append((left, top, right, bottom))
     return out
+
+
+def _region_crops(
+    work: np.ndarray, regions: Sequence[Box], scale: float
+) -> list[tuple[np.ndarray, int, int]]:
+    """Crops of the (scaled) frame for regions given in frame pixels, with their offsets."""
+    windows = _windows((work.shape[1], work.shape[0]), regions, scale)
+    return [(np.ascontiguousarray(work[t:b, le:r]), le, t) for le, t, r, b in windows]
+
+
+def searched_regions(
+    regions: Sequence[Box] | None, scale: float, frame_size: tuple[int, int]
+) -> tuple[Box, ...] | None:
+    """What ``detect_in_regions`` searches of a ``frame_size`` (width, height) frame given its ``regions``
+    and ``scale``, in the frame's own pixels (the faces' coordinates): None for the whole frame, else the
+    searched windows mapped back to frame pixels (outward, within the frame), empty when nothing is."""
+    if regions is None:
+        return None
+    width, height = frame_size
+    size = (max(1, round(width * scale)), max(1, round(height * scale))) if scale < 1.0 else frame_size
+    return tuple(
+        (
+            min(width - 1, int(left / scale)),
+            min(height - 1, int(top / scale)),
+            min(width, int(np.ceil(right / scale))),
+            min(height, int(np.ceil(bottom / scale))),
+        )
+        for left, top, right, bottom in _windows(size, regions, scale)
+    )
 
 
 def _moved(face: Face, dx: int, dy: int, scale: float) -> Face:

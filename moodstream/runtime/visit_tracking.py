@@ -140,14 +140,18 @@ class CameraVisits:
         faces: Sequence[DetectedFace],
         crops: np.ndarray,
         frame_size: tuple[int, int] | None = None,
+        searched: Sequence[tuple[int, int, int, int]] | None = None,
     ) -> TrackedFrame:
         """Track one frame: faces with their aligned crops (N, H, W[, 3]) uint8, one per face;
-        ``frame_size`` (width, height) places the faces in the camera's zones (needed when it has some)."""
+        ``frame_size`` (width, height) places the faces in the camera's zones (needed when it has some);
+        ``searched``: the regions (frame pixels) the detector searched, None for the whole frame (a
+        track outside all of them was not looked for: it is not aged)."""
         self.crop_tail = tuple(crops.shape[1:])
         zones = None
         if self.zones and frame_size is not None:
             zones = [box_zone(f.box, frame_size, self.zones) for f in faces]
-        result = self.builder.observe(captured_ms, faces, crops, zones=zones)
+        regions = None if searched is None else np.array(searched, dtype=np.float64).reshape(-1, 4)
+        result = self.builder.observe(captured_ms, faces, crops, zones=zones, searched=regions)
         self.last_ms = captured_ms
         records, vote_crops = visit_records(result.ended, self.crop_tail)
         return TrackedFrame(tracked_faces(faces, result.qualities), result.track_ids, records, vote_crops)

@@ -3,7 +3,8 @@
 Per frame: the camera's masks are blanked, the frame is shrunk for the camera's smallest face (resolution
 by need, ``detection.min_face_size``), and the detector searches only the motion regions ingest attached
 (the whole frame when there are none; no detector run at all when the list is empty). Every frame gives
-one FacesMessage, so ``frames`` stays exact."""
+one FacesMessage, so ``frames`` stays exact; it says what was searched (``searched``, frame pixels), so
+the tracker does not take a person the detector did not look for as gone."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ import numpy as np
 
 from moodstream.runtime.frame_analysis import AnalysisError, FrameAnalyzer, FrameFaces
 from moodstream.runtime.metrics import StageCounters
-from moodstream.runtime.scene import CameraScene, SearchStats, blank_masks, detect_in_regions, detector_scale
+from moodstream.runtime.scene import (
+    CameraScene,
+    SearchStats,
+    blank_masks,
+    detect_in_regions,
+    detector_scale,
+    searched_regions,
+)
 from moodstream.runtime.stages.decoding import decode_all
 from moodstream.runtime.worker import BatchResult, Entry
 from moodstream.schemas.jpeg import MAX_FRAME_PIXELS, decode_jpeg, jpeg_dimensions
@@ -46,6 +54,7 @@ class DetectorStage:
         good, dead = decode_all(entries, FrameMessage.decode, FrameMessage.KIND)
         searched: list[tuple[FrameMessage, np.ndarray, float]] = []
         sizes: dict[int, tuple[int, int]] = {}
+        scales: dict[int, float] = {}
         skipped: set[int] = set()
         for index, (entry, message) in enumerate(good):
             if message.regions == ():
@@ -68,6 +77,7 @@ class DetectorStage:
                 image = blank_masks(image, scene.masks)
                 scale = detector_scale(scene.detection.min_face_size, self.detector_min_face)
             sizes[index] = (image.shape[1], image.shape[0])
+            scales[index] = scale
             searched.append((message, image, scale))
         found = iter(self._detect(searched))
         outputs = []
@@ -81,6 +91,7 @@ class DetectorStage:
                 sizes[index],
                 () if faces is None else faces.faces,
                 self._no_crops() if faces is None else faces.crops,
+                () if faces is None else searched_regions(message.regions, scales[index], sizes[index]),
             )
             outputs.append(out.encode())
             counters.add(message.key.store_id, message.key.camera_id, "frames_in")

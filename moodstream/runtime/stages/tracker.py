@@ -182,7 +182,7 @@ class TrackerStage:
                 continue
             try:
                 frame = camera.visits.observe(
-                    message.captured_ms, message.faces, message.crops, message.frame_size
+                    message.captured_ms, message.faces, message.crops, message.frame_size, message.searched
                 )
             except VisitsError as exc:  # a frame the tracker cannot use: counted, untracked, logged
                 log.error("tracker: %s not tracked: %s", message.key.label(), exc)
