@@ -10,13 +10,18 @@ import json
 import numpy as np
 import pytest
 
+from moodstream.common.streams import StreamNames
 from moodstream.ingest import MotionConfig
 from moodstream.runtime.clip_analysis import analyze_clip
 from moodstream.runtime.demo import astronaut_bgr, paste_head, store_background
 from moodstream.runtime.frame_analysis import FrameAnalyzer
+from moodstream.runtime.metrics import StageCounters
 from moodstream.runtime.models import AnalysisConfig, build_analyzer
 from moodstream.runtime.scene import CameraScene, searched_regions
-from moodstream.schemas.messages import FacesMessage, FrameKey, MessageError, decode_message
+from moodstream.runtime.stages.detector import DetectorStage
+from moodstream.runtime.worker import Entry
+from moodstream.schemas.jpeg import encode_jpeg
+from moodstream.schemas.messages import FacesMessage, FrameKey, FrameMessage, MessageError, decode_message
 from moodstream.schemas.registry import DetectionConfig
 from moodstream.visits import FaceTracker, VisitBuilder, VisitsError
 from tests.unit.visit_scenes import face, sharp_crops
@@ -191,3 +196,23 @@ def test_analyze_keeps_a_still_person_one_visit_with_gating_as_without(analyzer:
     assert len(full.visits) == len(gated.visits) == 1
     assert gated.visits[0].started_ms == full.visits[0].started_ms == 0
     assert gated.visits[0].ended_ms >= 20_000  # re-seen by the whole-frame search at 20 s: dwell not cut
+
+
+def test_the_detector_stage_says_what_it_searched_in_frame_pixels(analyzer: FrameAnalyzer) -> None:
+    # A camera asking for 40 px faces: frames searched at half size, regions and faces in frame pixels.
+    scene = CameraScene(detection=DetectionConfig(min_face_size=40))
+    stage = DetectorStage(analyzer, lambda store, camera: scene, detector_min_face=20)
+    frame = store_background((960, 540))
+    paste_head(frame, astronaut_bgr(), 80, 400, 250)
+    jpeg = encode_jpeg(frame, 85)
+    out = []
+    for seq, regions in enumerate([None, (), ((301, 151, 503, 353), (0, 0, 10, 10))]):
+        message = FrameMessage(FrameKey("s", "c", 1, seq), 1000 + 500 * seq, jpeg, regions)
+        result = stage.handle([Entry(f"{seq}-0", message.encode())], StageCounters("d", StreamNames("t:")))
+        decoded = decode_message(result.outputs[0])
+        assert isinstance(decoded, FacesMessage)
+        out.append(decoded)
+    assert [m.searched for m in out] == [None, (), ((300, 150, 504, 354),)]  # the thin one is not searched
+    (found,) = out[2].faces
+    x1, y1, x2, y2 = found.box
+    assert x1 >= 300 and x2 <= 504 and y1 >= 150 and y2 <= 354  # the face, in the same frame pixels
