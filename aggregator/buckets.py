@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from moodstream.schemas.messages import ClassifiedVote, DeadLetter, EmotionsMessage, VisitEmotion
-from moodstream.schemas.tables import COUNT_COLUMNS, DWELL_BINS
+from moodstream.schemas.tables import COUNT_COLUMNS, DWELL_BINS, ZONE_COUNT_COLUMNS
 
 
 class BucketError(ValueError):
@@ -16,6 +16,9 @@ class BucketError(ValueError):
 
 BucketKey = tuple[datetime, str, str]
 """(bucket_start UTC, store_id, camera_id)."""
+
+ZoneKey = tuple[datetime, str, str, str]
+"""(bucket_start UTC, store_id, camera_id, zone)."""
 
 
 def bucket_start(captured_ms: int, bucket_seconds: int) -> datetime:
@@ -101,6 +104,42 @@ def fold_emotions(messages: Iterable[EmotionsMessage], bucket_seconds: int) -> d
             row(message, vote.captured_ms).add_vote(vote)
         for visit in message.visits:
             row(message, visit.started_ms).add_visit(visit)
+    return rows
+
+
+@dataclass
+class ZoneCounts:
+    """Visit counters of one (bucket, store, camera, zone), named as the ``zone_visits`` columns."""
+
+    counters: dict[str, int] = field(default_factory=lambda: _zeros(ZONE_COUNT_COLUMNS))
+    dwell_seconds_sum: float = 0.0
+
+    def add_visit(self, visit: VisitEmotion) -> None:
+        """Count one ended visit: visits, readable visits and its emotion, dwell sum and histogram."""
+        self.counters["visits"] += 1
+        if visit.emotion is not None:
+            self.counters["readable_visits"] += 1
+            self.counters[f"visits_{visit.emotion}"] += 1
+        dwell = visit.dwell_ms / 1000
+        self.dwell_seconds_sum += dwell
+        self.counters[dwell_column(dwell)] += 1
+
+    def column_values(self) -> dict[str, int | float]:
+        """Every counter and ``dwell_seconds_sum`` by column name (for the upsert)."""
+        return {**self.counters, "dwell_seconds_sum": self.dwell_seconds_sum}
+
+
+def fold_zones(messages: Iterable[EmotionsMessage], bucket_seconds: int) -> dict[ZoneKey, ZoneCounts]:
+    """Sum the ended visits that belong to a zone into (bucket_start, store, camera, zone) rows, each in
+    the bucket of its start (as in ``fold_emotions``); visits in no zone are left out."""
+    rows: dict[ZoneKey, ZoneCounts] = {}
+    for message in messages:
+        for visit in message.visits:
+            if visit.zone is None:
+                continue
+            start = bucket_start(visit.started_ms, bucket_seconds)
+            key = (start, message.key.store_id, message.key.camera_id, visit.zone)
+            rows.setdefault(key, ZoneCounts()).add_visit(visit)
     return rows
 
 

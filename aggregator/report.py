@@ -28,6 +28,7 @@ from moodstream.schemas.tables import (
     DWELL_COLUMNS,
     FACE_EMOTION_COLUMNS,
     VISIT_EMOTION_COLUMNS,
+    ZONE_COUNT_COLUMNS,
 )
 
 MAX_REPORT_DAYS: Final[int] = 3660
@@ -52,6 +53,13 @@ class ReportRequest(BaseModel):
 
     branch: str | None = Field(None, min_length=1, max_length=200, description="only this branch")
     store: str | None = Field(None, min_length=1, max_length=200, description="only this store id")
+    zone: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="only the visits of this camera zone (zone_visits); frames and faces are not counted "
+        "per zone and show 0",
+    )
     date_from: date = Field(description="first local day included")
     date_to: date = Field(description="last local day included (inclusive)")
     by: Granularity = Field("day", description="bucket per local day or per local hour")
@@ -316,6 +324,71 @@ only let PostgreSQL use the bucket_start index. Periods are grouped by the insta
 periods (e.g. 02:00 +02:00 and 02:00 +01:00), never merged into one."""
 
 
+_ZONE_REPORT_SQL = text(
+    f"""
+WITH z AS (
+  SELECT zv.*, s.branch, COALESCE(s.name, zv.store_id) AS store_name,
+         COALESCE(s.timezone, 'UTC') AS timezone
+  FROM zone_visits AS zv
+  LEFT JOIN stores s ON s.id = zv.store_id
+  WHERE zv.zone = CAST(:zone AS text)
+    AND zv.bucket_start >= CAST(:day_from AS timestamptz) - interval '1 day'
+    AND zv.bucket_start < CAST(:day_after AS timestamptz) + interval '1 day'
+), b AS (
+  SELECT z.*,
+         CASE WHEN CAST(:unit AS text) = 'hour'
+              THEN z.bucket_start - ((z.bucket_start AT TIME ZONE z.timezone)
+                                     - date_trunc('hour', z.bucket_start AT TIME ZONE z.timezone))
+              ELSE date_trunc('day', z.bucket_start AT TIME ZONE z.timezone) AT TIME ZONE z.timezone
+         END AS period_instant
+  FROM z
+  WHERE z.bucket_start >= (CAST(:day_from AS timestamp) AT TIME ZONE z.timezone)
+    AND z.bucket_start < (CAST(:day_after AS timestamp) AT TIME ZONE z.timezone)
+    AND (CAST(:branch AS text) IS NULL OR z.branch = CAST(:branch AS text))
+    AND (CAST(:store AS text) IS NULL OR z.store_id = CAST(:store AS text))
+)
+SELECT b.branch, b.store_id, b.store_name, b.timezone, b.period_instant,
+       b.period_instant AT TIME ZONE b.timezone AS period_start,
+       {
+        ", ".join(
+            f"sum(b.{c}) AS {c}" if c in (*ZONE_COUNT_COLUMNS, "dwell_seconds_sum") else f"0 AS {c}"
+            for c in _SUMMED_COLUMNS
+        )
+    }
+FROM b
+GROUP BY 1, 2, 3, 4, 5
+ORDER BY 1, 2, 5
+"""
+)
+"""The report's query over ``zone_visits`` for one zone, periods as in ``_REPORT_SQL`` (grouped by the
+instant they start): visits and dwell; frames and faces are 0."""
+
+_KNOWN_ZONES_SQL = text(
+    """
+SELECT DISTINCT z.zone FROM zone_visits z LEFT JOIN stores s ON s.id = z.store_id
+WHERE (CAST(:branch AS text) IS NULL OR s.branch = CAST(:branch AS text))
+  AND (CAST(:store AS text) IS NULL OR z.store_id = CAST(:store AS text))
+ORDER BY 1
+"""
+)
+
+
+def check_zone(conn: Connection, request: ReportRequest) -> None:
+    """Raise :class:`UnknownScopeError` when ``request.zone`` has no counted visit in the branch/store."""
+    if request.zone is None:
+        return
+    params = {"branch": request.branch, "store": request.store}
+    zones = [str(r.zone) for r in conn.execute(_KNOWN_ZONES_SQL, params)]
+    if request.zone not in zones:
+        where = f" of store {request.store!r}" if request.store else ""
+        where += f" of branch {request.branch!r}" if request.branch and not request.store else ""
+        known = ", ".join(zones) or "none has counted a visit yet"
+        raise UnknownScopeError(
+            f"unknown zone {request.zone!r} (zones{where} with counted visits: {known}); zones are "
+            "the cameras' zones[].id in stores.yaml"
+        )
+
+
 def check_scope(conn: Connection, request: ReportRequest) -> None:
     """Raise :class:`UnknownScopeError` when the branch or store is not registered."""
     store_branch = {str(r.id): str(r.branch) for r in conn.execute(_KNOWN_STORES_SQL)}
@@ -338,16 +411,17 @@ def check_scope(conn: Connection, request: ReportRequest) -> None:
 def fetch_report(conn: Connection, request: ReportRequest, now: datetime | None = None) -> Report:
     """Check the scope, run the report query and return its rows (ordered branch, store, period)."""
     check_scope(conn, request)
+    check_zone(conn, request)
     params = {
         "unit": request.by,
         "day_from": request.date_from.isoformat(),
         "day_after": (request.date_to + timedelta(days=1)).isoformat(),
         "branch": request.branch,
         "store": request.store,
+        "zone": request.zone,
     }
-    rows = tuple(
-        _to_row(r._mapping).suppress_below(request.min_visits) for r in conn.execute(_REPORT_SQL, params)
-    )
+    query = _REPORT_SQL if request.zone is None else _ZONE_REPORT_SQL
+    rows = tuple(_to_row(r._mapping).suppress_below(request.min_visits) for r in conn.execute(query, params))
     return Report(request=request, rows=rows, generated_at=now or datetime.now().astimezone())
 
 

@@ -15,10 +15,10 @@ from typing import Any, Final, TypeVar
 from sqlalchemy import Connection, delete, func, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
-from moodstream.aggregator.buckets import fold_emotions, fold_losses
+from moodstream.aggregator.buckets import fold_emotions, fold_losses, fold_zones
 from moodstream.schemas import tables
 from moodstream.schemas.messages import DeadLetter, EmotionsMessage, FrameKey
-from moodstream.schemas.tables import COUNT_COLUMNS
+from moodstream.schemas.tables import COUNT_COLUMNS, ZONE_COUNT_COLUMNS
 
 M = TypeVar("M", EmotionsMessage, DeadLetter)
 
@@ -99,7 +99,35 @@ def apply_emotions(
                 },
             )
         )
+    _apply_zones(conn, unique, bucket_seconds)
     return unique
+
+
+def _apply_zones(conn: Connection, messages: Sequence[EmotionsMessage], bucket_seconds: int) -> None:
+    """Add the zone visits of newly counted frames to ``zone_visits`` (same transaction)."""
+    rows = fold_zones(messages, bucket_seconds)
+    if not rows:
+        return
+    table = tables.zone_visits
+    values: list[dict[str, Any]] = [
+        {
+            "bucket_start": start,
+            "store_id": store,
+            "camera_id": camera,
+            "zone": zone,
+            "bucket_seconds": bucket_seconds,
+            **counts.column_values(),
+        }
+        for (start, store, camera, zone), counts in sorted(rows.items())
+    ]
+    statement = insert(table).values(values)
+    added = {c: table.c[c] + statement.excluded[c] for c in (*ZONE_COUNT_COLUMNS, "dwell_seconds_sum")}
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.bucket_start, table.c.store_id, table.c.camera_id, table.c.zone],
+            set_={**added, "updated_at": func.now()},
+        )
+    )
 
 
 def apply_losses(conn: Connection, letters: Sequence[DeadLetter], bucket_seconds: int) -> list[DeadLetter]:

@@ -1,6 +1,7 @@
 """moodstream detector: MTCNN face detection on ONNX Runtime, and face alignment.
 
-Public API: `FaceDetector`, `DetectorConfig`, `Face`, `align_face`, `DetectorError`, `ModelFileError`.
+Public API: `FaceDetector`, `DetectorConfig`, `Face`, `align_face`, `DetectorError`, `ModelFileError`,
+`pyramid_scales` (the pyramid a frame size gets, for cost estimates).
 Nothing runs at import time; networks load when a `FaceDetector` is created.
 """
 
@@ -9,5 +10,14 @@ from moodstream.detector.config import DetectorConfig
 from moodstream.detector.detector import FaceDetector
 from moodstream.detector.errors import DetectorError, ModelFileError
 from moodstream.detector.face import Face
+from moodstream.detector.stages import pyramid_scales
 
-__all__ = ["DetectorConfig", "DetectorError", "Face", "FaceDetector", "ModelFileError", "align_face"]
+__all__ = [
+    "DetectorConfig",
+    "DetectorError",
+    "Face",
+    "FaceDetector",
+    "ModelFileError",
+    "align_face",
+    "pyramid_scales",
+]

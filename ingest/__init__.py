@@ -9,6 +9,7 @@ Public API: ``CameraSpec``, ``IngestConfig``, ``CameraReader``, ``FramePublisher
 from moodstream.ingest.backoff import BackoffPolicy
 from moodstream.ingest.camera import CameraReader, CameraStatus, IngestConfig
 from moodstream.ingest.footage import FootageError, FootagePacer, container_creation_ms
+from moodstream.ingest.motion import MotionConfig, MotionGate
 from moodstream.ingest.publisher import FramePublisher
 from moodstream.ingest.sampling import (
     SamplingError,
@@ -32,6 +33,8 @@ __all__ = [
     "IngestConfig",
     "IngestSupervisor",
     "JpegError",
+    "MotionConfig",
+    "MotionGate",
     "SamplingError",
     "SourceError",
     "check_capture_size",

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from moodstream.common.redaction import redact_text
 from moodstream.ingest.backoff import BackoffPolicy
 from moodstream.ingest.footage import FootagePacer, container_creation_ms
+from moodstream.ingest.motion import MotionGate
 from moodstream.ingest.sampling import sample_capture
 from moodstream.ingest.sources import CameraSpec, SourceError, open_capture, opencv_message
 from moodstream.schemas import defaults
@@ -119,6 +120,7 @@ class CameraReader:
         self.seq = 0
         self.status = CameraStatus(epoch=self.epoch)
         self._downscaled = False
+        self.gate = MotionGate(None, spec.masks, spec.full_frame_ms) if spec.motion else None
 
     def run(self, stop: threading.Event) -> None:
         """Thread body: sample, publish, reconnect with backoff; returns when stopped or finished."""
@@ -160,6 +162,8 @@ class CameraReader:
         """Open the source and publish its samples; True when a non-looping file ended."""
         self._set_state("connecting")
         capture = open_capture(self.spec.source, self.config.open_timeout_ms, self.config.read_timeout_ms)
+        if self.gate is not None:
+            self.gate.reset()  # a new connection may show another view: search its first frame whole
         try:
             self._set_state("online")
             if self.spec.kind == "file":
@@ -233,8 +237,10 @@ class CameraReader:
         """Publish one frame; ``captured_ms`` defaults to now (live sources)."""
         captured = int(time.time() * 1000) if captured_ms is None else captured_ms
         key = FrameKey(self.spec.store_id, self.spec.camera_id, self.epoch, self.seq)
-        frame = self._within_size(frame)
-        entry_id = self.publish(FrameMessage(key, captured, encode_jpeg(frame, self.config.jpeg_quality)))
+        frame = self._within_size(frame)  # before the motion check: its regions are in published pixels
+        regions = None if self.gate is None else self.gate.regions(frame, captured)
+        message = FrameMessage(key, captured, encode_jpeg(frame, self.config.jpeg_quality), regions)
+        entry_id = self.publish(message)
         if self.pacer is not None and self.status.footage_start_ms is not None:  # live sources: not paced
             self.pacer.note(entry_id)
         self.seq += 1

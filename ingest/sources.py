@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
@@ -41,9 +41,12 @@ def opencv_message(exc: BaseException) -> str:
 
 @dataclass(frozen=True)
 class CameraSpec:
-    """One camera to ingest: identity, source (file path, URL or webcam index), sampling rate, looping, and
-    the registry's substituted secrets found in the source (masked wherever the source may be shown) and
-    its store's opening hours (not part of equality: new hours never restart a camera that stays open)."""
+    """One camera to ingest: identity, source (file path, URL or webcam index), sampling rate, looping, the
+    registry's substituted secrets found in the source (masked wherever the source may be shown), its store's
+    opening hours (not part of equality: new hours never restart a camera that stays open), recorded
+    footage's start, and motion gating (keywords only: ``motion``: attach the motion regions to each frame;
+    ``masks``: normalised polygons the motion check ignores; ``full_frame_ms``: a whole-frame search at
+    least this often, 0: none)."""
 
     store_id: str
     camera_id: str
@@ -53,6 +56,12 @@ class CameraSpec:
     known_secrets: tuple[str, ...] = field(default=(), repr=False)
     hours: OpeningHours | None = field(default=None, compare=False)
     timezone: str = field(default="UTC", compare=False)
+    start_ms: int | None = None
+    """Recorded footage: UTC epoch ms of the file's first frame (stores.yaml ``start``); None: not given."""
+    _: KW_ONLY
+    motion: bool = False
+    masks: tuple[tuple[tuple[float, float], ...], ...] = ()
+    full_frame_ms: int = 0
 
     def is_open(self, at: datetime) -> bool:
         """Whether the camera's store is open at the aware instant ``at`` (always, without hours)."""
@@ -61,9 +70,6 @@ class CameraSpec:
     def next_change(self, at: datetime) -> datetime | None:
         """When the store next opens or closes after ``at`` (None: always open, or not within a year)."""
         return None if self.hours is None else self.hours.next_change(at, self.timezone)
-
-    start_ms: int | None = None
-    """Recorded footage: UTC epoch ms of the file's first frame (stores.yaml ``start``); None: not given."""
 
     @property
     def label(self) -> str:

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Final
 import numpy as np
 
 from moodstream.schemas.labels import EMOTIONS
+from moodstream.schemas.regions import ZONE_ID_PATTERN
 
 WIRE_VERSION: Final[int] = 2
 """Version of the field layout; bumped when a field changes meaning (2: visits, the ``tracks`` stream)."""
@@ -37,6 +38,7 @@ MAX_VISITS: Final[int] = 512
 """Most visits that may end at one frame."""
 
 MAX_VOTES: Final[int] = 64
+_ZONE_KEY: Final[frozenset[str]] = frozenset({"zone"})
 """Most classified faces (votes) one visit may carry."""
 
 MAX_REASON_CHARS: Final[int] = 2000
@@ -275,32 +277,44 @@ def _faces_list(fields: Mapping[bytes, bytes]) -> list[Any]:
 
 @dataclass(frozen=True, slots=True)
 class FrameMessage:
-    """``frames`` stream: one sampled camera frame as JPEG bytes, with its identity and capture time."""
+    """``frames`` stream: one sampled camera frame as JPEG bytes, with its identity and capture time.
+
+    ``regions``: where ingest's motion gate says a face can be, boxes (x1, y1, x2, y2) in frame pixels
+    (x2, y2 exclusive); None (no ``regions`` field on the wire): search the whole frame; empty: nothing to
+    look at (the frame is still counted).
+    """
 
     KIND: ClassVar[str] = "frame"
     key: FrameKey
     captured_ms: int
     jpeg: bytes = field(repr=False)
+    regions: tuple[tuple[int, int, int, int], ...] | None = None
 
     def __post_init__(self) -> None:
         _check_int("ts", self.captured_ms)
         if not isinstance(self.jpeg, bytes) or not 0 < len(self.jpeg) <= MAX_JPEG_BYTES:
             raise _fail("jpeg", f"1 to {MAX_JPEG_BYTES} bytes", type(self.jpeg).__name__)
+        if self.regions is not None:
+            _check_regions(self.regions)
 
     def encode(self) -> Fields:
         """Field map for XADD."""
-        return {
+        fields: Fields = {
             **_header(self.KIND),
             **self.key.to_fields(),
             b"ts": str(self.captured_ms).encode(),
             b"jpeg": self.jpeg,
         }
+        if self.regions is not None:
+            fields[b"regions"] = _boxes_json(self.regions)
+        return fields
 
     @classmethod
     def decode(cls, fields: Mapping[bytes, bytes]) -> FrameMessage:
         """Parse a ``frames`` entry; raises MessageError."""
         _expect_kind(fields, cls.KIND)
-        return cls(FrameKey.from_fields(fields), _int_field(fields, "ts"), _raw(fields, "jpeg"))
+        regions = _optional_boxes(fields, "regions")
+        return cls(FrameKey.from_fields(fields), _int_field(fields, "ts"), _raw(fields, "jpeg"), regions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +323,9 @@ class FacesMessage:
 
     ``crops`` is uint8, shape (N, H, W) for gray or (N, H, W, 3) for colour crops, N == len(faces);
     on the wire it is raw bytes plus its shape. ``frame_size`` is the frame's (width, height).
+    ``searched``: the regions the detector searched, boxes (x1, y1, x2, y2) in frame pixels as the faces'
+    boxes (x2, y2 exclusive); None (no ``searched`` field on the wire): the whole frame; empty: nothing
+    (a frame with nothing to look at). The tracker does not age a track the detector did not look for.
     """
 
     KIND: ClassVar[str] = "faces"
@@ -317,6 +334,7 @@ class FacesMessage:
     frame_size: tuple[int, int]
     faces: tuple[DetectedFace, ...]
     crops: np.ndarray = field(repr=False)
+    searched: tuple[tuple[int, int, int, int], ...] | None = None
 
     def __post_init__(self) -> None:
         _check_int("ts", self.captured_ms)
@@ -325,11 +343,13 @@ class FacesMessage:
         if len(self.faces) > MAX_FACES:
             raise _fail("faces", f"at most {MAX_FACES} faces", len(self.faces))
         _check_crops(self.crops, len(self.faces))
+        if self.searched is not None:
+            _check_regions(self.searched, "searched")
 
     def encode(self) -> Fields:
         """Field map for XADD."""
         crops = np.ascontiguousarray(self.crops, dtype=np.uint8)
-        return {
+        fields: Fields = {
             **_header(self.KIND),
             **self.key.to_fields(),
             b"ts": str(self.captured_ms).encode(),
@@ -339,6 +359,9 @@ class FacesMessage:
             b"crop_shape": json.dumps(list(crops.shape)).encode(),
             b"crops": crops.tobytes(),
         }
+        if self.searched is not None:
+            fields[b"searched"] = _boxes_json(self.searched)
+        return fields
 
     @classmethod
     def decode(cls, fields: Mapping[bytes, bytes]) -> FacesMessage:
@@ -347,7 +370,8 @@ class FacesMessage:
         faces = tuple(DetectedFace.from_json(item) for item in _faces_list(fields))
         crops = _crops_field(fields)
         size = (_int_field(fields, "frame_w", 1, 65535), _int_field(fields, "frame_h", 1, 65535))
-        return cls(FrameKey.from_fields(fields), _int_field(fields, "ts"), size, faces, crops)
+        searched = _optional_boxes(fields, "searched")
+        return cls(FrameKey.from_fields(fields), _int_field(fields, "ts"), size, faces, crops, searched)
 
 
 def _crops_field(fields: Mapping[bytes, bytes]) -> np.ndarray:
@@ -392,10 +416,54 @@ def _json_list(fields: Mapping[bytes, bytes], name: str, limit: int) -> list[Any
     return items
 
 
-def _check_keys(name: str, item: object, keys: set[str]) -> dict[str, Any]:
-    if not isinstance(item, dict) or set(item) != keys:
+def _check_keys(
+    name: str, item: object, keys: set[str], optional: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    if not isinstance(item, dict) or not keys <= set(item) <= keys | optional:
         raise _fail(name, f"objects with keys {', '.join(sorted(keys))}", item)
     return item
+
+
+MAX_REGIONS: Final[int] = 256
+
+
+def _check_regions(items: Sequence[object], name: str = "regions") -> tuple[tuple[int, int, int, int], ...]:
+    """Regions (field ``name``): at most MAX_REGIONS boxes of 4 ints with x1 < x2, y1 < y2, all in
+    0..65535."""
+    if len(items) > MAX_REGIONS:
+        raise _fail(name, f"at most {MAX_REGIONS} boxes", len(items))
+    out = []
+    for item in items:
+        if not isinstance(item, list | tuple) or len(item) != 4:
+            raise _fail(name, "boxes [x1, y1, x2, y2]", item)
+        x1, y1, x2, y2 = (_check_int(name, v, 0, 65535) for v in item)
+        if x2 <= x1 or y2 <= y1:
+            raise _fail(name, "boxes with x1 < x2 and y1 < y2", item)
+        out.append((x1, y1, x2, y2))
+    return tuple(out)
+
+
+def _boxes_json(boxes: Sequence[tuple[int, int, int, int]]) -> bytes:
+    return json.dumps([list(b) for b in boxes], separators=(",", ":")).encode()
+
+
+def _optional_boxes(fields: Mapping[bytes, bytes], name: str) -> tuple[tuple[int, int, int, int], ...] | None:
+    """An optional field of regions (``_check_regions``): None when absent."""
+    if name.encode() not in fields:
+        return None
+    items = _json_field(fields, name)
+    if not isinstance(items, list):
+        raise _fail(name, "a JSON list of [x1, y1, x2, y2] boxes", items)
+    return _check_regions(items, name)
+
+
+def _check_zone(name: str, value: object) -> str | None:
+    """A visit's zone: None or a zone id (stores.yaml ``zones[].id``)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.match(ZONE_ID_PATTERN, value):
+        raise _fail(name, "null or a zone id (1-64 lowercase letters, digits, '-' or '_')", value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,7 +515,8 @@ class VisitRecord:
 
     ``started_ms``/``ended_ms``: capture times of its first and last observed face; ``faces``: faces observed;
     ``readable_faces``: those that passed the gate; ``vote_ms``: capture time of each vote crop sent along
-    (at most MAX_VOTES, the best readable faces; empty = the visit is unreadable).
+    (at most MAX_VOTES, the best readable faces; empty = the visit is unreadable); ``zone``: the camera zone
+    the visit belongs to (None: no zone; absent on the wire).
     """
 
     started_ms: int
@@ -455,8 +524,10 @@ class VisitRecord:
     faces: int
     readable_faces: int
     vote_ms: tuple[int, ...]
+    zone: str | None = None
 
     def __post_init__(self) -> None:
+        _check_zone("visits.zone", self.zone)
         _check_int("visits.start", self.started_ms)
         _check_int("visits.end", self.ended_ms, self.started_ms)
         _check_int("visits.faces", self.faces, 1)
@@ -479,16 +550,18 @@ class VisitRecord:
             "faces": self.faces,
             "readable": self.readable_faces,
             "votes": list(self.vote_ms),
+            **({} if self.zone is None else {"zone": self.zone}),
         }
 
     @classmethod
     def from_json(cls, item: object) -> VisitRecord:
         """Parse one ``visits`` item; raises MessageError when malformed."""
-        data = _check_keys("visits", item, {"start", "end", "faces", "readable", "votes"})
+        data = _check_keys("visits", item, {"start", "end", "faces", "readable", "votes"}, _ZONE_KEY)
         votes = data["votes"]
         if not isinstance(votes, list):
             raise _fail("visits.votes", "a list of capture times", votes)
-        return cls(data["start"], data["end"], data["faces"], data["readable"], tuple(votes))
+        zone = data.get("zone")
+        return cls(data["start"], data["end"], data["faces"], data["readable"], tuple(votes), zone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -586,15 +659,18 @@ class ClassifiedVote:
 
 @dataclass(frozen=True, slots=True)
 class VisitEmotion:
-    """A finished visit with its emotion: ``probs`` = mean of its votes' probabilities (None: unreadable)."""
+    """A finished visit with its emotion: ``probs`` = mean of its votes' probabilities (None: unreadable);
+    ``zone``: the camera zone it belongs to (None: no zone)."""
 
     started_ms: int
     ended_ms: int
     faces: int
     readable_faces: int
     probs: tuple[float, ...] | None
+    zone: str | None = None
 
     def __post_init__(self) -> None:
+        _check_zone("visits.zone", self.zone)
         _check_int("visits.start", self.started_ms)
         _check_int("visits.end", self.ended_ms, self.started_ms)
         _check_int("visits.faces", self.faces, 1)
@@ -621,14 +697,16 @@ class VisitEmotion:
             "faces": self.faces,
             "readable": self.readable_faces,
             "p": probs,
+            **({} if self.zone is None else {"zone": self.zone}),
         }
 
     @classmethod
     def from_json(cls, item: object) -> VisitEmotion:
         """Parse one ``visits`` item; raises MessageError when malformed."""
-        data = _check_keys("visits", item, {"start", "end", "faces", "readable", "p"})
+        data = _check_keys("visits", item, {"start", "end", "faces", "readable", "p"}, _ZONE_KEY)
         probs = None if data["p"] is None else _check_probs("visits.p", data["p"])
-        return cls(data["start"], data["end"], data["faces"], data["readable"], probs)
+        zone = data.get("zone")
+        return cls(data["start"], data["end"], data["faces"], data["readable"], probs, zone)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from pydantic_core import PydanticCustomError
 
 from moodstream.schemas import defaults
 from moodstream.schemas.hours import HoursException, OpeningHours, WeeklyHours
+from moodstream.schemas.regions import MAX_POLYGONS, Polygon, Zone
 from moodstream.schemas.visit_config import GateConfig, ReorderConfig, TrackerConfig, VisitConfig
 
 SCHEMA_PATH: Final[Path] = Path(__file__).with_name("stores.schema.json")
@@ -207,6 +208,33 @@ def merge_visit_config(base: VisitConfig, override: BaseModel | None) -> VisitCo
 SourceKind = Literal["file", "network", "webcam"]
 
 
+class DetectionConfig(_Strict):
+    """How one camera's frames are searched for faces."""
+
+    min_face_size: int = Field(
+        default=defaults.MIN_FACE_SIZE,
+        ge=12,
+        le=1024,
+        description="Smallest face side (frame pixels) that must be found on this camera. Above the "
+        f"detector's {defaults.MIN_FACE_SIZE} px the frame is shrunk by "
+        f"{defaults.MIN_FACE_SIZE}/min_face_size "
+        "before detection, which cuts the detector's work by about that ratio squared.",
+    )
+    motion: bool = Field(
+        default=True,
+        description="Motion gating: run the detector only on regions that changed since this camera's "
+        "previous frame and around the faces found there; a frame with nothing to look at costs no "
+        "detector run. false: every frame is searched whole.",
+    )
+    full_frame_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="With motion gating, search a whole frame at least this often (seconds; 0: only "
+        "when the gate cannot compare frames), so a face that appeared without moving is found.",
+    )
+
+
 def classify_source(source: int | str) -> SourceKind:
     """``webcam`` for an index, ``network`` for rtsp(s)/http(s) URLs, ``file`` for anything else."""
     if isinstance(source, int):
@@ -254,6 +282,29 @@ class Camera(_Strict):
         description="Keys of pipeline.visits overridden for this camera only (e.g. a smaller "
         "gate.min_face_size for a camera mounted far away); keys left out keep the pipeline value.",
     )
+    masks: list[Polygon] = Field(
+        default_factory=list,
+        max_length=MAX_POLYGONS,
+        description="Areas blanked before detection (a till, a staff-only door): no face there is ever "
+        "detected, tracked or counted. Polygons in fractions of the frame's width and height (0-1).",
+    )
+    zones: list[Zone] = Field(
+        default_factory=list,
+        max_length=MAX_POLYGONS,
+        description="Named areas whose visits are also counted on their own (zone_visits, report --zone). "
+        "A visit belongs to the zone that held its face centre in most of its frames (first zone listed "
+        "wins where zones overlap).",
+    )
+    detection: DetectionConfig = Field(
+        default_factory=DetectionConfig,
+        description="How this camera's frames are searched for faces (smallest face, motion gating).",
+    )
+
+    @field_validator("zones")
+    @classmethod
+    def _unique_zone_ids(cls, zones: list[Zone]) -> list[Zone]:
+        _raise_on_duplicate([z.id for z in zones], "zone")
+        return zones
 
     @field_validator("source", mode="before")
     @classmethod
@@ -431,6 +482,14 @@ class Registry(_Strict):
             for camera in store.cameras:
                 if not enabled_only or (store.enabled and camera.enabled):
                     yield store, camera
+
+    def camera(self, store_id: str, camera_id: str) -> Camera:
+        """The camera ``store_id``/``camera_id``; UnknownCameraError when the registry does not hold it."""
+        for store in self.stores:
+            for camera in store.cameras:
+                if store.id == store_id and camera.id == camera_id:
+                    return camera
+        raise UnknownCameraError(f"camera {store_id}/{camera_id} is not in the registry")
 
     def visit_config(self, store_id: str, camera_id: str) -> VisitConfig:
         """The camera's resolved visit settings: ``pipeline.visits`` with the camera's overrides applied.
@@ -719,6 +778,8 @@ _MODEL_BY_PATH: Final[dict[tuple[str, ...], type[BaseModel]]] = {
     ("pipeline", "visits", "tracker"): TrackerConfig,
     ("pipeline", "reorder"): ReorderConfig,
     ("stores", "cameras", "visits"): VisitConfig,
+    ("stores", "cameras", "zones"): Zone,
+    ("stores", "cameras", "detection"): DetectionConfig,
     ("stores", "cameras", "visits", "gate"): GateConfig,
     ("stores", "cameras", "visits", "tracker"): TrackerConfig,
 }

@@ -165,6 +165,38 @@ emotion_counts = Table(
     "face image, no per-person row, no track id).",
 )
 
+ZONE_COUNT_COLUMNS: Final[tuple[str, ...]] = (*VISIT_COUNT_COLUMNS, *DWELL_COLUMNS)
+"""The integer counters of ``zone_visits``: the visit columns of ``emotion_counts``, for one zone."""
+
+zone_visits = Table(
+    "zone_visits",
+    metadata,
+    Column("bucket_start", DateTime(timezone=True), nullable=False, comment="UTC start of the bucket"),
+    Column("store_id", Text, nullable=False),
+    Column("camera_id", Text, nullable=False),
+    Column("zone", Text, nullable=False, comment="zone id of the camera (stores.yaml cameras[].zones)"),
+    Column("bucket_seconds", Integer, nullable=False, comment="width of the bucket in seconds"),
+    *[_count(c) for c in VISIT_COUNT_COLUMNS],
+    Column(
+        "dwell_seconds_sum",
+        Float,
+        nullable=False,
+        server_default="0",
+        comment="sum of the dwell times (first to last sighting) of the visits, seconds",
+    ),
+    *[_count(c) for c in DWELL_COLUMNS],
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("bucket_start", "store_id", "camera_id", "zone"),
+    CheckConstraint("bucket_seconds > 0", name="bucket_seconds_positive"),
+    CheckConstraint(
+        " AND ".join(f"{c} >= 0" for c in (*ZONE_COUNT_COLUMNS, "dwell_seconds_sum")),
+        name="counts_not_negative",
+    ),
+    Index(None, "store_id", "camera_id", "zone", "bucket_start"),
+    comment="Visits per capture-time bucket, camera and zone: a visit counts in the zone that held its "
+    "face in most of its frames; visits in no zone are only in emotion_counts (aggregates only).",
+)
+
 frame_losses = Table(
     "frame_losses",
     metadata,
@@ -259,5 +291,12 @@ that start in a range, read through the ``bucket_start`` index (what the dashboa
 WRITER_VIEWS: Final[tuple[str, ...]] = ("emotion_counts_v", "branch_daily_v")
 """Unsuppressed views of the raw counts, for the writer's reports only (the reader cannot SELECT them)."""
 
-INTERNAL_TABLES: Final[tuple[str, ...]] = ("emotion_counts", "applied_frames", "privacy_settings")
-"""Tables hidden from the read-only role (raw counts, aggregator bookkeeping, the privacy policy)."""
+INTERNAL_TABLES: Final[tuple[str, ...]] = (
+    "emotion_counts",
+    "zone_visits",
+    "applied_frames",
+    "privacy_settings",
+)
+"""Tables hidden from the read-only role (raw counts, per camera and per zone, aggregator bookkeeping, the
+privacy policy). Per-zone visits are reported by the writer's ``moodstream report --zone`` only: no
+suppressing reader view covers them yet."""

@@ -33,13 +33,15 @@ class Vote:
 @dataclass(frozen=True, slots=True)
 class EndedVisit:
     """A finished visit: first and last capture time seen (epoch ms), observations, readable
-    observations and its votes (at most max_votes, highest quality first; empty = unreadable visit)."""
+    observations, its votes (at most max_votes, highest quality first; empty = unreadable visit) and its
+    zone (the zone of most of its observations, the earliest seen on a tie; None: never in a zone)."""
 
     started_ms: int
     last_seen_ms: int
     faces: int
     readable_faces: int
     votes: tuple[Vote, ...]
+    zone: str | None = None
 
     @property
     def dwell_ms(self) -> int:
@@ -65,6 +67,15 @@ class _OpenVisit:
     faces: int = 0
     readable_faces: int = 0
     best: list[tuple[float, int, int, Vote]] = field(default_factory=list)  # min-heap, worst vote first
+    zones: dict[str, int] = field(default_factory=dict)  # observations per zone, in order first seen
+
+    def zone(self) -> str | None:
+        """The zone of most observations; on a tie the one seen first (dicts keep insertion order)."""
+        best: str | None = None
+        for name, count in self.zones.items():
+            if best is None or count > self.zones[best]:
+                best = name
+        return best
 
 
 class VisitBuilder:
@@ -89,23 +100,33 @@ class VisitBuilder:
         faces: Sequence[DetectedFace],
         crops: np.ndarray | None,
         frame_size: tuple[int, int] | None = None,
+        zones: Sequence[str | None] | None = None,
+        searched: np.ndarray | None = None,
     ) -> FrameVisits:
         """Track and gate one frame's faces.
 
         captured_ms: capture time (epoch ms), non-decreasing; faces: the detector's faces of the frame;
         crops: (N, H, W) or (N, H, W, 3) uint8 aligned crops, one per face (None: no sharpness check, no
         votes kept); frame_size: (width, height) of the frame, if known (a track predicted outside it
-        ends when unmatched, see `FaceTracker.update`). Returns the per-face results and the visits
-        that ended at this frame.
+        ends when unmatched, see `FaceTracker.update`); zones: per face the zone holding it (None: no
+        zone), counted per visit to give its zone; searched: (K, 4) the regions the detector searched
+        (None: the whole frame; a track not searched for is not aged, see `FaceTracker.update`).
+        Returns the per-face results and the visits that ended at this frame.
         """
         _check_crops(crops, len(faces))
+        if zones is not None and len(zones) != len(faces):
+            raise VisitsError(f"zones: expected {len(faces)} entries (one per face), got {len(zones)}")
         boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
         scores = np.array([f.score for f in faces], dtype=np.float64)
-        ids = self.tracker.update(captured_ms, boxes, scores, frame_size)
+        ids = self.tracker.update(captured_ms, boxes, scores, frame_size, searched)
         verdicts = self.gate.assess_all(faces, crops)
         for i, track in enumerate(ids.tolist()):
             if track >= 0:
                 self._add(track, captured_ms, verdicts[i], None if crops is None else crops[i])
+                zone = None if zones is None else zones[i]
+                if zone is not None:
+                    counts = self._open[track].zones
+                    counts[zone] = counts.get(zone, 0) + 1
         ended = self._finish(self.tracker.ended(captured_ms))
         return FrameVisits(tuple(ids.tolist()), tuple(v.readable for v in verdicts), verdicts, ended)
 
@@ -141,7 +162,14 @@ class VisitBuilder:
                 continue
             votes = tuple(vote for *_, vote in sorted(visit.best, reverse=True))
             out.append(
-                EndedVisit(visit.started_ms, visit.last_seen_ms, visit.faces, visit.readable_faces, votes)
+                EndedVisit(
+                    visit.started_ms,
+                    visit.last_seen_ms,
+                    visit.faces,
+                    visit.readable_faces,
+                    votes,
+                    visit.zone(),
+                )
             )
         out.sort(key=lambda v: (v.started_ms, v.last_seen_ms))
         return tuple(out)

@@ -9,6 +9,13 @@ merely overlaps it. One optimal assignment (Hungarian) per pass. Unmatched high-
 tentative tracks; a tentative track that misses a frame before `min_frames` observations is dropped; a
 track predicted outside the frame that finds no box has left; any track unseen for `max_gap_seconds`
 ends. Track ids are in-memory integers that never leave the process.
+
+Not searched is not missed: with motion gating the detector searches only some regions of a frame
+(``searched``). An unmatched track whose whole predicted box does not lie inside one searched region was
+not looked for in that frame: it is neither aged nor ended (its expiry clock moves to the frame, with no
+hit counted and no Kalman correction; its motion is still predicted from its last real observation), so a
+person standing still outside every motion region keeps their track until the next whole-frame search
+sees them again.
 """
 
 from __future__ import annotations
@@ -42,6 +49,26 @@ def check_boxes(boxes: object, scores: object) -> tuple[np.ndarray, np.ndarray]:
     return box_array, score_array
 
 
+def check_regions(regions: object) -> np.ndarray:
+    """Validate (K, 4) x1, y1, x2, y2 searched regions (K may be 0); returns them as a float64 array."""
+    array = np.asarray(regions, dtype=np.float64)
+    if array.size == 0:
+        array = array.reshape(0, 4)
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise VisitsError(f"searched: expected shape (K, 4) x1, y1, x2, y2, got {array.shape}")
+    if not np.isfinite(array).all():
+        raise VisitsError("searched: expected finite numbers, got NaN or infinity")
+    if (array[:, 2:] < array[:, :2]).any():
+        raise VisitsError("searched: expected x2 >= x1 and y2 >= y1 for every region")
+    return array
+
+
+def _inside_any(boxes: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """(T,) whether each box (T, 4) lies wholly inside at least one region (K, 4)."""
+    inside = (boxes[:, None, :2] >= regions[None, :, :2]) & (boxes[:, None, 2:] <= regions[None, :, 2:])
+    return np.asarray(np.any(np.all(inside, axis=2), axis=1), dtype=bool)
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(T, N) intersection over union of boxes a (T, 4) and b (N, 4), both x1, y1, x2, y2."""
     top_left = np.maximum(a[:, None, :2], b[None, :, :2])
@@ -66,6 +93,7 @@ class FaceTracker:
         self._means = np.zeros((0, 8))
         self._covs = np.zeros((0, 8, 8))
         self._last_ms = np.zeros(0, dtype=np.int64)  # capture time of each track's last observation
+        self._alive_ms = np.zeros(0, dtype=np.int64)  # ... or of the last frame that did not look for it
         self._hits = np.zeros(0, dtype=np.int64)
         self._next_id = 1
         self._ended: list[int] = []
@@ -81,6 +109,7 @@ class FaceTracker:
         boxes: np.ndarray,
         scores: np.ndarray,
         frame_size: tuple[int, int] | None = None,
+        searched: np.ndarray | None = None,
     ) -> np.ndarray:
         """Track one frame's boxes. Returns (N,) int64: the track id of each box, -1 when not tracked.
 
@@ -88,9 +117,13 @@ class FaceTracker:
         boxes: (N, 4) float x1, y1, x2, y2 in frame pixels; scores: (N,) detector scores;
         frame_size: (width, height) of the frame, if known: an unmatched track predicted to be outside
         it has left the view and ends at once (so that someone entering where another left is not
-        taken for them). Tracks that ended before or at this frame are queued for `ended`.
+        taken for them); searched: (K, 4) x1, y1, x2, y2 boxes in frame pixels, the regions the detector
+        searched (None: the whole frame): an unmatched track whose whole predicted box lies inside none
+        of them was not looked for, and is neither aged nor ended (a tentative one included), unless it
+        is predicted outside the frame. Tracks that ended before or at this frame are queued for `ended`.
         """
         box_array, score_array = check_boxes(boxes, scores)
+        regions = None if searched is None else check_regions(searched)
         self._expire(captured_ms)
         dt = (captured_ms - self._last_ms) / 1000.0
         means, covs = kalman.predict(
@@ -104,7 +137,12 @@ class FaceTracker:
         ids = np.full(len(box_array), -1, dtype=np.int64)
         matched = track_of_box >= 0
         ids[matched] = self._ids[track_of_box[matched]]
-        self._end_unmatched(free_tracks, means, frame_size)
+        if regions is not None:
+            unseen = free_tracks[~_inside_any(kalman.measurements_to_boxes(means[free_tracks]), regions)]
+            self._alive_ms[unseen] = captured_ms
+            self._end_unmatched(free_tracks, means, frame_size, np.setdiff1d(free_tracks, unseen))
+        else:
+            self._end_unmatched(free_tracks, means, frame_size, free_tracks)
         new_boxes = high[~matched[high]]
         ids[new_boxes] = self._start(measured[new_boxes], captured_ms)
         return ids
@@ -178,15 +216,21 @@ class FaceTracker:
         self._means[tracks] = new_means
         self._covs[tracks] = new_covs
         self._last_ms[tracks] = captured_ms
+        self._alive_ms[tracks] = captured_ms
         self._hits[tracks] += 1
 
     def _end_unmatched(
-        self, unmatched: np.ndarray, means: np.ndarray, frame_size: tuple[int, int] | None
+        self,
+        unmatched: np.ndarray,
+        means: np.ndarray,
+        frame_size: tuple[int, int] | None,
+        looked_for: np.ndarray,
     ) -> None:
-        """Unmatched tracks end now when tentative (fewer than min_frames observations) or, with a
-        frame size, when their predicted centre (``means`` (T, 8)) is outside the frame."""
+        """Unmatched tracks end now when tentative (fewer than min_frames observations) and looked for
+        (``looked_for``: indices of the unmatched tracks the detector searched for) or, with a frame
+        size, when their predicted centre (``means`` (T, 8)) is outside the frame."""
         lost = np.zeros(len(self._ids), dtype=bool)
-        lost[unmatched] = self._hits[unmatched] < self.config.min_frames
+        lost[looked_for] = self._hits[looked_for] < self.config.min_frames
         if frame_size is not None:
             width, height = frame_size
             cx, cy = means[unmatched, 0], means[unmatched, 1]
@@ -205,14 +249,16 @@ class FaceTracker:
         self._means = np.concatenate([self._means, means])
         self._covs = np.concatenate([self._covs, covs])
         self._last_ms = np.concatenate([self._last_ms, np.full(count, captured_ms, dtype=np.int64)])
+        self._alive_ms = np.concatenate([self._alive_ms, np.full(count, captured_ms, dtype=np.int64)])
         self._hits = np.concatenate([self._hits, np.ones(count, dtype=np.int64)])
         return ids
 
     def _expire(self, captured_ms: int) -> None:
-        """Queue for `ended` the tracks unseen for longer than max_gap_seconds at ``captured_ms``."""
+        """Queue for `ended` the tracks unseen (and looked for) for longer than max_gap_seconds at
+        ``captured_ms``."""
         if isinstance(captured_ms, bool) or not isinstance(captured_ms, int | np.integer):
             raise VisitsError(f"captured_ms: expected an integer (epoch ms), got {captured_ms!r}")
-        expired = (captured_ms - self._last_ms) > round(self.config.max_gap_seconds * 1000)
+        expired = (captured_ms - self._alive_ms) > round(self.config.max_gap_seconds * 1000)
         if expired.any():
             self._ended.extend(int(i) for i in self._ids[expired])
             self._keep(~expired)
@@ -222,4 +268,5 @@ class FaceTracker:
         self._means = self._means[mask]
         self._covs = self._covs[mask]
         self._last_ms = self._last_ms[mask]
+        self._alive_ms = self._alive_ms[mask]
         self._hits = self._hits[mask]

@@ -5,8 +5,8 @@
 --   * the reader (default moodstream_reader) is what Grafana and analysts log in as: SELECT on stores, cameras,
 --     frame_losses, opening_hours and the suppressing views (camera_activity_v, camera_status_v,
 --     store_hourly_v, store_daily_v, and the functions store_hours(from, to) and store_is_open(store, at))
---     only: no raw emotion_counts, no emotion_counts_v / branch_daily_v (the writer's unsuppressed views), no
---     privacy_settings, no INSERT/UPDATE/DELETE, no CREATE, no internal tables (applied_frames,
+--     only: no raw emotion_counts or zone_visits, no emotion_counts_v / branch_daily_v (the writer's
+--     unsuppressed views), no privacy_settings, no INSERT/UPDATE/DELETE, no CREATE, no internal tables (applied_frames,
 --     alembic_version). At most 20 sessions; every statement cancelled after 30 s.
 --
 -- Run once as a superuser (or a role with CREATEROLE and CREATEDB); passwords come from the environment,
@@ -89,5 +89,6 @@ SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', f, :'reader')
   FROM unnest(ARRAY['store_hours(timestamptz, timestamptz)', 'store_is_open(text, timestamptz)']) AS f
  WHERE to_regprocedure(f) IS NOT NULL \gexec
 SELECT format('REVOKE ALL ON %I FROM %I', t, :'reader')
-  FROM unnest(ARRAY['emotion_counts', 'emotion_counts_v', 'branch_daily_v', 'privacy_settings', 'applied_frames']) AS t
+  FROM unnest(ARRAY['emotion_counts', 'zone_visits', 'emotion_counts_v', 'branch_daily_v', 'privacy_settings',
+                    'applied_frames']) AS t
  WHERE to_regclass(t) IS NOT NULL \gexec

@@ -24,8 +24,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from moodstream.runtime.clip_analysis import ClipVisits, FrameTracks
+from moodstream.runtime.scene import CameraScene, blank_masks
 from moodstream.schemas import defaults
 from moodstream.schemas.labels import EMOTIONS, satisfaction_index
+from moodstream.schemas.regions import polygon_pixels
 from moodstream.schemas.tables import DWELL_BINS
 from moodstream.schemas.visit_config import VisitConfig
 
@@ -54,6 +56,7 @@ class AnalysisSummary:
     file: str
     fps: float | None
     clip: ClipVisits = field(default_factory=ClipVisits)
+    scene: CameraScene = field(default_factory=CameraScene)
 
     @property
     def frames(self) -> int:
@@ -74,6 +77,29 @@ class AnalysisSummary:
         for vote in self.clip.votes:
             counts[vote.emotion] += 1
         return counts
+
+    def zone_counts(self) -> dict[str, dict[str, Any]]:
+        """Per zone of the camera (every zone present): visits, readable visits, visits per emotion and
+        summed dwell, as ``zone_visits`` counts them."""
+        out: dict[str, dict[str, Any]] = {
+            zone.id: {
+                "visits": 0,
+                "readable": 0,
+                "emotions": dict.fromkeys(EMOTIONS, 0),
+                "dwell_seconds_sum": 0.0,
+            }
+            for zone in self.scene.zones
+        }
+        for visit in self.clip.visits:
+            if visit.zone is None or visit.zone not in out:
+                continue
+            row = out[visit.zone]
+            row["visits"] += 1
+            row["dwell_seconds_sum"] = round(row["dwell_seconds_sum"] + visit.dwell_ms / 1000, 3)
+            if visit.emotion is not None:
+                row["readable"] += 1
+                row["emotions"][visit.emotion] += 1
+        return out
 
     def dwell_histogram(self) -> dict[str, int]:
         """Visits per dwell bin (the columns of ``emotion_counts``)."""
@@ -117,6 +143,7 @@ class AnalysisSummary:
                 "emotions": faces,
                 "satisfaction_index": satisfaction_index(faces),
             },
+            "zones": self.zone_counts(),
             "visit_list": [
                 {
                     "start_s": round(v.started_ms / 1000, 3),
@@ -124,6 +151,7 @@ class AnalysisSummary:
                     "faces": v.faces,
                     "readable_faces": v.readable_faces,
                     "emotion": v.emotion,
+                    "zone": v.zone,
                 }
                 for v in visits
             ],
@@ -158,10 +186,48 @@ def _label(track: int, visit: Any, readable: bool) -> tuple[str, tuple[int, int,
     return (text if readable else f"{text} (below gate)"), color
 
 
-def annotate(frame: np.ndarray, tracks: FrameTracks, clip: ClipVisits) -> np.ndarray:
-    """A copy of the BGR frame with each face's box, track id and its visit's emotion; faces below the
-    quality gate drawn thin and marked "(below gate)"."""
-    out = frame.copy()
+MASK_COLOR_BGR = (60, 60, 60)
+ZONE_COLOR_BGR = (230, 160, 0)
+
+
+def draw_scene(frame: np.ndarray, scene: CameraScene) -> np.ndarray:
+    """The frame (a copy) with the camera's masks filled dark and hatched, labelled "masked", and its
+    zones outlined with their ids."""
+    out = blank_masks(frame, scene.masks)
+    if out is frame:
+        out = frame.copy()
+    height, width = out.shape[:2]
+    for mask in scene.masks:
+        points = polygon_pixels(mask, (width, height))
+        cv2.fillPoly(out, [points], MASK_COLOR_BGR)
+        cv2.polylines(out, [points], True, (0, 0, 200), 2, cv2.LINE_AA)
+        x, y = (int(v) for v in points.min(axis=0))
+        cv2.putText(
+            out, "masked", (x + 4, y + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 200), 1, cv2.LINE_AA
+        )
+    for zone in scene.zones:
+        points = polygon_pixels(zone.polygon, (width, height))
+        cv2.polylines(out, [points], True, ZONE_COLOR_BGR, 2, cv2.LINE_AA)
+        x, y = (int(v) for v in points.min(axis=0))
+        cv2.putText(
+            out,
+            f"zone {zone.id}",
+            (x + 4, y + 18),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            ZONE_COLOR_BGR,
+            1,
+            cv2.LINE_AA,
+        )
+    return out
+
+
+def annotate(
+    frame: np.ndarray, tracks: FrameTracks, clip: ClipVisits, scene: CameraScene | None = None
+) -> np.ndarray:
+    """A copy of the BGR frame with the camera's masks and zones, and each face's box, track id and its
+    visit's emotion; faces below the quality gate drawn thin and marked "(below gate)"."""
+    out = draw_scene(frame, scene) if scene is not None else frame.copy()
     for box, track, readable in zip(tracks.boxes, tracks.track_ids, tracks.readable, strict=True):
         x1, y1, x2, y2 = (round(v) for v in box)
         label, color = _label(track, clip.track_visits.get(track), readable)
@@ -207,6 +273,7 @@ def analyze_file(
     jpeg_quality: int,
     annotate_to: Path | None = None,
     config: VisitConfig | None = None,
+    scene: CameraScene | None = None,
 ) -> AnalysisSummary:
     """Sample ``path`` like ingest, JPEG round-trip, detect, track and classify visits like the pipeline;
     optionally write annotated frames (a second pass over the file, once every visit's emotion is known)."""
@@ -215,15 +282,16 @@ def analyze_file(
     config = config or VisitConfig()
     if path.suffix.lower() in IMAGE_SUFFIXES:  # one instant: every face is a visit
         config = config.model_copy(update={"tracker": config.tracker.model_copy(update={"min_frames": 1})})
-    clip = analyze_clip(_frames(path, fps), analyzer, config, jpeg_quality, BATCH_FRAMES)
+    scene = scene or CameraScene()
+    clip = analyze_clip(_frames(path, fps), analyzer, config, jpeg_quality, BATCH_FRAMES, scene)
     if annotate_to is not None:
         writer = _Annotator(annotate_to, fps or 10.0)
         try:
             for (_stamp, frame), tracks in zip(_frames(path, fps), clip.frames, strict=False):
-                writer.write(annotate(frame, tracks, clip))
+                writer.write(annotate(frame, tracks, clip, scene))
         finally:
             writer.close()
-    return AnalysisSummary(file=str(path), fps=fps, clip=clip)
+    return AnalysisSummary(file=str(path), fps=fps, clip=clip, scene=scene)
 
 
 def summary_tables(summary: AnalysisSummary) -> list[Table]:
@@ -262,20 +330,23 @@ def _index(value: float | None) -> str:
     return "-" if value is None else f"{value:+.3f}"
 
 
-def _visit_config(config: Path | None, camera: str | None) -> VisitConfig:
-    """Visit settings of ``camera`` (store/camera) in ``config``, or the defaults."""
+def _visit_config(config: Path | None, camera: str | None) -> tuple[VisitConfig, CameraScene]:
+    """Visit settings and scene (masks, zones, detection) of ``camera`` (store/camera) in ``config``, or
+    the defaults (no mask, no zone)."""
     from moodstream.schemas.registry import UnknownCameraError, load_registry
 
     if config is None:
         if camera is not None:
             raise ValueError("--camera needs -c stores.yaml")
-        return VisitConfig()
+        return VisitConfig(), CameraScene()
     registry = load_registry(config)
     if camera is None:
-        return registry.pipeline.visits
+        return registry.pipeline.visits, CameraScene()
     store_id, _, camera_id = camera.partition("/")
     try:
-        return registry.visit_config(store_id, camera_id)
+        return registry.visit_config(store_id, camera_id), CameraScene.of(
+            registry.camera(store_id, camera_id)
+        )
     except UnknownCameraError as exc:
         raise ValueError(f"--camera {camera}: {exc} (expected STORE/CAMERA of {config})") from None
 
@@ -305,7 +376,10 @@ def analyze(
     ] = None,
     camera: Annotated[
         str | None,
-        typer.Option("--camera", help="STORE/CAMERA of -c whose visit settings (gate, tracker) to use."),
+        typer.Option(
+            "--camera",
+            help="STORE/CAMERA of -c whose settings to use: visits (gate, tracker), masks, zones, detection.",
+        ),
     ] = None,
 ) -> None:
     """Count the visits in a video or image and their emotions, offline (no servers), like the pipeline."""
@@ -320,10 +394,11 @@ def analyze(
     try:
         if file.suffix.lower() in IMAGE_SUFFIXES:
             read_image(file)  # size checked before anything is decoded or any model loaded
-        settings = _visit_config(config, camera)
+        settings, scene = _visit_config(config, camera)
         # one process here, so ONNX Runtime may use every core (0), unlike the pipeline's model processes
         models = AnalysisConfig(model=model, max_input_width=max_input_width, intra_op_threads=0)
-        summary = analyze_file(file, fps, build_analyzer(models), jpeg_quality, annotate_to, settings)
+        analyzer = build_analyzer(models)
+        summary = analyze_file(file, fps, analyzer, jpeg_quality, annotate_to, settings, scene)
     except (SourceError, OSError, ValueError, RegistryError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

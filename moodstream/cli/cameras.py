@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from moodstream.schemas.registry import Registry, RegistryError, load_registry
+from moodstream.schemas import defaults
+from moodstream.schemas.registry import Camera, Registry, RegistryError, load_registry
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The camera registry (stores.yaml).", show_default=False)
@@ -36,12 +37,44 @@ def validate(config: ConfigOption) -> None:
             f"warning: {config}: {store.id}/{camera.id}: video file {camera.source} does not exist (yet)",
             err=True,
         )
+    for store, camera in registry.cameras():
+        typer.echo(f"{store.id}/{camera.id}: {detection_cost(camera)}")
     total = sum(len(s.cameras) for s in registry.stores)
     enabled = len(list(registry.cameras()))
     typer.echo(
         f"{config}: OK: {len(registry.stores)} stores, {total} cameras ({enabled} enabled), "
         f"bucket {registry.pipeline.bucket}"
     )
+
+
+def detection_cost(camera: Camera) -> str:
+    """One line saying what the camera's detection settings cost per 1080p frame: the size searched (its
+    smallest face against the detector's), the P-Net work against a full-size search, gating and masks."""
+    from moodstream.runtime.scene import search_cost
+
+    detection = camera.detection
+    cost = search_cost(detection.min_face_size, defaults.MIN_FACE_SIZE)
+    width, height = cost.size
+    words = [
+        f"faces from {detection.min_face_size} px: a 1920x1080 frame is searched at {width}x{height} "
+        f"({cost.levels} pyramid levels, {cost.pnet_pixels / 1e6:.2f} Mpx of P-Net input, "
+        f"{100 * cost.share:.0f}% of the detector work of a full-size search)"
+    ]
+    if detection.min_face_size < defaults.MIN_FACE_SIZE:
+        words.append(f"faces under the detector's {defaults.MIN_FACE_SIZE} px are not found")
+    if detection.motion:
+        every = detection.full_frame_seconds
+        words.append(
+            "motion gating on: only changed regions are searched, still frames cost no detector run"
+            + (f", a whole frame at least every {every:g} s" if every else "")
+        )
+    else:
+        words.append("motion gating off: every frame searched whole")
+    if camera.masks:
+        words.append(f"{len(camera.masks)} masked area{'s' if len(camera.masks) > 1 else ''} blanked")
+    if camera.zones:
+        words.append(f"zones {', '.join(z.id for z in camera.zones)}")
+    return "; ".join(words)
 
 
 def list_cameras(config: ConfigOption) -> None:

@@ -58,6 +58,10 @@ def report(
     date_to: Annotated[str, typer.Option("--to", help=f"last day, included, {DATE_HELP}")],
     branch: Annotated[str | None, typer.Option("--branch", help="only this branch")] = None,
     store: Annotated[str | None, typer.Option("--store", help="only this store id")] = None,
+    zone: Annotated[
+        str | None,
+        typer.Option("--zone", help="only the visits of this camera zone (stores.yaml zones[].id)"),
+    ] = None,
     by: Annotated[str, typer.Option("--by", help="bucket: day or hour (store time)")] = "day",
     fmt: Annotated[str, typer.Option("--format", help="table, csv, json or html")] = "table",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="write to this file")] = None,
@@ -88,6 +92,7 @@ def report(
             {
                 "branch": branch,
                 "store": store,
+                "zone": zone,
                 "date_from": _parse_date("--from", date_from),
                 "date_to": _parse_date("--to", date_to),
                 "by": by,

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from moodstream.ingest import MotionConfig, MotionGate
 from moodstream.runtime.frame_analysis import FrameAnalyzer, jpeg_round_trip
+from moodstream.runtime.scene import (
+    CameraScene,
+    SearchStats,
+    blank_masks,
+    detect_in_regions,
+    detector_scale,
+    searched_regions,
+)
 from moodstream.runtime.visit_tracking import CameraVisits, visit_emotions
 from moodstream.schemas.messages import ClassifiedVote, VisitEmotion, VisitRecord
 from moodstream.schemas.visit_config import VisitConfig
@@ -40,6 +49,8 @@ class ClipVisits:
     votes: list[ClassifiedVote] = field(default_factory=list)
     track_visits: dict[int, VisitEmotion] = field(default_factory=dict)
     """Track id -> the visit it became (tracks that never became a visit are absent)."""
+    search: SearchStats = field(default_factory=SearchStats)
+    """What the detector searched (whole frames, regions, skipped frames, pixels)."""
 
     @property
     def faces(self) -> int:
@@ -80,19 +91,42 @@ def analyze_clip(
     config: VisitConfig | None = None,
     jpeg_quality: int = 85,
     batch: int = 8,
+    scene: CameraScene | None = None,
+    motion: MotionConfig | None = None,
+    detector_min_face: int = 20,
 ) -> ClipVisits:
     """Sampled (time ms, BGR uint8 (H, W, 3)) frames in order -> the clip's visits, votes and per-frame
-    tracks (the frames themselves are not kept)."""
-    tracker = CameraVisits(config)
+    tracks (the frames themselves are not kept). ``scene``: the camera's masks (blanked before detection,
+    as the detector stage does), zones (each visit's zone, as the tracker stage does) and detection settings:
+    the motion gate of ingest (``motion`` knobs) chooses the regions searched, and frames shrink for the
+    camera's smallest face (``detector_min_face``: the detector's own smallest face), as in the pipeline.
+    Without a scene every frame is searched whole (as for frames published without motion regions);
+    ``moodstream analyze`` passes the camera's scene, or the defaults of a stores.yaml camera."""
+    gated = scene is not None and scene.detection.motion
+    scene = scene or CameraScene()
+    tracker = CameraVisits(config, scene.zones)
     spans = _Spans()
     clip = ClipVisits()
     ended: list[tuple[tuple[VisitRecord, ...], np.ndarray]] = []
     chunk: list[tuple[int, np.ndarray]] = []
 
+    gate = None
+    if gated:
+        full_ms = round(scene.detection.full_frame_seconds * 1000)
+        gate = MotionGate(motion, scene.masks, full_ms)
+    scale = detector_scale(scene.detection.min_face_size, detector_min_face)
+
     def detect_chunk() -> None:
-        seen = [jpeg_round_trip(frame, jpeg_quality) for _, frame in chunk]
-        for (stamp_ms, _), found in zip(chunk, analyzer.detect(seen), strict=True):
-            tracked = tracker.observe(stamp_ms, found.faces, found.crops)
+        seen = [blank_masks(jpeg_round_trip(frame, jpeg_quality), scene.masks) for _, frame in chunk]
+        regions = [None if gate is None else gate.regions(frame, stamp) for stamp, frame in chunk]
+        if analyzer.detector is None:
+            raise ValueError("analyze needs an analyzer with a face detector")
+        faces = detect_in_regions(analyzer.detector, seen, regions, [scale] * len(seen), clip.search)
+        aligned = analyzer.align_faces(seen, faces)
+        for (stamp_ms, frame), found, wanted in zip(chunk, aligned, regions, strict=True):
+            size = (frame.shape[1], frame.shape[0])
+            searched = searched_regions(wanted, scale, size)  # as the detector stage tells the tracker
+            tracked = tracker.observe(stamp_ms, found.faces, found.crops, size, searched)
             spans.add(stamp_ms, tracked.track_ids)
             boxes = tuple(f.box for f in found.faces)
             readable = tuple(f.readable for f in tracked.faces)

@@ -62,6 +62,11 @@ APPEARANCES: tuple[Appearance, ...] = (
 starts, so consecutive loops do not merge visits (the tracker's default gap is 3 s)."""
 
 
+def store_background(size: tuple[int, int]) -> np.ndarray:
+    """The demo's drawn store at ``size`` (width, height), BGR uint8 (for synthetic scenes)."""
+    return cv2.resize(_background(), size, interpolation=cv2.INTER_LINEAR)
+
+
 def _background() -> np.ndarray:
     """A plain drawn store: wall gradient, floor, shelves (BGR uint8, DEMO_SIZE)."""
     w, h = DEMO_SIZE
@@ -104,6 +109,22 @@ def _paste(frame: np.ndarray, patch: np.ndarray, mask: np.ndarray, cx: float, cy
     frame[fy0:fy1, fx0:fx1] = (sub_m * sub_p + (1 - sub_m) * region).astype(np.uint8)
 
 
+def astronaut_bgr() -> np.ndarray:
+    """scikit-image's astronaut photo (NASA, public domain; inside the wheel) as BGR uint8."""
+    from skimage import data
+
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)  # type: ignore[no-untyped-call]  # untyped lib
+
+
+def paste_head(
+    frame: np.ndarray, photo_bgr: np.ndarray, face_px: float, cx: float, cy: float, mirror: bool = False
+) -> None:
+    """Blend the photo's head, its face ``face_px`` wide, into ``frame`` (BGR uint8, in place) centred at
+    (cx, cy): the synthetic shoppers of the demo clip and of the benchmarks."""
+    patch, mask = _head(photo_bgr, face_px, mirror)
+    _paste(frame, patch, mask, cx, cy)
+
+
 def demo_frames(photo_bgr: np.ndarray, mirror: bool = False) -> list[np.ndarray]:
     """The loop's frames (DEMO_FPS x DEMO_SECONDS BGR 480x270), mirrored left-right or not."""
     background = _background()
@@ -127,9 +148,7 @@ def write_demo_video(path: Path) -> Path:
     """
     if path.is_file() and path.stat().st_size > 0:
         return path
-    from skimage import data
-
-    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)  # type: ignore[no-untyped-call]  # untyped lib
+    photo = astronaut_bgr()
     variant = sum(path.stem.encode()) % 7
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.mp4")

@@ -104,9 +104,15 @@ class FrameAnalyzer:
             raise AnalysisError("this analyzer has no face detector (built for classification only)")
         if not frames:
             return []
+        return self.align_faces(frames, self.detector.detect(frames))
+
+    def align_faces(self, frames: Sequence[np.ndarray], found: Sequence[Sequence[Face]]) -> list[FrameFaces]:
+        """Frames and the faces found in each -> one FrameFaces per frame (records and aligned crops)."""
+        if self.align is None:
+            raise AnalysisError("this analyzer has no align function (built for classification only)")
         size = (self.crop.width, self.crop.height)
         results: list[FrameFaces] = []
-        for frame, faces in zip(frames, self.detector.detect(frames), strict=True):
+        for frame, faces in zip(frames, found, strict=True):
             crops = [
                 self.align(frame, f, size=size, color=self.crop.color, margin=self.crop.margin) for f in faces
             ]

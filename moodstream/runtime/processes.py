@@ -29,6 +29,7 @@ from moodstream.common.lease import StageLease
 from moodstream.common.redaction import RedactingFilter, secret_spellings
 from moodstream.common.streams import ServerUnavailable, StreamNames, connect_redis, wait_for_redis
 from moodstream.ingest import CameraSpec, FramePublisher, IngestConfig, IngestSupervisor
+from moodstream.runtime.camera_settings import RegistryCameras
 from moodstream.runtime.database import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -47,7 +48,6 @@ from moodstream.runtime.stages import (
     LossesStage,
     TrackerStage,
 )
-from moodstream.runtime.stages.tracker import RegistryVisitSettings
 from moodstream.runtime.worker import BatchHandler, StreamWorker, WorkerConfig
 from moodstream.schemas import defaults
 from moodstream.schemas.registry import SLUG_PATTERN, SLUG_WORDS, Registry, load_registry
@@ -182,7 +182,8 @@ def check_stores(registry: Registry, stores: frozenset[str]) -> None:
 def registry_cameras(registry: Registry) -> list[CameraSpec]:
     """Enabled cameras of a loaded registry as ingest camera specs, each with the registry's substituted
     secrets that its source holds (so ingest masks them in logs, Redis and errors), its store's opening
-    hours and, for recorded footage, the file's start time."""
+    hours, for recorded footage the file's start time, and its motion gating (masks, full-frame
+    period)."""
     specs = []
     for store, camera in registry.cameras(enabled_only=True):
         source = str(camera.source)
@@ -198,6 +199,9 @@ def registry_cameras(registry: Registry) -> list[CameraSpec]:
                 hours=store.hours,
                 timezone=store.timezone,
                 start_ms=None if camera.start is None else round(camera.start.timestamp() * 1000),
+                motion=camera.detection.motion,
+                masks=tuple(tuple((float(x), float(y)) for x, y in mask) for mask in camera.masks),
+                full_frame_ms=round(camera.detection.full_frame_seconds * 1000),
             )
         )
     return specs
@@ -289,7 +293,11 @@ def run_detector(options: RunOptions, stop: threading.Event) -> None:
     """``frames`` -> ``faces`` until stopped."""
     names = StreamNames(options.prefix)
     served = _serve_metrics(options)  # /healthz answers while the models load
-    handler = DetectorStage(build_analyzer(options.analysis, classify=False))
+    handler = DetectorStage(
+        build_analyzer(options.analysis, classify=False),
+        RegistryCameras(options.registry).scene,
+        options.analysis.min_face_size,
+    )
     _worker(options, "detector", (names.frames, names.faces), handler, served).run(stop)
 
 
@@ -301,7 +309,8 @@ def run_tracker(options: RunOptions, stop: threading.Event) -> None:
     first one stops or dies.
     """
     names = StreamNames(options.prefix)
-    handler = TrackerStage(RegistryVisitSettings(options.registry), options.reorder)
+    cameras = RegistryCameras(options.registry)
+    handler = TrackerStage(cameras, options.reorder, zones=cameras.zones)
     served = _serve_metrics(options)
     worker = _worker(options, "tracker", (names.faces, names.tracks), handler, served)
     worker.config = worker.config.model_copy(update={"claim_all_on_start": True})

@@ -22,6 +22,7 @@ from moodstream.schemas.messages import (
     VisitEmotion,
     VisitRecord,
 )
+from moodstream.schemas.regions import Zone, box_zone
 from moodstream.visits import EndedVisit, FaceQuality, VisitBuilder, VisitConfig
 
 
@@ -72,6 +73,7 @@ def visit_records(
             faces=v.faces,
             readable_faces=v.readable_faces,
             vote_ms=tuple(vote.captured_ms for vote in v.votes),
+            zone=v.zone,
         )
         for v in visits
     )
@@ -101,7 +103,11 @@ def visit_emotions(
         start += len(visit.vote_ms)
         votes.extend(ClassifiedVote(ms, _probs(row)) for ms, row in zip(visit.vote_ms, rows, strict=True))
         mean = _probs(rows.mean(axis=0)) if len(rows) else None
-        out.append(VisitEmotion(visit.started_ms, visit.ended_ms, visit.faces, visit.readable_faces, mean))
+        out.append(
+            VisitEmotion(
+                visit.started_ms, visit.ended_ms, visit.faces, visit.readable_faces, mean, visit.zone
+            )
+        )
     return tuple(votes), tuple(out)
 
 
@@ -110,10 +116,17 @@ def _probs(row: np.ndarray) -> tuple[float, ...]:
 
 
 class CameraVisits:
-    """One camera's faces -> visits. Frames must come in capture order (non-decreasing ``captured_ms``)."""
+    """One camera's faces -> visits. Frames must come in capture order (non-decreasing ``captured_ms``).
 
-    def __init__(self, config: contract.VisitConfig | VisitConfig | None = None) -> None:
+    ``zones``: the camera's zones (stores.yaml); each face counts in the zone holding its box centre, and an
+    ended visit carries the zone of most of its faces.
+    """
+
+    def __init__(
+        self, config: contract.VisitConfig | VisitConfig | None = None, zones: Sequence[Zone] = ()
+    ) -> None:
         self.builder = VisitBuilder(builder_config(config))
+        self.zones = tuple(zones)
         self.last_ms: int | None = None
         self.crop_tail: tuple[int, ...] = (1, 1)
 
@@ -121,10 +134,24 @@ class CameraVisits:
         """Whether a frame captured at ``captured_ms`` may still be tracked (not older than the last one)."""
         return self.last_ms is None or captured_ms >= self.last_ms
 
-    def observe(self, captured_ms: int, faces: Sequence[DetectedFace], crops: np.ndarray) -> TrackedFrame:
-        """Track one frame: faces with their aligned crops (N, H, W[, 3]) uint8, one per face."""
+    def observe(
+        self,
+        captured_ms: int,
+        faces: Sequence[DetectedFace],
+        crops: np.ndarray,
+        frame_size: tuple[int, int] | None = None,
+        searched: Sequence[tuple[int, int, int, int]] | None = None,
+    ) -> TrackedFrame:
+        """Track one frame: faces with their aligned crops (N, H, W[, 3]) uint8, one per face;
+        ``frame_size`` (width, height) places the faces in the camera's zones (needed when it has some);
+        ``searched``: the regions (frame pixels) the detector searched, None for the whole frame (a
+        track outside all of them was not looked for: it is not aged)."""
         self.crop_tail = tuple(crops.shape[1:])
-        result = self.builder.observe(captured_ms, faces, crops)
+        zones = None
+        if self.zones and frame_size is not None:
+            zones = [box_zone(f.box, frame_size, self.zones) for f in faces]
+        regions = None if searched is None else np.array(searched, dtype=np.float64).reshape(-1, 4)
+        result = self.builder.observe(captured_ms, faces, crops, zones=zones, searched=regions)
         self.last_ms = captured_ms
         records, vote_crops = visit_records(result.ended, self.crop_tail)
         return TrackedFrame(tracked_faces(faces, result.qualities), result.track_ids, records, vote_crops)

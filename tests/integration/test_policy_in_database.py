@@ -75,6 +75,7 @@ def reader(reader_role: str, migrated_database_url: str) -> Iterator[Engine]:
 
 RAW = {
     "raw counts": "SELECT * FROM emotion_counts",
+    "raw counts per zone": "SELECT * FROM zone_visits",
     "unsuppressed view": "SELECT * FROM emotion_counts_v",
     "unsuppressed daily view": "SELECT * FROM branch_daily_v",
     "the policy table": "SELECT * FROM privacy_settings",

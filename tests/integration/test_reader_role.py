@@ -55,6 +55,7 @@ FORBIDDEN = {
     "read alembic_version": "SELECT * FROM alembic_version",
     "read the raw counts": "SELECT * FROM emotion_counts",
     "read the unsuppressed view": "SELECT * FROM emotion_counts_v",
+    "read the raw zone counts": "SELECT * FROM zone_visits",
     "truncate": "TRUNCATE frame_losses",
 }
 
@@ -94,7 +95,8 @@ def test_migration_grants_an_existing_reader_role(database_url: str) -> None:
         reader = create_engine(parse_database_url(database_url).set(username=role, password="pw-for-test"))
         with reader.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM store_hourly_v")).scalar() == 0
-        for internal in ("applied_frames", "emotion_counts", "emotion_counts_v"):  # 0001 granted the last two
+        # 0001 granted emotion_counts and emotion_counts_v; zone_visits (0005) holds raw counts per zone
+        for internal in ("applied_frames", "emotion_counts", "emotion_counts_v", "zone_visits"):
             with reader.connect() as conn, pytest.raises(ProgrammingError):
                 conn.execute(text(f"SELECT * FROM {internal}"))
         reader.dispose()

@@ -73,6 +73,7 @@ def test_roles_sql_then_upgrade_gives_a_read_only_reader(
         "CREATE TABLE public.sneaky (x int)",
         "SELECT * FROM applied_frames",
         "SELECT * FROM emotion_counts",
+        "SELECT * FROM zone_visits",
         "SELECT * FROM branch_daily_v",
     ):
         with reader.connect() as conn, pytest.raises(ProgrammingError):

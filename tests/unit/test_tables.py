@@ -25,6 +25,15 @@ CONTRACT = {
             *("last_frame_at", "updated_at"),
         ],
     ),
+    "zone_visits": (
+        ["bucket_start", "store_id", "camera_id", "zone"],
+        [
+            *("bucket_start", "store_id", "camera_id", "zone", "bucket_seconds"),
+            *("visits", "readable_visits", *(f"visits_{e}" for e in EMOTIONS), "dwell_seconds_sum"),
+            *("dwell_lt_10s", "dwell_10_30s", "dwell_30_120s", "dwell_120_600s", "dwell_ge_600s"),
+            "updated_at",
+        ],
+    ),
     "frame_losses": (
         ["bucket_start", "store_id", "camera_id"],
         ["bucket_start", "store_id", "camera_id", "shed", "dead", "updated_at"],

@@ -1,47 +1,118 @@
-"""Detector stage adapter: ``frames`` -> ``faces``."""
+"""Detector stage adapter: ``frames`` -> ``faces``.
+
+Per frame: the camera's masks are blanked, the frame is shrunk for the camera's smallest face (resolution
+by need, ``detection.min_face_size``), and the detector searches only the motion regions ingest attached
+(the whole frame when there are none; no detector run at all when the list is empty). Every frame gives
+one FacesMessage, so ``frames`` stays exact; it says what was searched (``searched``, frame pixels), so
+the tracker does not take a person the detector did not look for as gone."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from moodstream.runtime.frame_analysis import FrameAnalyzer
+from moodstream.runtime.frame_analysis import AnalysisError, FrameAnalyzer, FrameFaces
 from moodstream.runtime.metrics import StageCounters
+from moodstream.runtime.scene import (
+    CameraScene,
+    SearchStats,
+    blank_masks,
+    detect_in_regions,
+    detector_scale,
+    searched_regions,
+)
 from moodstream.runtime.stages.decoding import decode_all
 from moodstream.runtime.worker import BatchResult, Entry
-from moodstream.schemas.jpeg import decode_jpeg
+from moodstream.schemas.jpeg import MAX_FRAME_PIXELS, decode_jpeg, jpeg_dimensions
 from moodstream.schemas.messages import FacesMessage, FrameMessage
+
+SceneSettings = Callable[[str, str], CameraScene]
+"""(store id, camera id) -> that camera's scene (masks, zones, detection settings)."""
 
 
 class DetectorStage:
-    """``frames`` -> ``faces``: decode JPEGs, detect faces in all frames of the batch at once, align crops."""
+    """``frames`` -> ``faces``: decode JPEGs, blank each camera's masks, detect faces in all frames of the
+    batch at once, align crops (from the blanked frames: nothing of a masked area leaves the stage)."""
 
     stage = "detector"
 
-    def __init__(self, analyzer: FrameAnalyzer) -> None:
+    def __init__(
+        self, analyzer: FrameAnalyzer, scenes: SceneSettings | None = None, detector_min_face: int = 20
+    ) -> None:
+        """scenes: each camera's masks and detection settings (None: no mask, whole frames);
+        detector_min_face: the detector's own smallest face (``DetectorConfig.min_face_size``)."""
         self.analyzer = analyzer
+        self.scenes = scenes
+        self.detector_min_face = detector_min_face
+        self.stats = SearchStats()
 
     def handle(self, entries: Sequence[Entry], counters: StageCounters) -> BatchResult:
-        """One FacesMessage per decodable frame; malformed entries and bad JPEGs are returned dead."""
+        """One FacesMessage per frame with a readable JPEG; malformed entries and bad JPEGs are returned
+        dead. A frame with nothing to look at (empty regions) is not even decoded: its size is read from
+        the JPEG header and it gives an entry without faces."""
         good, dead = decode_all(entries, FrameMessage.decode, FrameMessage.KIND)
-        messages: list[FrameMessage] = []
-        images: list[np.ndarray] = []
-        for entry, message in good:
+        searched: list[tuple[FrameMessage, np.ndarray, float]] = []
+        sizes: dict[int, tuple[int, int]] = {}
+        scales: dict[int, float] = {}
+        skipped: set[int] = set()
+        for index, (entry, message) in enumerate(good):
+            if message.regions == ():
+                size = jpeg_dimensions(message.jpeg)
+                if size is not None and 0 < size[0] * size[1] <= MAX_FRAME_PIXELS:
+                    sizes[index] = size
+                    skipped.add(index)
+                    self.stats.frames += 1
+                    self.stats.skipped += 1
+                    continue
             image = decode_jpeg(message.jpeg)
             if image is None:
                 dead.append(
                     (entry, f"undecodable JPEG ({len(message.jpeg)} bytes) for {message.key.label()}")
                 )
                 continue
-            messages.append(message)
-            images.append(image)
+            scale = 1.0
+            if self.scenes is not None:
+                scene = self.scenes(message.key.store_id, message.key.camera_id)
+                image = blank_masks(image, scene.masks)
+                scale = detector_scale(scene.detection.min_face_size, self.detector_min_face)
+            sizes[index] = (image.shape[1], image.shape[0])
+            scales[index] = scale
+            searched.append((message, image, scale))
+        found = iter(self._detect(searched))
         outputs = []
-        for message, image, found in zip(messages, images, self.analyzer.detect(images), strict=True):
-            h, w = image.shape[:2]
-            out = FacesMessage(message.key, message.captured_ms, (w, h), found.faces, found.crops)
+        for index, (_, message) in enumerate(good):
+            if index not in sizes:
+                continue
+            faces = None if index in skipped else next(found)
+            out = FacesMessage(
+                message.key,
+                message.captured_ms,
+                sizes[index],
+                () if faces is None else faces.faces,
+                self._no_crops() if faces is None else faces.crops,
+                () if faces is None else searched_regions(message.regions, scales[index], sizes[index]),
+            )
             outputs.append(out.encode())
             counters.add(message.key.store_id, message.key.camera_id, "frames_in")
             counters.add(message.key.store_id, message.key.camera_id, "frames_out")
-            counters.add(message.key.store_id, message.key.camera_id, "faces", len(found.faces))
+            counters.add(message.key.store_id, message.key.camera_id, "faces", len(out.faces))
         return BatchResult(outputs=outputs, dead=dead)
+
+    def _detect(self, searched: list[tuple[FrameMessage, np.ndarray, float]]) -> list[FrameFaces]:
+        """Faces and crops of the frames to search, all in one detector call."""
+        if not searched:
+            return []
+        if self.analyzer.detector is None:
+            raise AnalysisError("the detector stage needs an analyzer with a face detector")
+        images = [image for _, image, _ in searched]
+        regions = [message.regions for message, _, _ in searched]
+        scales = [scale for _, _, scale in searched]
+        faces = detect_in_regions(self.analyzer.detector, images, regions, scales, self.stats)
+        return self.analyzer.align_faces(images, faces)
+
+    def _no_crops(self) -> np.ndarray:
+        """An empty crop array of the analyzer's crop shape (a frame without faces)."""
+        crop = self.analyzer.crop
+        tail = (crop.height, crop.width) if crop.color == "gray" else (crop.height, crop.width, 3)
+        return np.zeros((0, *tail), np.uint8)

@@ -17,7 +17,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -26,7 +25,7 @@ from moodstream.runtime.stages.decoding import decode_all
 from moodstream.runtime.visit_tracking import CameraVisits, TrackedFrame, untracked
 from moodstream.runtime.worker import BatchResult, Entry
 from moodstream.schemas.messages import FacesMessage, Fields, FrameKey, TracksMessage
-from moodstream.schemas.registry import Registry
+from moodstream.schemas.regions import Zone
 from moodstream.schemas.visit_config import ReorderConfig, VisitConfig
 from moodstream.visits import Released, ReorderWindow, VisitsError
 
@@ -37,6 +36,9 @@ RECENT_FRAMES = 4096
 
 VisitSettings = Callable[[str, str], VisitConfig]
 """(store id, camera id) -> that camera's visit settings."""
+
+ZoneSettings = Callable[[str, str], Sequence[Zone]]
+"""(store id, camera id) -> that camera's zones."""
 
 
 @dataclass
@@ -91,40 +93,6 @@ class _Emitted:
     acked: list[str] = field(default_factory=list)
 
 
-class RegistryVisitSettings:
-    """Per-camera visit settings from ``stores.yaml``: re-read when the file changed, defaults for a camera
-    the file does not list (or without a file). Callable as ``settings(store_id, camera_id)``."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._mtime: float | None = None
-        self._registry: Registry | None = None
-
-    def _load(self) -> None:
-        from moodstream.schemas.registry import RegistryError, load_registry
-
-        if self.path is None:
-            return
-        try:
-            mtime = self.path.stat().st_mtime
-            if mtime != self._mtime:
-                self._registry, self._mtime = load_registry(self.path), mtime
-        except (OSError, RegistryError) as exc:
-            log.warning("tracker: registry %s not (re)loaded, keeping the last settings: %s", self.path, exc)
-
-    def __call__(self, store_id: str, camera_id: str) -> VisitConfig:
-        from moodstream.schemas.registry import UnknownCameraError
-
-        self._load()
-        if self._registry is None:
-            return VisitConfig()
-        try:
-            return self._registry.visit_config(store_id, camera_id)
-        except UnknownCameraError:
-            log.info("tracker: %s/%s is not in the registry; default visit settings", store_id, camera_id)
-            return VisitConfig()
-
-
 class TrackerStage:
     """``faces`` -> ``tracks`` for every camera; holds frames while their camera's order is restored."""
 
@@ -135,8 +103,10 @@ class TrackerStage:
         settings: VisitSettings,
         reorder: ReorderConfig | None = None,
         clock: Callable[[], float] = time.time,
+        zones: ZoneSettings | None = None,
     ) -> None:
         self.settings = settings
+        self.zones = zones
         self.reorder = reorder or ReorderConfig()
         self.clock = clock
         self.cameras: dict[tuple[str, str], _Camera] = {}
@@ -188,7 +158,8 @@ class TrackerStage:
             window: ReorderWindow[_Waiting] = ReorderWindow(
                 self.reorder.max_frames, round(self.reorder.max_wait_seconds * 1000)
             )
-            camera = _Camera(window, CameraVisits(self.settings(*ident)), now)
+            zones = self.zones(*ident) if self.zones is not None else ()
+            camera = _Camera(window, CameraVisits(self.settings(*ident), zones), now)
             self.cameras[ident] = camera
         return camera
 
@@ -210,7 +181,9 @@ class TrackerStage:
                 self._emit(waiting.entry_id, message, frame, True, out, counters)
                 continue
             try:
-                frame = camera.visits.observe(message.captured_ms, message.faces, message.crops)
+                frame = camera.visits.observe(
+                    message.captured_ms, message.faces, message.crops, message.frame_size, message.searched
+                )
             except VisitsError as exc:  # a frame the tracker cannot use: counted, untracked, logged
                 log.error("tracker: %s not tracked: %s", message.key.label(), exc)
                 counters.add(message.key.store_id, message.key.camera_id, "errors")
