@@ -48,28 +48,13 @@ def _zeros(columns: tuple[str, ...]) -> dict[str, int]:
 
 
 @dataclass
-class BucketCounts:
-    """Counters of one (bucket, store, camera), named as the ``emotion_counts`` columns.
+class VisitCounts:
+    """Visit counters of one row, named as its table's columns: ``counters`` holds every integer column
+    (zeros to start; by default those of a (bucket, store, camera, zone) row of ``zone_visits``),
+    ``dwell_seconds_sum`` the visits' summed dwell."""
 
-    ``counters`` holds every integer column of ``tables.COUNT_COLUMNS``; ``dwell_seconds_sum`` the visits'
-    summed dwell; ``last_ms`` the newest capture time of a frame counted here (None: only visits or votes
-    landed in this bucket).
-    """
-
-    counters: dict[str, int] = field(default_factory=lambda: _zeros(COUNT_COLUMNS))
+    counters: dict[str, int] = field(default_factory=lambda: _zeros(ZONE_COUNT_COLUMNS))
     dwell_seconds_sum: float = 0.0
-    last_ms: int | None = None
-
-    def add_frame(self, message: EmotionsMessage) -> None:
-        """Count one frame, its detected and its readable faces."""
-        self.counters["frames"] += 1
-        self.counters["faces"] += message.faces
-        self.counters["readable_faces"] += message.readable_faces
-        self.last_ms = message.captured_ms if self.last_ms is None else max(self.last_ms, message.captured_ms)
-
-    def add_vote(self, vote: ClassifiedVote) -> None:
-        """Count one classified face as its most probable emotion."""
-        self.counters[f"faces_{vote.emotion}"] += 1
 
     def add_visit(self, visit: VisitEmotion) -> None:
         """Count one ended visit: visits, readable visits and its emotion, dwell sum and histogram."""
@@ -84,6 +69,30 @@ class BucketCounts:
     def column_values(self) -> dict[str, int | float]:
         """Every counter and ``dwell_seconds_sum`` by column name (for the upsert)."""
         return {**self.counters, "dwell_seconds_sum": self.dwell_seconds_sum}
+
+
+@dataclass
+class BucketCounts(VisitCounts):
+    """Counters of one (bucket, store, camera), named as the ``emotion_counts`` columns.
+
+    ``counters`` holds every integer column of ``tables.COUNT_COLUMNS``; ``dwell_seconds_sum`` the visits'
+    summed dwell; ``last_ms`` the newest capture time of a frame counted here (None: only visits or votes
+    landed in this bucket).
+    """
+
+    counters: dict[str, int] = field(default_factory=lambda: _zeros(COUNT_COLUMNS))
+    last_ms: int | None = None
+
+    def add_frame(self, message: EmotionsMessage) -> None:
+        """Count one frame, its detected and its readable faces."""
+        self.counters["frames"] += 1
+        self.counters["faces"] += message.faces
+        self.counters["readable_faces"] += message.readable_faces
+        self.last_ms = message.captured_ms if self.last_ms is None else max(self.last_ms, message.captured_ms)
+
+    def add_vote(self, vote: ClassifiedVote) -> None:
+        """Count one classified face as its most probable emotion."""
+        self.counters[f"faces_{vote.emotion}"] += 1
 
 
 def fold_emotions(messages: Iterable[EmotionsMessage], bucket_seconds: int) -> dict[BucketKey, BucketCounts]:
@@ -107,39 +116,17 @@ def fold_emotions(messages: Iterable[EmotionsMessage], bucket_seconds: int) -> d
     return rows
 
 
-@dataclass
-class ZoneCounts:
-    """Visit counters of one (bucket, store, camera, zone), named as the ``zone_visits`` columns."""
-
-    counters: dict[str, int] = field(default_factory=lambda: _zeros(ZONE_COUNT_COLUMNS))
-    dwell_seconds_sum: float = 0.0
-
-    def add_visit(self, visit: VisitEmotion) -> None:
-        """Count one ended visit: visits, readable visits and its emotion, dwell sum and histogram."""
-        self.counters["visits"] += 1
-        if visit.emotion is not None:
-            self.counters["readable_visits"] += 1
-            self.counters[f"visits_{visit.emotion}"] += 1
-        dwell = visit.dwell_ms / 1000
-        self.dwell_seconds_sum += dwell
-        self.counters[dwell_column(dwell)] += 1
-
-    def column_values(self) -> dict[str, int | float]:
-        """Every counter and ``dwell_seconds_sum`` by column name (for the upsert)."""
-        return {**self.counters, "dwell_seconds_sum": self.dwell_seconds_sum}
-
-
-def fold_zones(messages: Iterable[EmotionsMessage], bucket_seconds: int) -> dict[ZoneKey, ZoneCounts]:
+def fold_zones(messages: Iterable[EmotionsMessage], bucket_seconds: int) -> dict[ZoneKey, VisitCounts]:
     """Sum the ended visits that belong to a zone into (bucket_start, store, camera, zone) rows, each in
     the bucket of its start (as in ``fold_emotions``); visits in no zone are left out."""
-    rows: dict[ZoneKey, ZoneCounts] = {}
+    rows: dict[ZoneKey, VisitCounts] = {}
     for message in messages:
         for visit in message.visits:
             if visit.zone is None:
                 continue
             start = bucket_start(visit.started_ms, bucket_seconds)
             key = (start, message.key.store_id, message.key.camera_id, visit.zone)
-            rows.setdefault(key, ZoneCounts()).add_visit(visit)
+            rows.setdefault(key, VisitCounts()).add_visit(visit)
     return rows
 
 

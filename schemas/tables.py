@@ -136,6 +136,16 @@ def _count(name: str) -> Column[int]:
     return Column(name, Integer, nullable=False, server_default="0", comment=COUNT_COMMENTS[name])
 
 
+def _dwell_sum() -> Column[float]:
+    return Column(
+        "dwell_seconds_sum",
+        Float,
+        nullable=False,
+        server_default="0",
+        comment="sum of the dwell times (first to last sighting) of the visits, seconds",
+    )
+
+
 emotion_counts = Table(
     "emotion_counts",
     metadata,
@@ -145,13 +155,7 @@ emotion_counts = Table(
     Column("bucket_seconds", Integer, nullable=False, comment="width of the bucket in seconds"),
     _count("frames"),
     *[_count(c) for c in VISIT_COUNT_COLUMNS],
-    Column(
-        "dwell_seconds_sum",
-        Float,
-        nullable=False,
-        server_default="0",
-        comment="sum of the dwell times (first to last sighting) of the visits, seconds",
-    ),
+    _dwell_sum(),
     *[_count(c) for c in (*DWELL_COLUMNS, *FACE_COUNT_COLUMNS)],
     Column("last_frame_at", DateTime(timezone=True), nullable=True, comment="newest capture time counted"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -177,13 +181,7 @@ zone_visits = Table(
     Column("zone", Text, nullable=False, comment="zone id of the camera (stores.yaml cameras[].zones)"),
     Column("bucket_seconds", Integer, nullable=False, comment="width of the bucket in seconds"),
     *[_count(c) for c in VISIT_COUNT_COLUMNS],
-    Column(
-        "dwell_seconds_sum",
-        Float,
-        nullable=False,
-        server_default="0",
-        comment="sum of the dwell times (first to last sighting) of the visits, seconds",
-    ),
+    _dwell_sum(),
     *[_count(c) for c in DWELL_COLUMNS],
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("bucket_start", "store_id", "camera_id", "zone"),

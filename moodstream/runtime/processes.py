@@ -270,9 +270,12 @@ def _worker(
     streams: tuple[str, str | None],
     handler: BatchHandler,
     served: tuple[PipelineMetrics, HealthState],
+    *,
     client: redis.Redis | None = None,
+    **overrides: object,
 ) -> StreamWorker:
-    """The consumer loop of ``stage`` over ``streams`` (input, output or None), with the run's config."""
+    """The consumer loop of ``stage`` over ``streams`` (input, output or None), with the run's worker
+    config and the stage's ``overrides`` of it (validated like the config itself)."""
     stream, output = streams
     return StreamWorker(
         client or connect_redis(options.redis_url),
@@ -282,7 +285,7 @@ def _worker(
         group=GROUPS[stage],
         handler=handler,
         output_stream=output,
-        config=options.worker,
+        config=type(options.worker).model_validate({**options.worker.model_dump(), **overrides}),
         metrics=served[0],
         transient=DB_TRANSIENT,
         health=served[1],
@@ -312,8 +315,9 @@ def run_tracker(options: RunOptions, stop: threading.Event) -> None:
     cameras = RegistryCameras(options.registry)
     handler = TrackerStage(cameras, options.reorder, zones=cameras.zones)
     served = _serve_metrics(options)
-    worker = _worker(options, "tracker", (names.faces, names.tracks), handler, served)
-    worker.config = worker.config.model_copy(update={"claim_all_on_start": True})
+    worker = _worker(
+        options, "tracker", (names.faces, names.tracks), handler, served, claim_all_on_start=True
+    )
     client = connect_redis(options.redis_url)
     lease = StageLease(client, options.redis_url, names, "tracker", worker.consumer, options.tracker_lease_ms)
 
@@ -340,10 +344,9 @@ def run_classifier(options: RunOptions, stop: threading.Event) -> None:
     names = StreamNames(options.prefix)
     served = _serve_metrics(options)  # /healthz answers while the model loads
     handler = ClassifierStage(build_analyzer(options.analysis, detect=False))
-    worker = _worker(options, "classifier", (names.tracks, names.emotions), handler, served)
-    if options.results_maxlen is not None:
-        worker.config = worker.config.model_copy(update={"output_maxlen": options.results_maxlen})
-    worker.run(stop)
+    results_cap = options.results_maxlen or options.worker.output_maxlen  # store box: results wait longer
+    streams = (names.tracks, names.emotions)
+    _worker(options, "classifier", streams, handler, served, output_maxlen=results_cap).run(stop)
 
 
 def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
@@ -362,7 +365,7 @@ def run_aggregator(options: RunOptions, stop: threading.Event) -> None:
     thread = threading.Thread(target=loss_worker.run, args=(stop,), name="losses", daemon=True)
     thread.start()
     try:
-        _worker(options, "aggregator", (names.emotions, None), counts, served, client).run(stop)
+        _worker(options, "aggregator", (names.emotions, None), counts, served, client=client).run(stop)
     finally:
         stop.set()
         thread.join(timeout=30)
