@@ -26,8 +26,9 @@ from synthetic_store import busy_fraction, store_clip
 
 from moodstream.detector import DetectorConfig, Face, FaceDetector
 from moodstream.ingest import MotionGate, sample_file
+from moodstream.runtime.face_memory import RecentFaces, detect_remembering
 from moodstream.runtime.frame_analysis import jpeg_round_trip
-from moodstream.runtime.scene import SearchStats, detect_in_regions
+from moodstream.runtime.scene import SearchStats
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "video"
 
@@ -56,6 +57,7 @@ def measure(
 ) -> tuple[int, int]:
     """Print one clip's recall and search shares; return (full-frame faces, found by the gated path)."""
     gate = MotionGate(full_frame_ms=full_frame_ms)
+    memory = RecentFaces()
     stats = SearchStats()
     total = hits = 0
     cpu_full = cpu_gated = 0.0
@@ -66,7 +68,10 @@ def measure(
         full = detector.detect([frame])[0]
         cpu_full += time.process_time() - start
         start = time.process_time()
-        gated = detect_in_regions(detector, [frame], [regions], [1.0], stats)[0]
+        found_now, _ = detect_remembering(
+            detector, [frame], [regions], [1.0], ["c"], [round(stamp)], memory, stats
+        )
+        gated = found_now[0]
         cpu_gated += time.process_time() - start
         total += len(full)
         hits += found(full, gated)

@@ -78,7 +78,8 @@ class QuantizeOptions(BaseModel):
     )
     float_first_conv: bool = Field(
         default=True,
-        description="Keep the first convolution (1 input channel, on the standardised crop) in float32.",
+        description="Keep the first convolution of each network (1 input channel, on the standardised "
+        "crop) in float32.",
     )
     float_last_gemm: bool = Field(default=False, description="Keep the last Gemm (the logits) in float32.")
 
@@ -129,12 +130,21 @@ def trunk_nodes(model: onnx.ModelProto, options: QuantizeOptions) -> list[str]:
     dropped = set()
     if options.float_first_conv:
         dropped.add(convs[0].name)
+        dropped.update(n.name for n in convs if _input_channels(model, n) == 1)  # each member's first
     if options.float_last_gemm and gemms:
         dropped.add(gemms[-1].name)
     unnamed = [n.op_type for n in nodes if not n.name]
     if unnamed:
         raise ValueError(f"the graph has unnamed {unnamed[0]} node(s); node names are needed to choose them")
     return [n.name for n in nodes if n.name not in dropped]
+
+
+def _input_channels(model: onnx.ModelProto, conv: onnx.NodeProto) -> int | None:
+    """Input channels of a Conv node from its weight initializer (None when the weight is not one)."""
+    for tensor in model.graph.initializer:
+        if tensor.name == conv.input[1] and len(tensor.dims) == 4:
+            return int(tensor.dims[1])
+    return None
 
 
 def quantize_graph(source: Path, target: Path, inputs: np.ndarray, options: QuantizeOptions) -> None:
@@ -166,11 +176,14 @@ def quantize_graph(source: Path, target: Path, inputs: np.ndarray, options: Quan
     onnx.save(quantised, str(target))
 
 
-def refit_temperature(path: Path, split_dir: Path, spec: InputSpec, label: str) -> Calibration:
+def refit_temperature(
+    path: Path, split_dir: Path, spec: InputSpec, label: str, objective: str | None = None
+) -> Calibration:
     """Fit the temperature of the graph at ``path`` on the folder split ``split_dir`` and write it there.
 
-    Same objective as the float export (NLL of the mean over views of softmax(logits / T)). Returns the
-    manifest's calibration block (ECE at T = 1 and at the fitted T).
+    Same objective as the float export (NLL of the mean over views of softmax(logits / T)); ``objective``
+    is its wording for the manifest (None: worded from the number of views). Returns the manifest's
+    calibration block (ECE at T = 1 and at the fitted T).
     """
     images, labels = load_split(split_dir, (spec.width, spec.height), spec.color)
     model = onnx.load(str(path))
@@ -178,14 +191,28 @@ def refit_temperature(path: Path, split_dir: Path, spec: InputSpec, label: str) 
     temperature = round(fit_temperature(views, labels), 6)
     set_temperature(model, temperature)
     onnx.save(model, str(path))
-    objective = "NLL of the graph output: mean over views (face, mirror) of softmax(logits / T)"
+    if objective is None:
+        objective = _objective(len(views))
     return Calibration(
         temperature=temperature,
         fitted_on=label,
         samples=len(labels),
-        objective=objective if len(views) == 2 else "NLL of the graph output: softmax(logits / T)",
+        objective=objective,
         ece_before=round(expected_calibration_error(tempered_probabilities(views, 1.0), labels), 6),
         ece_after=round(expected_calibration_error(tempered_probabilities(views, temperature), labels), 6),
+    )
+
+
+def _objective(views: int) -> str:
+    """The calibration objective's wording for a graph with ``views`` softmaxes averaged per face (1: a
+    plain softmax; 2: face and mirror; more: an ensemble's networks, each with face and mirror)."""
+    if views == 1:
+        return "NLL of the graph output: softmax(logits / T)"
+    if views == 2:
+        return "NLL of the graph output: mean over views (face, mirror) of softmax(logits / T)"
+    return (
+        f"NLL of the graph output: mean over {views // 2} networks and views (face, mirror) of "
+        "softmax(logits / T)"
     )
 
 

@@ -1,15 +1,19 @@
-"""Command line of VGG-FER training: ``python -m moodstream.classifier.training train|export ...``.
+"""Command line of VGG-FER training: ``python -m moodstream.classifier.training train|export|recover ...``.
 
 train:  every TrainConfig field is a flag (``--data``, ``--out-dir``, ``--width``, ``--epochs``, ...), plus
         ``--resume`` to continue from ``OUT_DIR/last.pt``.
 export: ``python -m moodstream.classifier.training export OUT_DIR/best.pt classifier/models --name vgg-fer-v2
-        [--calibrate /tmp/fer2013/validation] [--no-flip-tta]``.
+        [--calibrate /tmp/fer2013/validation] [--no-flip-tta]``; several checkpoints make one ensemble graph.
+recover: ``python -m moodstream.classifier.training recover classifier/models/vgg-fer-v2.onnx /tmp/v2.pt
+        --data /tmp/fer2013 --out-dir /tmp/run --width 32 --standardize`` rebuilds a checkpoint (best.pt
+        layout) from a shipped graph, so that ``train --init-from /tmp/v2.pt`` continues from it.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import types
 import typing
 from pathlib import Path
 
@@ -21,6 +25,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for name, field in TrainConfig.model_fields.items():
         flag = "--" + name.replace("_", "-")
         annotation = field.annotation
+        if isinstance(annotation, types.UnionType):  # "X | None": the flag takes an X
+            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
         if annotation is bool:
             parser.add_argument(
                 flag, dest=name, action=argparse.BooleanOptionalAction, help=field.description
@@ -41,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     add_config_flags(train)
     train.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt when it exists")
     export = commands.add_parser("export", help="export a checkpoint to ONNX + manifest")
-    export.add_argument("checkpoint", type=Path, help="best.pt written by train")
+    export.add_argument(
+        "checkpoint", type=Path, nargs="+", help="best.pt written by train (several: an ensemble in one graph)"
+    )
     export.add_argument("out_dir", type=Path, help="folder for NAME.onnx and NAME.json")
     export.add_argument("--name", default="vgg-fer", help="model name (file stem)")
     export.add_argument(
@@ -61,8 +69,17 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="override the run's horizontal-flip averaging in the exported graph",
     )
+    recover = commands.add_parser("recover", help="rebuild a checkpoint from a shipped VGG-FER ONNX graph")
+    recover.add_argument("graph", type=Path, help="the .onnx file (batch norms folded into its convolutions)")
+    recover.add_argument("out", type=Path, help="checkpoint to write (best.pt layout)")
+    recover.add_argument(
+        "--faces", type=int, default=4096, help="training faces the batch-norm statistics are measured on"
+    )
+    add_config_flags(recover)
     args = vars(parser.parse_args(argv))
     command = args.pop("command")
+    if command == "recover":
+        return _recover(args)
     if command == "export":
         from moodstream.classifier.training.export import export_checkpoint
 
@@ -83,6 +100,22 @@ def main(argv: list[str] | None = None) -> int:
     resume = args.pop("resume")
     config = TrainConfig(**{k: v for k, v in args.items() if v is not None})
     Trainer(config, resume=resume).run()
+    return 0
+
+
+def _recover(args: dict[str, typing.Any]) -> int:
+    """The recover command: checkpoint of ``args['graph']`` built as the config flags describe."""
+    import numpy as np
+
+    from moodstream.classifier.training.data import load_fer
+    from moodstream.classifier.training.recover import recover_checkpoint
+
+    graph, out, faces = args.pop("graph"), args.pop("out"), args.pop("faces")
+    config = TrainConfig(**{k: v for k, v in args.items() if v is not None})
+    images, _ = load_fer(Path(config.data), "train")
+    chosen = np.random.default_rng(config.seed).choice(len(images), min(faces, len(images)), replace=False)
+    recover_checkpoint(graph, config, images[np.sort(chosen)], out)
+    print(f"wrote {out} from {graph}")
     return 0
 
 

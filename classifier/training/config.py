@@ -69,6 +69,12 @@ class TrainConfig(BaseModel):
     limit_per_class: int = Field(
         default=0, ge=0, description="Use at most this many images per class and split (0 = all)."
     )
+    init_from: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Checkpoint (best.pt layout, e.g. from `recover`) whose network weights start the run; "
+        "its width and shape must match. None = random initialisation.",
+    )
     threads: int = Field(default=2, ge=1, le=256, description="torch.set_num_threads.")
     seed: int = Field(default=0, ge=0, description="Seed of shuffling, augmentation and initialisation.")
     log_every: int = Field(default=50, ge=1, description="Print a progress line every this many batches.")

@@ -8,6 +8,7 @@ to the probabilities the exported graph computes, applied inside the graph, writ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,9 @@ from moodstream.schemas.labels import EMOTIONS
 MAX_MODEL_BYTES = 30 * 1024 * 1024
 """Largest ONNX file we ship in the repository."""
 CALIBRATION_OBJECTIVE = "NLL of the graph output: mean over views (face, mirror) of softmax(logits / T)"
+ENSEMBLE_OBJECTIVE = (
+    "NLL of the graph output: mean over networks and views (face, mirror) of softmax(logits / T)"
+)
 
 
 def load_checkpoint(checkpoint: Path) -> tuple[TrainConfig, VggFer, dict[str, Any]]:
@@ -63,13 +67,16 @@ def view_logits(net: torch.nn.Module, images: np.ndarray, flip_tta: bool, batch:
     return np.stack([np.concatenate(v) for v in views])
 
 
-def calibrate(net: torch.nn.Module, flip_tta: bool, split_dir: Path, label: str | None = None) -> Calibration:
-    """Fit the temperature of ``net``'s graph output on the folder split ``split_dir`` (<emotion>/*.jpg).
+def calibrate(
+    nets: Sequence[torch.nn.Module], flip_tta: bool, split_dir: Path, label: str | None = None
+) -> Calibration:
+    """Fit the temperature of the graph output of ``nets`` (one network, or an ensemble's members) on the
+    folder split ``split_dir`` (<emotion>/*.jpg).
 
     ``label`` names the split in the manifest (default: the folder's last two path parts).
     """
     images, labels = load_split(split_dir)
-    views = view_logits(net, images, flip_tta)
+    views = np.concatenate([view_logits(net, images, flip_tta) for net in nets])
     temperature = fit_temperature(views, labels)
     before = expected_calibration_error(tempered_probabilities(views, 1.0), labels)
     after = expected_calibration_error(tempered_probabilities(views, temperature), labels)
@@ -77,7 +84,7 @@ def calibrate(net: torch.nn.Module, flip_tta: bool, split_dir: Path, label: str 
         temperature=round(temperature, 6),
         fitted_on=label or str(Path(split_dir.parent.name) / split_dir.name),
         samples=len(labels),
-        objective=CALIBRATION_OBJECTIVE,
+        objective=CALIBRATION_OBJECTIVE if len(nets) == 1 else ENSEMBLE_OBJECTIVE,
         ece_before=round(before, 6),
         ece_after=round(after, 6),
     )
@@ -92,7 +99,7 @@ def write_graph_metadata(path: Path, properties: dict[str, str]) -> None:
 
 
 def export_checkpoint(
-    checkpoint: Path,
+    checkpoint: Path | Sequence[Path],
     out_dir: Path,
     name: str,
     calibrate_on: Path | None = None,
@@ -101,20 +108,25 @@ def export_checkpoint(
 ) -> ModelManifest:
     """Write ``out_dir/NAME.onnx`` ((N, 1, 48, 48) float32 -> (N, 7) probabilities) and ``NAME.json``.
 
-    The graph includes the softmax and, when the run used it, horizontal-flip averaging; with
-    ``calibrate_on`` (a folder split) also the fitted temperature. Raises ValueError when the exported
-    file exceeds MAX_MODEL_BYTES, DatasetError for a bad calibration folder. ``flip_tta`` overrides the
-    run's choice of flip averaging (None keeps it); ``calibration_label`` names the calibration split.
+    ``checkpoint``: one best.pt, or several (an ensemble, averaged in one graph; the first one's flip
+    setting applies to all). The graph includes the softmax and, when the run used it, horizontal-flip
+    averaging; with ``calibrate_on`` (a folder split) also the fitted temperature. Raises ValueError when
+    the exported file exceeds MAX_MODEL_BYTES, DatasetError for a bad calibration folder. ``flip_tta``
+    overrides the run's choice of flip averaging (None keeps it); ``calibration_label`` names the
+    calibration split.
     """
-    config, net, state = load_checkpoint(checkpoint)
+    paths = [checkpoint] if isinstance(checkpoint, Path) else list(checkpoint)
+    loaded = [load_checkpoint(path) for path in paths]
+    config, _, _ = loaded[0]
+    nets = [net for _, net, _ in loaded]
     if flip_tta is not None:
         config = config.model_copy(update={"flip_tta": flip_tta})
     calibration = None
     if calibrate_on is not None:
-        calibration = calibrate(net, config.flip_tta, calibrate_on, calibration_label)
+        calibration = calibrate(nets, config.flip_tta, calibrate_on, calibration_label)
     temperature = calibration.temperature if calibration is not None else 1.0
     onnx_path = out_dir / f"{name}.onnx"
-    graph = Probabilities(net, config.flip_tta, temperature)
+    graph = Probabilities(nets, config.flip_tta, temperature)
     export_onnx(graph, torch.zeros(1, 1, 48, 48), onnx_path, "probabilities")
     if calibration is not None:
         write_graph_metadata(onnx_path, {TEMPERATURE_METADATA_KEY: repr(calibration.temperature)})
@@ -131,11 +143,8 @@ def export_checkpoint(
         ),
         output="probabilities",
         labels=EMOTIONS,
-        architecture=_architecture(config),
-        source=(
-            f"trained from scratch on FER-2013 Training by classifier.training "
-            f"(best validation epoch {state['best_epoch']}, seed {config.seed})"
-        ),
+        architecture=_architecture([c for c, _, _ in loaded], config.flip_tta),
+        source=_source([(c, s) for c, _, s in loaded]),
         license="MIT (moodstream); trained on FER-2013, which is for research use only",
         calibration=calibration,
     )
@@ -143,10 +152,27 @@ def export_checkpoint(
     return manifest
 
 
-def _architecture(config: TrainConfig) -> str:
-    """One-line description of the exported graph for the manifest."""
-    extras = ", per-crop standardisation in the graph" if config.standardize else ""
+def _source(runs: list[tuple[TrainConfig, dict[str, Any]]]) -> str:
+    """Provenance line of the manifest: each run's best epoch and seed."""
+    parts = [f"best validation epoch {state['best_epoch']}, seed {config.seed}" for config, state in runs]
+    if len(parts) == 1:
+        return f"trained from scratch on FER-2013 Training by classifier.training ({parts[0]})"
     return (
-        f"VGG16 topology (13 conv + BN, 3 FC), width {config.width}/64, fc {config.fc_width}, "
-        f"flip TTA {config.flip_tta}{extras}"
+        f"ensemble of {len(parts)} networks trained on FER-2013 Training by classifier.training ("
+        + "; ".join(parts)
+        + ")"
     )
+
+
+def _architecture(configs: list[TrainConfig], flip_tta: bool) -> str:
+    """One-line description of the exported graph (one network or an ensemble) for the manifest."""
+    lines = []
+    for config in configs:
+        extras = ", per-crop standardisation in the graph" if config.standardize else ""
+        lines.append(
+            f"VGG16 topology (13 conv + BN, 3 FC), width {config.width}/64, fc {config.fc_width}, "
+            f"flip TTA {flip_tta}{extras}"
+        )
+    if len(lines) == 1:
+        return lines[0]
+    return f"ensemble of {len(lines)} (probabilities averaged in the graph): " + "; ".join(lines)

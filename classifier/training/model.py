@@ -8,6 +8,8 @@ Channel widths are VGG16's 64, 128, 256, 512, 512 scaled by ``width / 64``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -85,21 +87,34 @@ class VggFer(nn.Module):
 
 
 class Probabilities(nn.Module):
-    """Export wrapper: logits -> softmax(logits / temperature), optionally averaged with the mirrored face.
+    """Export wrapper: logits -> softmax(logits / temperature), optionally averaged with the mirrored face,
+    and averaged over the networks of an ensemble.
 
-    With ``flip_tta`` the faces and their mirror images go through the network as one batch of 2N (one
-    pass, cheaper at batch 1 than two), and the two softmaxes are averaged.
+    With ``flip_tta`` the faces and their mirror images go through each network as one batch of 2N (one
+    pass, cheaper at batch 1 than two). With several networks (an ensemble of separately trained runs on
+    the same input) their logits are stacked before the one division by the temperature and the one
+    softmax, and the mean is taken over every (network, view) pair: M networks x V views = M*V rows of N.
     """
 
-    def __init__(self, net: nn.Module, flip_tta: bool, temperature: float = 1.0) -> None:
+    def __init__(
+        self, net: nn.Module | Sequence[nn.Module], flip_tta: bool, temperature: float = 1.0
+    ) -> None:
         super().__init__()
-        self.net = net
+        members = [net] if isinstance(net, nn.Module) else list(net)
+        if not members:
+            raise ValueError("Probabilities needs at least one network")
+        self.net = members[0]
+        self.others = nn.ModuleList(members[1:])
         self.flip_tta = flip_tta
         self.temperature = temperature
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, H, W) normalised faces -> (N, classes) probabilities."""
-        if not self.flip_tta:
-            return torch.softmax(self.net(x) / self.temperature, dim=1)
-        both = torch.softmax(self.net(torch.cat([x, torch.flip(x, dims=[3])])) / self.temperature, dim=1)
-        return both.reshape(2, x.shape[0], -1).mean(dim=0)
+        views = torch.cat([x, torch.flip(x, dims=[3])]) if self.flip_tta else x
+        logits = self.net(views)
+        if len(self.others):
+            logits = torch.cat([logits, *(other(views) for other in self.others)])
+        if not self.flip_tta and not len(self.others):
+            return torch.softmax(logits / self.temperature, dim=1)
+        both = torch.softmax(logits / self.temperature, dim=1)
+        return both.reshape(-1, x.shape[0], both.shape[1]).mean(dim=0)

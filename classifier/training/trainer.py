@@ -102,6 +102,10 @@ class Trainer:
         val_x, val_y = limit_per_class(*load_fer(Path(cfg.data), "validation"), cfg.limit_per_class)
         self._log(f"data: {len(train_x)} training, {len(val_x)} validation images from {cfg.data}")
         model = build_model(cfg)
+        if cfg.init_from is not None and not (self.resume and (self.out / "last.pt").is_file()):
+            start = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
+            model.load_state_dict(start["model"])
+            self._log(f"network initialised from {cfg.init_from}")
         optimiser = torch.optim.SGD(
             model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
         )

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from moodstream.ingest import MotionConfig, MotionGate
+from moodstream.runtime.face_memory import RecentFaces, detect_remembering
 from moodstream.runtime.frame_analysis import FrameAnalyzer, jpeg_round_trip
 from moodstream.runtime.scene import (
     CameraScene,
     SearchStats,
     blank_masks,
-    detect_in_regions,
     detector_scale,
     searched_regions,
 )
@@ -115,13 +115,18 @@ def analyze_clip(
         full_ms = round(scene.detection.full_frame_seconds * 1000)
         gate = MotionGate(motion, scene.masks, full_ms)
     scale = detector_scale(scene.detection.min_face_size, detector_min_face)
+    memory = RecentFaces()  # as the detector stage: keep looking where faces were
 
     def detect_chunk() -> None:
         seen = [blank_masks(jpeg_round_trip(frame, jpeg_quality), scene.masks) for _, frame in chunk]
         regions = [None if gate is None else gate.regions(frame, stamp) for stamp, frame in chunk]
         if analyzer.detector is None:
             raise ValueError("analyze needs an analyzer with a face detector")
-        faces = detect_in_regions(analyzer.detector, seen, regions, [scale] * len(seen), clip.search)
+        stamps = [stamp for stamp, _ in chunk]
+        cameras = [0] * len(seen)  # one camera
+        faces, regions = detect_remembering(
+            analyzer.detector, seen, regions, [scale] * len(seen), cameras, stamps, memory, clip.search
+        )
         aligned = analyzer.align_faces(seen, faces)
         for (stamp_ms, frame), found, wanted in zip(chunk, aligned, regions, strict=True):
             size = (frame.shape[1], frame.shape[0])

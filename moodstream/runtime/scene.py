@@ -145,7 +145,7 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return w * h / union if union > 0 else 0.0
 
 
-def _distinct(faces: list[Face]) -> list[Face]:
+def distinct_faces(faces: list[Face]) -> list[Face]:
     """Faces highest score first, a face found twice (at the border of two regions) once."""
     out: list[Face] = []
     for face in sorted(faces, key=lambda f: -f.score):
@@ -187,7 +187,7 @@ def detect_in_regions(
         else:
             faces[index].extend(_moved(face, dx, dy, scales[index]) for face in in_job)
     several = {index for index, count in Counter(j[0] for j in jobs).items() if count > 1}
-    return [_distinct(f) if i in several else f for i, f in enumerate(faces)]
+    return [distinct_faces(f) if i in several else f for i, f in enumerate(faces)]
 
 
 @dataclass(frozen=True)

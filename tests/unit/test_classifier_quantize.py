@@ -31,6 +31,7 @@ from moodstream.classifier.export.quantize import (  # noqa: E402
     QuantizeOptions,
     main,
     quantize_model,
+    trunk_nodes,
 )
 from moodstream.classifier.manifest import (  # noqa: E402
     Calibration,
@@ -233,3 +234,17 @@ def test_bad_inputs_raise_named_errors(
             str(source), tmp_path / "out", "bad", data, QuantizeOptions(**{"faces": 70, **options})
         )
     assert not (tmp_path / "out" / "bad.json").exists()
+
+
+def test_an_ensemble_keeps_each_members_first_convolution_float(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    nets = [VggFer(width=4, fc_width=8, standardize=True).eval() for _ in range(2)]
+    path = tmp_path / "duo.onnx"
+    export_onnx(Probabilities(nets, flip_tta=True, temperature=0.9), torch.zeros(1, 1, 48, 48), path, "p")
+    model = onnx.load(str(path))
+    chosen = set(trunk_nodes(model, QuantizeOptions()))
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert len(convs) == 26 and sum(n.name not in chosen for n in convs) == 2  # one per member
+    assert graph_temperature(model) == pytest.approx(0.9)  # one Div(logits, T) before the one softmax
+    views = logit_views(model, ((_faces(3, seed=2) / 255.0 - 0.5) / 0.25).astype(np.float32)[:, None])
+    assert views.shape == (4, 3, 7)  # 2 members x (face, mirror)

@@ -206,3 +206,83 @@ def test_gpu_recipe_asked_for_cuda_without_a_gpu_says_so(capsys: pytest.CaptureF
     with pytest.raises(SystemExit):
         gpu_main(["--data", "d", "--out-dir", "x", "--device", "cuda"])
     assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def _tiny_run(tiny_fer: Path, out: Path, seed: int) -> Path:
+    base = ["train", "--data", str(tiny_fer), "--out-dir", str(out), "--width", "4", "--fc-width", "8"]
+    assert training_main([*base, "--epochs", "1", "--batch-size", "8", "--seed", str(seed)]) == 0
+    return out / "best.pt"
+
+
+def _checkpoint_probabilities(checkpoint: Path, images: np.ndarray) -> np.ndarray:
+    """What a checkpoint's network gives: softmax averaged with the mirrored face, temperature 1."""
+    saved = torch.load(checkpoint, weights_only=False)
+    net = VggFer(width=4, fc_width=8).eval()
+    net.load_state_dict(saved["model"])
+    with torch.no_grad():
+        x = normalise(images)
+        both = torch.softmax(net(x), 1) + torch.softmax(net(torch.flip(x, dims=[3])), 1)
+    return (both / 2).numpy()
+
+
+def test_an_ensemble_exports_as_one_graph_averaging_its_members(tiny_fer: Path, tmp_path: Path) -> None:
+    first, second = _tiny_run(tiny_fer, tmp_path / "a", 0), _tiny_run(tiny_fer, tmp_path / "b", 1)
+    assert training_main(["export", str(first), str(second), str(tmp_path / "m"), "--name", "duo"]) == 0
+    manifest = json.loads((tmp_path / "m" / "duo.json").read_text())
+    assert manifest["architecture"].startswith("ensemble of 2") and "seed 1" in manifest["source"]
+    clf = EmotionClassifier(ClassifierConfig(model=str(tmp_path / "m" / "duo.json")))
+    images, _ = load_fer(tiny_fer, "validation")
+    expected = (_checkpoint_probabilities(first, images) + _checkpoint_probabilities(second, images)) / 2
+    np.testing.assert_allclose(clf.predict(list(images)), expected, atol=1e-4)
+
+
+def test_a_shipped_graph_recovers_into_a_checkpoint_a_run_can_start_from(
+    tiny_fer: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    best = _tiny_run(tiny_fer, tmp_path / "a", 0)
+    export_checkpoint(best, tmp_path / "m", "tiny")
+    recovered = tmp_path / "recovered.pt"
+    shape = ["--data", str(tiny_fer), "--out-dir", str(tmp_path / "b"), "--width", "4", "--fc-width", "8"]
+    args = ["recover", str(tmp_path / "m" / "tiny.onnx"), str(recovered), *shape, "--faces", "28"]
+    assert training_main(args) == 0
+    images, _ = load_fer(tiny_fer, "validation")
+    # Batch norms unfolded from the convolutions: the same function as the graph (and the checkpoint).
+    np.testing.assert_allclose(
+        _checkpoint_probabilities(recovered, images), _checkpoint_probabilities(best, images), atol=1e-4
+    )
+    start = ["train", *shape, "--epochs", "1", "--batch-size", "8", "--lr", "1e-9", "--init-from"]
+    assert training_main([*start, str(recovered)]) == 0
+    assert f"network initialised from {recovered}" in capsys.readouterr().out
+    after = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["model"]
+    before = torch.load(recovered, weights_only=False)["model"]
+    torch.testing.assert_close(after["features.0.weight"], before["features.0.weight"], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("graph_nodes", "words"),
+    [("Relu", "expected 13 Conv and 3 Gemm nodes"), ("Conv", "does not fit")],
+)
+def test_recovering_a_graph_of_another_shape_names_the_file(
+    tiny_fer: Path, tmp_path: Path, graph_nodes: str, words: str
+) -> None:
+    from moodstream.classifier.errors import ModelFileError
+    from moodstream.classifier.training.recover import unfold
+
+    best = _tiny_run(tiny_fer, tmp_path / "a", 0)
+    export_checkpoint(best, tmp_path / "m", "tiny")
+    graph = tmp_path / "m" / "tiny.onnx"
+    if graph_nodes == "Relu":  # a graph with a Conv node removed
+        import onnx
+
+        model = onnx.load(str(graph))
+        conv = next(n for n in model.graph.node if n.op_type == "Conv")
+        conv.op_type = "Relu"
+        del conv.input[1:]
+        onnx.save(model, str(graph))
+        net = VggFer(width=4, fc_width=8)
+    else:  # the right graph, a wider network
+        net = VggFer(width=8, fc_width=8)
+    images, _ = load_fer(tiny_fer, "train")
+    with pytest.raises(ModelFileError, match=words) as caught:
+        unfold(net, graph, images)
+    assert str(graph) in str(caught.value)

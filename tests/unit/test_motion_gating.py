@@ -106,6 +106,27 @@ def test_a_face_that_walks_in_is_found_in_the_first_frame_it_appears_in(
     assert stats.searched_pixels < 0.5 * stats.frame_pixels
 
 
+def test_a_face_still_from_the_first_frame_is_found_in_every_frame_until_it_leaves(
+    detector: FaceDetector, photo: np.ndarray
+) -> None:
+    # The face is part of the first background (no motion ever shows it), then vanishes at frame 6.
+    rng = np.random.default_rng(5)
+    background = store_background(SIZE)
+    frames = []
+    for index in range(20):
+        frame = background.copy()
+        if index < 6:
+            paste_head(frame, photo, 60, 400, 200)
+        noise = rng.normal(0, 2.0, frame.shape[:2])[:, :, None]
+        frames.append(np.clip(frame + noise, 0, 255).astype(np.uint8))
+    gated, stats = stage_run(detector, frames, MotionGate(MotionConfig(threshold=200)))  # never motion
+    assert [len(m.faces) for m in gated] == [1] * 6 + [0] * 14
+    assert gated[0].searched is None and all(m.searched for m in gated[1:6])  # looked for where it was
+    # Gone: its place is still looked at for the memory's 4 s (8 frames at 2 fps), then nothing is.
+    assert all(m.searched for m in gated[6:14]) and all(m.searched == () for m in gated[14:])
+    assert stats.skipped == 6 and stats.searched_pixels < 0.2 * stats.frame_pixels
+
+
 def test_the_gate_ignores_masked_motion_and_searches_whole_frames_when_it_cannot_compare(
     photo: np.ndarray,
 ) -> None:
