@@ -9,7 +9,7 @@ Public API: ``CameraSpec``, ``IngestConfig``, ``CameraReader``, ``FramePublisher
 from moodstream.ingest.backoff import BackoffPolicy
 from moodstream.ingest.camera import CameraReader, CameraStatus, IngestConfig
 from moodstream.ingest.footage import FootageError, FootagePacer, container_creation_ms
-from moodstream.ingest.motion import MotionConfig, MotionGate
+from moodstream.ingest.motion import MotionConfig, MotionGate, full_frame_phase_ms
 from moodstream.ingest.publisher import FramePublisher
 from moodstream.ingest.sampling import (
     SamplingError,
@@ -38,6 +38,7 @@ __all__ = [
     "SamplingError",
     "SourceError",
     "check_capture_size",
+    "full_frame_phase_ms",
     "container_creation_ms",
     "decode_jpeg",
     "encode_jpeg",

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from moodstream.common.redaction import redact_text
 from moodstream.ingest.backoff import BackoffPolicy
 from moodstream.ingest.footage import FootagePacer, container_creation_ms
-from moodstream.ingest.motion import MotionGate
+from moodstream.ingest.motion import MotionGate, full_frame_phase_ms
 from moodstream.ingest.sampling import sample_capture
 from moodstream.ingest.sources import CameraSpec, SourceError, open_capture, opencv_message
 from moodstream.schemas import defaults
@@ -120,7 +120,8 @@ class CameraReader:
         self.seq = 0
         self.status = CameraStatus(epoch=self.epoch)
         self._downscaled = False
-        self.gate = MotionGate(None, spec.masks, spec.full_frame_ms) if spec.motion else None
+        phase = full_frame_phase_ms(spec.store_id, spec.camera_id, spec.full_frame_ms)
+        self.gate = MotionGate(None, spec.masks, spec.full_frame_ms, phase) if spec.motion else None
 
     def run(self, stop: threading.Event) -> None:
         """Thread body: sample, publish, reconnect with backoff; returns when stopped or finished."""

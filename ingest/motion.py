@@ -17,6 +17,7 @@ Boxes are int arrays (N, 4) of x1, y1, x2, y2 with x2, y2 exclusive.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 
 import cv2
@@ -86,6 +87,15 @@ class MotionConfig(BaseModel):
     )
 
 
+def full_frame_phase_ms(store_id: str, camera_id: str, full_frame_ms: int) -> int:
+    """A camera's stable offset (0 <= phase < full_frame_ms) of its periodic whole-frame searches, from
+    its identity: cameras that (re)start together (a deploy, a power cut) do not all search whole frames
+    in the same instant, which would queue a burst of whole-frame detections behind each other."""
+    if full_frame_ms <= 0:
+        return 0
+    return zlib.crc32(f"{store_id}/{camera_id}".encode()) % full_frame_ms
+
+
 def _scaled_polygons(masks: Sequence[Polygon], size: tuple[int, int]) -> list[np.ndarray]:
     width, height = size
     return [np.round(np.asarray(m, np.float64) * [width, height]).astype(np.int32) for m in masks]
@@ -95,13 +105,20 @@ class MotionGate:
     """One camera's motion check; frames must come in capture order (see the module docstring)."""
 
     def __init__(
-        self, config: MotionConfig | None = None, masks: Sequence[Polygon] = (), full_frame_ms: int = 0
+        self,
+        config: MotionConfig | None = None,
+        masks: Sequence[Polygon] = (),
+        full_frame_ms: int = 0,
+        phase_ms: int = 0,
     ) -> None:
         """masks: normalised polygons (stores.yaml) ignored by the check; full_frame_ms: search a whole
-        frame at least this often (0: only when the gate cannot compare)."""
+        frame at least this often (0: only when the gate cannot compare); phase_ms: the first periodic
+        whole-frame search comes this much earlier than ``full_frame_ms`` after a (re)start
+        (``full_frame_phase_ms``)."""
         self.config = config or MotionConfig()
         self.masks = tuple(masks)
         self.full_frame_ms = full_frame_ms
+        self.phase_ms = phase_ms
         self.background: np.ndarray | None = None
         self.last_change: np.ndarray | None = None  # per small pixel: capture time of its last change
         self.last_ms = 0
@@ -127,7 +144,7 @@ class MotionGate:
         ):
             self.background = current
             self.last_change = np.full(current.shape, np.iinfo(np.int64).min // 2, np.int64)
-            self.last_full_ms = captured_ms
+            self.last_full_ms = captured_ms - self.phase_ms
             return None
         foreground = cv2.absdiff(current, previous) > cfg.threshold
         assert self.last_change is not None

@@ -345,7 +345,7 @@ def _visit_config(config: Path | None, camera: str | None) -> tuple[VisitConfig,
     store_id, _, camera_id = camera.partition("/")
     try:
         return registry.visit_config(store_id, camera_id), CameraScene.of(
-            registry.camera(store_id, camera_id)
+            registry.camera(store_id, camera_id), store_id
         )
     except UnknownCameraError as exc:
         raise ValueError(f"--camera {camera}: {exc} (expected STORE/CAMERA of {config})") from None

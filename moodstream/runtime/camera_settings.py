@@ -68,4 +68,4 @@ class RegistryCameras:
 
     def scene(self, store_id: str, camera_id: str) -> CameraScene:
         """The camera's masks, zones and detection settings (defaults for an unknown camera)."""
-        return CameraScene.of(self.camera(store_id, camera_id))
+        return CameraScene.of(self.camera(store_id, camera_id), store_id)

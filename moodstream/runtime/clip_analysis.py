@@ -113,7 +113,7 @@ def analyze_clip(
     gate = None
     if gated:
         full_ms = round(scene.detection.full_frame_seconds * 1000)
-        gate = MotionGate(motion, scene.masks, full_ms)
+        gate = MotionGate(motion, scene.masks, full_ms, scene.full_frame_phase_ms)
     scale = detector_scale(scene.detection.min_face_size, detector_min_face)
     memory = RecentFaces()  # as the detector stage: keep looking where faces were
 

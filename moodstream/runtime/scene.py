@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from moodstream.ingest import full_frame_phase_ms
 from moodstream.runtime.frame_analysis import FaceDetectorLike
 from moodstream.schemas.regions import Point, Zone, polygon_pixels
 from moodstream.schemas.registry import Camera, DetectionConfig
@@ -33,14 +34,18 @@ class CameraScene:
     masks: tuple[Mask, ...] = ()
     zones: tuple[Zone, ...] = ()
     detection: DetectionConfig = field(default_factory=DetectionConfig)
+    full_frame_phase_ms: int = 0
+    """Offset of the camera's periodic whole-frame searches (ingest's ``full_frame_phase_ms``)."""
 
     @classmethod
-    def of(cls, camera: Camera | None) -> CameraScene:
-        """The scene of a registry camera (defaults for None: no mask, no zone)."""
+    def of(cls, camera: Camera | None, store_id: str = "") -> CameraScene:
+        """The scene of a registry camera of store ``store_id`` (defaults for None: no mask, no zone)."""
         if camera is None:
             return cls()
         masks = tuple(tuple((float(x), float(y)) for x, y in m) for m in camera.masks)
-        return cls(masks, tuple(camera.zones), camera.detection)
+        full_ms = round(camera.detection.full_frame_seconds * 1000)
+        phase = full_frame_phase_ms(store_id, camera.id, full_ms)
+        return cls(masks, tuple(camera.zones), camera.detection, phase)
 
 
 def blank_masks(frame: np.ndarray, masks: Sequence[Mask]) -> np.ndarray:

@@ -92,7 +92,7 @@ def test_zone_visits_in_postgresql_equal_analyze_and_report_by_zone(
     video = shared_data / "video" / VIDEO
     registry = write_registry(tmp_path / "stores.yaml", video)
     loaded = load_registry(registry)
-    scene = CameraScene.of(loaded.camera("s1", "door"))
+    scene = CameraScene.of(loaded.camera("s1", "door"), "s1")
     summary = analyze_file(
         video,
         FPS,

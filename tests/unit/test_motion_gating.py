@@ -203,3 +203,16 @@ def test_a_larger_smallest_face_shrinks_the_search_and_still_finds_large_faces(
     assert "searched at 960x540" in detection_cost(camera) and "25% of the detector work" in detection_cost(
         camera
     )
+
+
+def test_cameras_that_start_together_search_whole_frames_at_different_times(photo: np.ndarray) -> None:
+    from moodstream.ingest import full_frame_phase_ms
+
+    phases = {full_frame_phase_ms("s", f"cam-{i}", 30_000) for i in range(16)}
+    assert len(phases) >= 14 and all(0 <= p < 30_000 for p in phases)  # spread over the period
+    assert full_frame_phase_ms("s", "cam-1", 30_000) == full_frame_phase_ms("s", "cam-1", 30_000)
+    assert full_frame_phase_ms("s", "cam-1", 0) == 0
+    frames = scene_frames(photo, walk_in_at=99, count=3)
+    gate = MotionGate(full_frame_ms=2000, phase_ms=1500)
+    whole = [gate.regions(frames[i % 3], 500 * i) is None for i in range(10)]
+    assert whole == [True, True, False, False, False, True, False, False, False, True]  # 0.5 s, then 2 s
