@@ -46,12 +46,16 @@ ENSEMBLE_OBJECTIVE = (
 
 
 def load_checkpoint(checkpoint: Path) -> tuple[TrainConfig, VggFer, dict[str, Any]]:
-    """best.pt / last.pt -> (its TrainConfig, the network in eval mode with its weights, its state dict)."""
+    """best.pt / last.pt -> (its TrainConfig, the network in eval mode with its weights, its state dict;
+    a checkpoint rebuilt by ``recover`` has ``recovered_from`` in its state)."""
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
     config = TrainConfig.model_validate(saved["config"])
     net = build_model(config)
     net.load_state_dict(saved["model"])
-    return config, net.eval(), saved["state"]
+    state = dict(saved["state"])
+    if "recovered_from" in saved:
+        state["recovered_from"] = saved["recovered_from"]
+    return config, net.eval(), state
 
 
 @torch.no_grad()
@@ -154,14 +158,23 @@ def export_checkpoint(
 
 def _source(runs: list[tuple[TrainConfig, dict[str, Any]]]) -> str:
     """Provenance line of the manifest: each run's best epoch and seed."""
-    parts = [f"best validation epoch {state['best_epoch']}, seed {config.seed}" for config, state in runs]
+    parts = [_run_source(config, state) for config, state in runs]
     if len(parts) == 1:
-        return f"trained from scratch on FER-2013 Training by classifier.training ({parts[0]})"
+        scratch = "from scratch " if "from" not in parts[0] else ""
+        return f"trained {scratch}on FER-2013 Training by classifier.training ({parts[0]})"
     return (
         f"ensemble of {len(parts)} networks trained on FER-2013 Training by classifier.training ("
         + "; ".join(parts)
         + ")"
     )
+
+
+def _run_source(config: TrainConfig, state: dict[str, Any]) -> str:
+    """One network's provenance: a recovered graph, or its run (best epoch, seed, starting point)."""
+    if "recovered_from" in state:
+        return f"recovered from {state['recovered_from']}"
+    started = f", started from {Path(config.init_from).name}" if config.init_from else ""
+    return f"best validation epoch {state['best_epoch']}, seed {config.seed}{started}"
 
 
 def _architecture(configs: list[TrainConfig], flip_tta: bool) -> str:

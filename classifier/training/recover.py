@@ -23,6 +23,7 @@ import torch
 from onnx import numpy_helper
 
 from moodstream.classifier.errors import ModelFileError
+from moodstream.common.checksums import file_sha256
 from moodstream.classifier.training.config import TrainConfig
 from moodstream.classifier.training.model import VggFer
 from moodstream.classifier.training.trainer import TrainState, build_model, normalise
@@ -127,5 +128,7 @@ def recover_checkpoint(graph_path: Path, config: TrainConfig, faces: np.ndarray,
     """Write ``out`` (best.pt layout) holding ``graph_path``'s network rebuilt with ``config``'s shape."""
     net = unfold(build_model(config), graph_path, faces)
     state = TrainState()
-    torch.save({"config": config.model_dump(), "model": net.state_dict(), "state": state.__dict__}, out)
+    origin = f"{graph_path.name} (sha256 {file_sha256(graph_path)[:12]}...)"
+    saved = {"config": config.model_dump(), "model": net.state_dict(), "state": state.__dict__}
+    torch.save({**saved, "recovered_from": origin}, out)
     return net
