@@ -16,7 +16,14 @@ from moodstream.classifier.evaluation import (
 from moodstream.classifier.manifest import InputSpec, ModelManifest, load_manifest
 from moodstream.classifier.registry import DEFAULT_MODEL, SHIPPED_MODELS, resolve_manifest_path
 from moodstream.classifier.runner import ClassifierConfig, EmotionClassifier
-from moodstream.classifier.wild import SHARED_DATA, WILD_LABELS, load_wild_labels, missing_files, wild_crops
+from moodstream.classifier.wild import (
+    SHARED_DATA,
+    WILD_LABELS,
+    load_wild_labels,
+    missing_files,
+    wild_crops,
+    wild_files,
+)
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -39,5 +46,6 @@ __all__ = [
     "missing_files",
     "resolve_manifest_path",
     "wild_crops",
+    "wild_files",
     "write_confusion_png",
 ]

@@ -96,6 +96,14 @@ def _read_frames(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
     return frames
 
 
+def wild_files(labels: WildLabels) -> list[str]:
+    """The file of each face, in the order ``wild_crops`` returns the crops (grouped by file)."""
+    by_file: dict[str, list[str]] = {}
+    for face in labels.faces:
+        by_file.setdefault(face.file, []).append(face.file)
+    return [name for names in by_file.values() for name in names]
+
+
 def wild_crops(
     labels: WildLabels, shared_data: Path, align: Aligner, size: tuple[int, int], color: str
 ) -> tuple[list[np.ndarray], np.ndarray]:

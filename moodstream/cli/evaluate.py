@@ -25,6 +25,7 @@ from moodstream.classifier import (
     load_wild_labels,
     missing_files,
     wild_crops,
+    wild_files,
     write_confusion_png,
 )
 from moodstream.detector import DetectorError, Face, align_face
@@ -94,13 +95,14 @@ def _align(
 
 def evaluate_wild(
     classifier: EmotionClassifier, labels_path: Path, shared_data: Path, margin: float
-) -> tuple[EvaluationResult | None, str]:
-    """The check set evaluated as the pipeline crops it, or (None, why it was skipped)."""
+) -> tuple[EvaluationResult | None, str, dict[str, Any]]:
+    """The check set evaluated as the pipeline crops it, or (None, why it was skipped); and per file
+    (clip or photo) its faces' true and predicted emotions counted (JSON ``in_the_wild.by_file``)."""
     labels = load_wild_labels(labels_path)
     absent = missing_files(labels, shared_data)
     if absent:
         why = f"{len(absent)} file(s) not under {shared_data} ({absent[0]}, ...)"
-        return None, f"in-the-wild check set skipped: {why}"
+        return None, f"in-the-wild check set skipped: {why}", {}
     crops, targets = wild_crops(
         labels,
         shared_data,
@@ -109,7 +111,14 @@ def evaluate_wild(
         classifier.color,
     )
     name = f"in-the-wild check set ({labels_path.name}, {len(targets)} faces labelled by eye)"
-    return evaluate_images(classifier, crops, targets, name), ""
+    predicted = classifier.predict(crops).argmax(axis=1)
+    by_file: dict[str, Any] = {}
+    for file, truth, guess in zip(wild_files(labels), targets, predicted, strict=True):
+        entry = by_file.setdefault(file, {"faces": 0, "true": {}, "predicted": {}})
+        entry["faces"] += 1
+        entry["true"][EMOTIONS[truth]] = entry["true"].get(EMOTIONS[truth], 0) + 1
+        entry["predicted"][EMOTIONS[guess]] = entry["predicted"].get(EMOTIONS[guess], 0) + 1
+    return evaluate_images(classifier, crops, targets, name), "", by_file
 
 
 def eval_command(
@@ -155,13 +164,13 @@ def eval_command(
         _print_result(console, result)
         report: dict[str, Any] = result.to_json()
         if wild:
-            wild_result, skipped = evaluate_wild(classifier, wild_labels, shared_data, crop_margin)
+            wild_result, skipped, by_file = evaluate_wild(classifier, wild_labels, shared_data, crop_margin)
             if wild_result is None:
                 console.print(skipped)
                 report["in_the_wild"] = {"skipped": skipped}
             else:
                 _print_result(console, wild_result)
-                report["in_the_wild"] = wild_result.to_json()
+                report["in_the_wild"] = {**wild_result.to_json(), "by_file": by_file}
         if json_out is not None:
             json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         if confusion_png is not None:

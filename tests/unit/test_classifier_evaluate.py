@@ -171,6 +171,16 @@ def test_wild_check_set_is_evaluated_beside_the_split(
     counts = np.array(wild["confusion"]).sum(axis=1)
     assert counts[EMOTIONS.index("neutral")] == sum(f.label == "neutral" for f in labels.faces)
     assert 0.0 <= wild["accuracy"] <= 1.0
+    # Per clip or photo: its faces' true and predicted emotions, agreeing with the confusion matrix.
+    by_file = wild["by_file"]
+    assert set(by_file) == {f.file for f in labels.faces}
+    for file, entry in by_file.items():
+        faces = [f for f in labels.faces if f.file == file]
+        assert entry["faces"] == len(faces) == sum(entry["predicted"].values())
+        assert entry["true"] == {e: sum(f.label == e for f in faces) for e in {f.label for f in faces}}
+    predicted = np.array(wild["confusion"]).sum(axis=0)
+    for index, emotion in enumerate(EMOTIONS):
+        assert predicted[index] == sum(e["predicted"].get(emotion, 0) for e in by_file.values())
 
 
 def test_wild_check_set_is_skipped_with_a_reason_without_shared_data(
