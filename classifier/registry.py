@@ -14,6 +14,8 @@ from moodstream.classifier.errors import ModelFileError
 MODELS_DIR: Final[Path] = Path(__file__).resolve().parent / "models"
 
 SHIPPED_MODELS: Final[dict[str, str]] = {
+    "vgg-fer-v3-int8": "vgg-fer-v3-int8.json",
+    "vgg-fer-v3": "vgg-fer-v3.json",
     "vgg-fer-v2-int8": "vgg-fer-v2-int8.json",
     "vgg-fer-v2": "vgg-fer-v2.json",
     "vgg-fer": "vgg-fer.json",
