@@ -134,6 +134,49 @@ def _server_pids(redis_server: EmbeddedRedis, pgdata: Path) -> list[int]:
     return pids
 
 
+def hop_latencies(client: Any, names: StreamNames, since_ms: int) -> dict[str, dict[str, float]]:
+    """p50/p95 (ms) of each hop for the frames captured from ``since_ms`` on, from the entry ids (Redis
+    insertion ms) of the same frame on ``faces``, ``tracks`` and ``emotions``: capture -> faces (ingest,
+    queue, detector), faces -> tracks (tracker, its reorder window), tracks -> emotions (classifier)."""
+    from moodstream.schemas.messages import frame_key_if_readable
+
+    published: dict[str, dict[Any, int]] = {}
+    captured: dict[Any, int] = {}
+    for stream in ("faces", "tracks", "emotions"):
+        seen: dict[Any, int] = {}
+        start = f"{since_ms}-0"
+        while True:
+            entries = client.xrange(getattr(names, stream), min=start, count=500)
+            for entry_id, fields in entries:
+                found = frame_key_if_readable(fields)
+                if found is not None and found[1] >= since_ms:
+                    seen.setdefault(found[0], int(entry_id.split(b"-")[0]))
+                    captured[found[0]] = found[1]
+            if len(entries) < 500:
+                break
+            start = "(" + entries[-1][0].decode()
+        published[stream] = seen
+    hops = {
+        "capture->faces": [(published["faces"], None)],
+        "faces->tracks": [(published["tracks"], published["faces"])],
+        "tracks->emotions": [(published["emotions"], published["tracks"])],
+    }
+    out: dict[str, dict[str, float]] = {}
+    for hop, [(after, before)] in hops.items():
+        delays = [
+            after[key] - (captured[key] if before is None else before[key])
+            for key in after
+            if before is None or key in before
+        ]
+        if delays:
+            out[hop] = {
+                "p50": round(float(np.percentile(delays, 50)), 0),
+                "p95": round(float(np.percentile(delays, 95)), 0),
+                "frames": len(delays),
+            }
+    return out
+
+
 def run_pipeline(
     cameras: int,
     fps: float,
@@ -170,6 +213,7 @@ def run_pipeline(
     try:
         time.sleep(args.warmup)
         client.delete(names.latency)
+        measured_from = int(time.time() * 1000)
         frames0 = _stage_sum(client, names, "aggregator", "frames_in")
         faces0 = _stage_sum(client, names, "aggregator", "faces")
         shed0 = _stage_sum(client, names, "ingest", "shed")
@@ -189,6 +233,7 @@ def run_pipeline(
         latencies = np.array([float(v) for v in client.lrange(names.latency, 0, -1)])
         cpu1 = _stage_cpu(procs, _server_pids(redis_server, postgres.pgdata))
         done1 = _stage_frames(client, names)
+        hops = hop_latencies(client, names, measured_from)
     finally:
         stop_processes(procs)
         drained(client, names, GROUPS)
@@ -211,6 +256,7 @@ def run_pipeline(
             sum(1000 * (cpu1[k] - cpu0.get(k, 0.0)) / max(1, done1[k] - done0[k]) for k in done1), 1
         ),
         "peak_rss_mb": round(peak, 0),
+        "hops_ms": hops,
     }
 
 

@@ -48,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt when it exists")
     export = commands.add_parser("export", help="export a checkpoint to ONNX + manifest")
     export.add_argument(
-        "checkpoint", type=Path, nargs="+", help="best.pt written by train (several: an ensemble in one graph)"
+        "checkpoint",
+        type=Path,
+        nargs="+",
+        help="best.pt written by train (several: an ensemble in one graph)",
     )
     export.add_argument("out_dir", type=Path, help="folder for NAME.onnx and NAME.json")
     export.add_argument("--name", default="vgg-fer", help="model name (file stem)")

@@ -23,11 +23,10 @@ import torch
 from onnx import numpy_helper
 
 from moodstream.classifier.errors import ModelFileError
-from moodstream.common.checksums import file_sha256
 from moodstream.classifier.training.config import TrainConfig
 from moodstream.classifier.training.model import VggFer
 from moodstream.classifier.training.trainer import TrainState, build_model, normalise
-
+from moodstream.common.checksums import file_sha256
 
 Layers = list[tuple[np.ndarray, np.ndarray]]
 """(weight, bias) pairs of a graph's Conv or Gemm nodes, in graph order."""
