@@ -222,12 +222,13 @@ def part_stages(args: argparse.Namespace) -> None:
 
 
 def write_clips(folder: Path, count: int, seconds: float) -> list[Path]:
-    """``count`` synthetic 1080p clips (different shoppers) written as 2 fps MJPEG AVI files."""
+    """``count`` synthetic 1080p clips (different shoppers) written as 2 fps MJPEG AVI files; clip ``i``
+    lasts ``seconds + 7 * i`` s, so looping cameras do not all jump back to their start at once."""
     paths = []
     for seed in range(1, count + 1):
         path = folder / f"store-{seed}.avi"
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), FPS, SIZE)
-        for _, frame in store_clip(seconds, FPS, SIZE, 0.3, seed):
+        for _, frame in store_clip(seconds + 7 * (seed - 1), FPS, SIZE, 0.3, seed):
             writer.write(frame)
         writer.release()
         paths.append(path)
@@ -244,7 +245,7 @@ def part_pipeline(args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     with tempfile.TemporaryDirectory(prefix="moodstream-cpc-") as tmp:
-        clips = write_clips(Path(tmp), 4, args.clip_seconds)
+        clips = write_clips(Path(tmp), args.clips or max(args.cameras), args.clip_seconds)
         for motion in args.motion:
 
             def registry(path: Path, cameras: int, fps: float, maxlen: int, motion: str = motion) -> Path:
@@ -293,6 +294,14 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="pipeline part: measured seconds")
     parser.add_argument("--warmup", type=float, default=20.0, help="pipeline part: seconds before measuring")
     parser.add_argument("--clip-seconds", type=float, default=120.0, help="pipeline part: clip length")
+    parser.add_argument(
+        "--clips",
+        type=int,
+        default=0,
+        help="pipeline part: distinct clips, shared round-robin by the cameras (0: one per camera, so "
+        "cameras are independent; 4 reproduces the first runs, where 4 cameras showed the same shoppers "
+        "at the same moment)",
+    )
     parser.add_argument("--detectors", type=int, default=1, help="pipeline part: detector processes")
     parser.add_argument("--maxlen", type=int, default=2000, help="pipeline part: stream cap")
     args = parser.parse_args()
