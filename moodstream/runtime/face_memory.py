@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from moodstream.runtime.frame_analysis import FaceDetectorLike
-from moodstream.runtime.scene import Box, SearchStats, detect_in_regions, distinct_faces
+from moodstream.runtime.scene import Box, SearchStats, box_iou, detect_in_regions, distinct_faces
 
 if TYPE_CHECKING:
     from moodstream.detector import Face
@@ -78,7 +78,7 @@ class RecentFaces:
             (stamp, box)
             for stamp, box in self.seen.get(camera, ())
             if captured_ms - stamp <= self.hold_ms
-            and not (stamp <= captured_ms and any(_overlap(box, b) > 0.3 for b in new))
+            and not (stamp <= captured_ms and any(box_iou(box, b) > 0.3 for b in new))
         ]
         kept.extend((captured_ms, box) for box in new)
         if kept:
@@ -93,14 +93,6 @@ class RecentFaces:
 
 def _int_box(box: tuple[float, ...]) -> Box:
     return (int(np.floor(box[0])), int(np.floor(box[1])), int(np.ceil(box[2])), int(np.ceil(box[3])))
-
-
-def _overlap(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes."""
-    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return w * h / union if union > 0 else 0.0
 
 
 def _inside(inner: Box, outer: Box) -> bool:

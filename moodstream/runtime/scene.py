@@ -143,7 +143,8 @@ def _moved(face: Face, dx: int, dy: int, scale: float) -> Face:
     return replace(face, box=box, landmarks=landmarks)
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes."""
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
@@ -154,7 +155,7 @@ def distinct_faces(faces: list[Face]) -> list[Face]:
     """Faces highest score first, a face found twice (at the border of two regions) once."""
     out: list[Face] = []
     for face in sorted(faces, key=lambda f: -f.score):
-        if all(_iou(face.box, kept.box) <= 0.5 for kept in out):
+        if all(box_iou(face.box, kept.box) <= 0.5 for kept in out):
             out.append(face)
     return out
 
