@@ -30,6 +30,14 @@ class InputSpec(BaseModel):
     layout: Literal["NCHW", "NHWC"] = Field(description="Axis order of the input tensor.")
     mean: float = Field(ge=-10.0, le=10.0, description="Subtracted after scaling pixels to [0, 1].")
     std: float = Field(gt=0.0, le=10.0, description="Divisor after subtracting mean.")
+    crop_margin: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Context the aligned crop adds on every side, as a fraction of the FER-2013 framing "
+        "(align_face's margin) -- the framing this model reads real camera faces best at, chosen on the "
+        "in-the-wild check set (MODELS.md); 0 = the template framing.",
+    )
 
     @property
     def channels(self) -> int:

@@ -54,7 +54,8 @@ class ClassifierConfig(BaseModel):
 class EmotionClassifier:
     """Runs one FER model described by a manifest; loads the ONNX session on construction.
 
-    ``predict(crops)`` takes what ``align_face(frame, face, size=self.input_size, color=self.color)``
+    ``predict(crops)`` takes what ``align_face(frame, face, size=self.input_size, color=self.color,
+    margin=self.crop_margin)``
     returns: uint8 (H, W) gray / (H, W, 1) or (H, W, 3) colour crops (float32 in [0, 255] also accepted),
     and returns (N, 7) float32 probabilities in ``moodstream.schemas.labels.EMOTIONS`` order.
     """
@@ -77,6 +78,11 @@ class EmotionClassifier:
     def color(self) -> Literal["gray", "bgr", "rgb"]:
         """Colour mode of the crops this model expects."""
         return self.manifest.input.color
+
+    @property
+    def crop_margin(self) -> float:
+        """The ``align_face`` margin this model reads real faces best at (its manifest's ``crop_margin``)."""
+        return self.manifest.input.crop_margin
 
     @property
     def providers(self) -> list[str]:

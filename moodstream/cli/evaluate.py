@@ -110,7 +110,10 @@ def evaluate_wild(
         classifier.input_size,
         classifier.color,
     )
-    name = f"in-the-wild check set ({labels_path.name}, {len(targets)} faces labelled by eye)"
+    name = (
+        f"in-the-wild check set ({labels_path.name}, {len(targets)} faces labelled by eye, "
+        f"crop margin {margin:g})"
+    )
     predicted = classifier.predict(crops).argmax(axis=1)
     by_file: dict[str, Any] = {}
     for file, truth, guess in zip(wild_files(labels), targets, predicted, strict=True):
@@ -149,11 +152,14 @@ def eval_command(
         Path, typer.Option(help="Folder holding the check set's videos and photos (../shared/data).")
     ] = SHARED_DATA,
     crop_margin: Annotated[
-        float,
+        float | None,
         typer.Option(
-            help="Context around wild faces when aligning (the pipeline's crop_margin).", min=0.0, max=1.0
+            help="Context around wild faces when aligning (the pipeline's crop_margin); default: the "
+            "model's own (its manifest's input.crop_margin).",
+            min=0.0,
+            max=1.0,
         ),
-    ] = 0.0,
+    ] = None,
 ) -> None:
     """Evaluate a FER model on a FER-2013-style folder split (and on the in-the-wild check set)."""
     console = Console()
@@ -164,13 +170,14 @@ def eval_command(
         _print_result(console, result)
         report: dict[str, Any] = result.to_json()
         if wild:
-            wild_result, skipped, by_file = evaluate_wild(classifier, wild_labels, shared_data, crop_margin)
+            margin = classifier.crop_margin if crop_margin is None else crop_margin
+            wild_result, skipped, by_file = evaluate_wild(classifier, wild_labels, shared_data, margin)
             if wild_result is None:
                 console.print(skipped)
                 report["in_the_wild"] = {"skipped": skipped}
             else:
                 _print_result(console, wild_result)
-                report["in_the_wild"] = {**wild_result.to_json(), "by_file": by_file}
+                report["in_the_wild"] = {**wild_result.to_json(), "crop_margin": margin, "by_file": by_file}
         if json_out is not None:
             json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         if confusion_png is not None:

@@ -44,7 +44,13 @@ class AnalysisConfig(BaseModel):
         le=16384,
         description="Downscale wider frames to this width before detection.",
     )
-    crop_margin: float = Field(default=0.0, ge=0.0, le=1.0, description="Context around faces when aligning.")
+    crop_margin: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Context around faces when aligning (align_face margin); None: the model's own "
+        "(its manifest's input.crop_margin).",
+    )
     intra_op_threads: int = Field(
         default=PIPELINE_INTRA_OP_THREADS,
         ge=0,
@@ -54,12 +60,14 @@ class AnalysisConfig(BaseModel):
     providers: ProviderChoice = DEFAULT_PROVIDERS
 
 
-def crop_spec_for_model(model: str, margin: float = 0.0) -> CropSpec:
-    """The crop a FER model expects, read from its manifest (no model is loaded)."""
+def crop_spec_for_model(model: str, margin: float | None = None) -> CropSpec:
+    """The crop a FER model expects, read from its manifest (no model is loaded); ``margin`` None: the
+    manifest's ``crop_margin``, a number overrides it."""
     from moodstream.classifier import load_manifest, resolve_manifest_path
 
     spec = load_manifest(resolve_manifest_path(model)).input
-    return CropSpec(width=spec.width, height=spec.height, color=spec.color, margin=margin)
+    chosen = spec.crop_margin if margin is None else margin
+    return CropSpec(width=spec.width, height=spec.height, color=spec.color, margin=chosen)
 
 
 def detector_config(config: AnalysisConfig) -> DetectorConfig:

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from moodstream.classifier import ClassifierConfig, DatasetError, EmotionClassifier
+from moodstream.classifier import (
+    DEFAULT_MODEL,
+    ClassifierConfig,
+    DatasetError,
+    EmotionClassifier,
+    load_manifest,
+    resolve_manifest_path,
+)
 from moodstream.classifier.dataset import read_image, scan_split
 from moodstream.classifier.evaluation import shrink_faces
 from moodstream.classifier.wild import load_wild_labels, wild_crops
@@ -181,6 +188,39 @@ def test_wild_check_set_is_evaluated_beside_the_split(
     predicted = np.array(wild["confusion"]).sum(axis=0)
     for index, emotion in enumerate(EMOTIONS):
         assert predicted[index] == sum(e["predicted"].get(emotion, 0) for e in by_file.values())
+
+
+WALKING_CLIP = "video/face-demographics-walking-and-pause.gif"
+NEGATIVE = ("angry", "disgust", "fear", "sad")
+
+
+def test_the_default_model_reads_the_walking_clip_as_a_person_does(
+    validation_sample: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    """Issue 12's clip target: the walking-and-pause clip's faces (all neutral by eye), cropped at the
+    default model's own margin, come out mostly neutral and no negative emotion takes more than 20 %."""
+    json_out = tmp_path / "eval.json"
+    result = CliRunner().invoke(build_app(), ["eval", str(validation_sample), "--json", str(json_out)])
+    assert result.exit_code == 0, result.output
+    wild = json.loads(json_out.read_text())["in_the_wild"]
+    margin = load_manifest(resolve_manifest_path(DEFAULT_MODEL)).input.crop_margin
+    assert wild["crop_margin"] == margin > 0
+    clip = wild["by_file"][WALKING_CLIP]
+    assert clip["true"] == {"neutral": clip["faces"]}
+    assert clip["predicted"].get("neutral", 0) > clip["faces"] / 2, clip["predicted"]
+    for emotion in NEGATIVE:
+        assert clip["predicted"].get(emotion, 0) <= 0.2 * clip["faces"], clip["predicted"]
+
+
+def test_eval_crop_margin_overrides_the_models_own(
+    validation_sample: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    json_out = tmp_path / "eval.json"
+    args = ["eval", str(validation_sample), "--json", str(json_out), "--crop-margin", "0"]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    wild = json.loads(json_out.read_text())["in_the_wild"]
+    assert wild["crop_margin"] == 0.0
 
 
 def test_wild_check_set_is_skipped_with_a_reason_without_shared_data(

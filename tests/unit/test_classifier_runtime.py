@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from moodstream.classifier import (
     DEFAULT_MODEL,
@@ -24,6 +25,7 @@ from moodstream.classifier import (
 from moodstream.classifier.dataset import read_image
 from moodstream.classifier.providers import choose_providers
 from moodstream.classifier.registry import MODELS_DIR, resolve_manifest_path
+from moodstream.runtime.models import AnalysisConfig, crop_spec_for_model
 from moodstream.schemas.labels import EMOTIONS
 from tests.unit.fer_sample import extract_fer_sample
 
@@ -140,6 +142,8 @@ BAD_MANIFESTS: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     ("checksum mismatch", {"sha256": "0" * 64}, ManifestError, "sha256"),
     ("missing model file", {"file": "nope.onnx"}, ManifestError, "does not exist"),
     ("unknown field", {"colour": "gray"}, ManifestError, "colour"),
+    ("negative crop margin", {"input.crop_margin": -0.1}, ManifestError, "crop_margin"),
+    ("crop margin above 1", {"input.crop_margin": 1.5}, ManifestError, "crop_margin"),
 ]
 
 
@@ -151,6 +155,24 @@ def test_bad_manifests_are_rejected(
 ) -> None:
     with pytest.raises(error, match=message):
         EmotionClassifier(ClassifierConfig(model=str(_copy_model(tmp_path, edit))))
+
+
+def test_a_manifest_without_crop_margin_means_the_template_framing(tmp_path: Path) -> None:
+    manifest = _copy_model(tmp_path, {})
+    data = json.loads(manifest.read_text())
+    del data["input"]["crop_margin"]
+    manifest.write_text(json.dumps(data))
+    assert EmotionClassifier(ClassifierConfig(model=str(manifest))).crop_margin == 0.0
+
+
+def test_the_pipeline_crops_at_the_models_margin_unless_told_otherwise(tmp_path: Path) -> None:
+    manifest = _copy_model(tmp_path, {"input.crop_margin": 0.2})
+    assert crop_spec_for_model(str(manifest)).margin == 0.2
+    assert crop_spec_for_model(str(manifest), 0.0).margin == 0.0
+    assert crop_spec_for_model(str(manifest), 0.05).margin == 0.05
+    assert AnalysisConfig().crop_margin is None
+    with pytest.raises(ValidationError, match="crop_margin"):
+        AnalysisConfig(crop_margin=1.5)
 
 
 def test_model_given_as_onnx_path_uses_the_manifest_beside_it(tmp_path: Path) -> None:
