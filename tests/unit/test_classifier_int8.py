@@ -15,7 +15,8 @@ from tests.unit.fer_sample import extract_fer_sample
 
 def test_the_default_is_the_int8_model_that_reads_real_camera_faces_best() -> None:
     # vgg-fer-v3-int8 reads PublicTest better (69.1 % vs 66.65 %) but the walking-and-pause clip's
-    # neutral faces as sad a third of the time (MODELS.md): the default stays vgg-fer-v2-int8.
+    # neutral faces as sad a third of the time at every crop margin (MODELS.md); vgg-fer-v2-int8 at its
+    # margin reads 7 % of them as sad: the default stays vgg-fer-v2-int8.
     assert DEFAULT_MODEL == "vgg-fer-v2-int8"
 
 
