@@ -19,8 +19,11 @@ MASK = "***"
 
 # scheme://userinfo@ : userinfo runs up to the LAST '@' before the path (covers passwords with a raw '@').
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/?#]*)@")
+# ``password=value`` pairs; not a URL user named like a key (``rtsp://pw:***@host``: its userinfo is
+# already masked, and the host after it must survive).
 _KEY_VALUE_SECRET = re.compile(
-    r"(?P<key>\b(?:password|passwd|pass|pwd|pw|secret|token|api[_-]?key|auth)\b\s*[=:]\s*)(?P<value>'[^']*'|\"[^\"]*\"|[^\s&;,]+)",
+    r"(?P<key>\b(?:password|passwd|pass|pwd|pw|secret|token|api[_-]?key|auth)\b\s*[=:]\s*)"
+    r"(?!\*\*\*@)(?P<value>'[^']*'|\"[^\"]*\"|[^\s&;,]+)",
     re.IGNORECASE,
 )
 # in a URL's query string, any key that merely contains a secret-looking word (loginpass, camPwd, sig)

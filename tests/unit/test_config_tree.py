@@ -45,6 +45,8 @@ DIFFERENT_ON_PURPOSE: dict[str, str] = {
     "intra_op_threads": "AnalysisConfig is the pipeline's (one thread per model process, the pipeline "
     "scales by processes); DetectorConfig and ClassifierConfig are a lone model object's (0: ONNX Runtime "
     "uses every core)",
+    "crop_margin": "AnalysisConfig's None means 'the model's own', which is the manifest's InputSpec value "
+    "(absent from a manifest: 0, the template framing)",
 }
 """Knob names whose defaults legitimately differ between models, with the reason."""
 

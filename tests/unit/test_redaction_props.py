@@ -78,6 +78,9 @@ def assert_hidden(out: str, password: str, expected: str) -> None:
 )
 @example(scheme="rtsp", user="cam", password="p@ss:w%40rd", host="192.0.2.10", port=":554", path="/s")
 @example(scheme="postgresql", user="", password="@@::", host="db", port="", path="/x")
+# a user named like a secret key (pw, token) keeps its host
+@example(scheme="rtsp", user="PW", password="@", host="192.0.2.10", port="", path="/stream1")
+@example(scheme="rtsp", user="a.token", password="x", host="h", port=":554", path="/s")
 def test_raw_password_in_userinfo_is_masked_and_host_survives(
     scheme: str, user: str, password: str, host: str, port: str, path: str
 ) -> None:
