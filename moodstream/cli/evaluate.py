@@ -28,7 +28,6 @@ from moodstream.classifier import (
     wild_files,
     write_confusion_png,
 )
-from moodstream.classifier.wild import Aligner
 from moodstream.detector import DetectorError, Face, align_face
 from moodstream.schemas.labels import EMOTIONS
 
@@ -87,14 +86,11 @@ def _print_face_sizes(console: Console, result: EvaluationResult) -> None:
     console.print(table)
 
 
-def wild_aligner(margin: float) -> Aligner:
-    """``align_face`` at ``margin`` in the check set's aligner signature (landmarks in, crop out)."""
-
-    def align(frame: np.ndarray, landmarks: np.ndarray, size: tuple[int, int], color: str) -> np.ndarray:
-        face = Face(box=(0.0, 0.0, 1.0, 1.0), score=1.0, landmarks=landmarks.astype(np.float32))
-        return align_face(frame, face, size=size, color=color, margin=margin)  # type: ignore[arg-type]
-
-    return align
+def _align(
+    frame: np.ndarray, landmarks: np.ndarray, size: tuple[int, int], color: str, margin: float
+) -> np.ndarray:
+    face = Face(box=(0.0, 0.0, 1.0, 1.0), score=1.0, landmarks=landmarks.astype(np.float32))
+    return align_face(frame, face, size=size, color=color, margin=margin)  # type: ignore[arg-type]
 
 
 def evaluate_wild(
@@ -110,7 +106,7 @@ def evaluate_wild(
     crops, targets = wild_crops(
         labels,
         shared_data,
-        wild_aligner(margin),
+        lambda f, lm, size, color: _align(f, lm, size, color, margin),
         classifier.input_size,
         classifier.color,
     )
