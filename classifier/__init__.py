@@ -19,6 +19,7 @@ from moodstream.classifier.runner import ClassifierConfig, EmotionClassifier
 from moodstream.classifier.wild import (
     SHARED_DATA,
     WILD_LABELS,
+    Aligner,
     load_wild_labels,
     missing_files,
     wild_crops,
@@ -30,6 +31,7 @@ __all__ = [
     "SHARED_DATA",
     "SHIPPED_MODELS",
     "WILD_LABELS",
+    "Aligner",
     "ClassifierConfig",
     "ClassifierError",
     "DatasetError",

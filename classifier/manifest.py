@@ -153,6 +153,12 @@ def load_manifest(path: Path) -> ModelManifest:
         raise ManifestError(f"model manifest {path} is invalid: {problems}") from exc
 
 
+def with_accuracy(manifest: ModelManifest, entry: Accuracy) -> ModelManifest:
+    """``manifest`` with ``entry`` recorded, replacing any entry of the same dataset label."""
+    kept = tuple(a for a in manifest.accuracy if a.dataset != entry.dataset)
+    return manifest.model_copy(update={"accuracy": (*kept, entry)})
+
+
 def write_manifest(manifest: ModelManifest, path: Path) -> None:
     """Write a manifest as indented JSON (what export scripts ship)."""
     path.write_text(json.dumps(manifest.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")

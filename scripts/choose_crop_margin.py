@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from moodstream.classifier import ClassifierConfig, EmotionClassifier, load_manifest, resolve_manifest_path
-from moodstream.classifier.manifest import Accuracy, write_manifest
-from moodstream.classifier.wild import SHARED_DATA, Aligner, load_wild_labels, wild_crops, wild_files
-from moodstream.detector import Face, align_face
+from moodstream.classifier.manifest import Accuracy, with_accuracy, write_manifest
+from moodstream.classifier.wild import SHARED_DATA, load_wild_labels, wild_crops, wild_files
+from moodstream.cli.evaluate import wild_aligner
 from moodstream.schemas.labels import EMOTIONS
 
 WILD_DATASET = "moodstream in-the-wild check set (classifier/eval/wild_labels.json, pipeline crops)"
@@ -51,23 +51,13 @@ def score_margins(model: str, margins: tuple[float, ...], held_out: str) -> list
     scores = []
     for margin in margins:
         size, color = classifier.input_size, classifier.color
-        crops, truth = wild_crops(labels, SHARED_DATA, aligner(margin), size, color)
+        crops, truth = wild_crops(labels, SHARED_DATA, wild_aligner(margin), size, color)
         guess = classifier.predict(crops).argmax(axis=1)
         right = guess == truth
         counts = Counter(EMOTIONS[g] for g in guess[out])
         choosing, held, overall = float(right[~out].mean()), float(right[out].mean()), float(right.mean())
         scores.append(MarginScore(margin, choosing, held, overall, counts))
     return scores
-
-
-def aligner(margin: float) -> Aligner:
-    """``align_face`` at ``margin`` in the check set's aligner signature."""
-
-    def align(frame: np.ndarray, marks: np.ndarray, size: tuple[int, int], color: str) -> np.ndarray:
-        face = Face((0.0, 0.0, 1.0, 1.0), 1.0, marks.astype(np.float32))
-        return align_face(frame, face, size=size, color=color, margin=margin)  # type: ignore[arg-type]
-
-    return align
 
 
 def choose(scores: list[MarginScore]) -> MarginScore:
@@ -80,9 +70,8 @@ def write_choice(model: str, chosen: MarginScore, samples: int) -> None:
     path = resolve_manifest_path(model)
     manifest = load_manifest(path)
     entry = Accuracy(dataset=WILD_DATASET, accuracy=round(chosen.overall, 4), samples=samples)
-    kept = tuple(a for a in manifest.accuracy if a.dataset != WILD_DATASET)
     spec = manifest.input.model_copy(update={"crop_margin": chosen.margin})
-    write_manifest(manifest.model_copy(update={"input": spec, "accuracy": (*kept, entry)}), path)
+    write_manifest(with_accuracy(manifest, entry).model_copy(update={"input": spec}), path)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from moodstream.classifier.evaluation import evaluate_folder
-from moodstream.classifier.manifest import Accuracy, load_manifest, write_manifest
+from moodstream.classifier.manifest import Accuracy, load_manifest, with_accuracy, write_manifest
 from moodstream.classifier.registry import resolve_manifest_path
 from moodstream.classifier.runner import ClassifierConfig, EmotionClassifier
 
@@ -23,9 +23,7 @@ def record(dataset_dir: Path, model: str, dataset_label: str) -> Accuracy:
     manifest_path = resolve_manifest_path(model)
     result = evaluate_folder(EmotionClassifier(ClassifierConfig(model=model, batch_size=256)), dataset_dir)
     entry = Accuracy(dataset=dataset_label, accuracy=round(result.accuracy, 4), samples=result.samples)
-    manifest = load_manifest(manifest_path)
-    kept = tuple(a for a in manifest.accuracy if a.dataset != dataset_label)
-    write_manifest(manifest.model_copy(update={"accuracy": (*kept, entry)}), manifest_path)
+    write_manifest(with_accuracy(load_manifest(manifest_path), entry), manifest_path)
     return entry
 
 

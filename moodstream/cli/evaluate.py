@@ -15,6 +15,7 @@ from rich.table import Table
 from moodstream.classifier import (
     SHARED_DATA,
     WILD_LABELS,
+    Aligner,
     ClassifierConfig,
     ClassifierError,
     DatasetError,
@@ -86,11 +87,15 @@ def _print_face_sizes(console: Console, result: EvaluationResult) -> None:
     console.print(table)
 
 
-def _align(
-    frame: np.ndarray, landmarks: np.ndarray, size: tuple[int, int], color: str, margin: float
-) -> np.ndarray:
-    face = Face(box=(0.0, 0.0, 1.0, 1.0), score=1.0, landmarks=landmarks.astype(np.float32))
-    return align_face(frame, face, size=size, color=color, margin=margin)  # type: ignore[arg-type]
+def wild_aligner(margin: float) -> Aligner:
+    """``align_face`` at ``margin`` in the check set's aligner signature: (frame H x W x 3 BGR uint8,
+    landmarks 5 x 2 float, (width, height), colour) in, the crop the pipeline would send out."""
+
+    def align(frame: np.ndarray, landmarks: np.ndarray, size: tuple[int, int], color: str) -> np.ndarray:
+        face = Face(box=(0.0, 0.0, 1.0, 1.0), score=1.0, landmarks=landmarks.astype(np.float32))
+        return align_face(frame, face, size=size, color=color, margin=margin)  # type: ignore[arg-type]
+
+    return align
 
 
 def evaluate_wild(
@@ -106,7 +111,7 @@ def evaluate_wild(
     crops, targets = wild_crops(
         labels,
         shared_data,
-        lambda f, lm, size, color: _align(f, lm, size, color, margin),
+        wild_aligner(margin),
         classifier.input_size,
         classifier.color,
     )

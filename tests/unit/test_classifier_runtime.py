@@ -23,6 +23,7 @@ from moodstream.classifier import (
     ModelFileError,
 )
 from moodstream.classifier.dataset import read_image
+from moodstream.classifier.manifest import Accuracy, load_manifest, with_accuracy, write_manifest
 from moodstream.classifier.providers import choose_providers
 from moodstream.classifier.registry import MODELS_DIR, resolve_manifest_path
 from moodstream.runtime.models import AnalysisConfig, crop_spec_for_model
@@ -173,6 +174,21 @@ def test_the_pipeline_crops_at_the_models_margin_unless_told_otherwise(tmp_path:
     assert AnalysisConfig().crop_margin is None
     with pytest.raises(ValidationError, match="crop_margin"):
         AnalysisConfig(crop_margin=1.5)
+
+
+def test_recording_an_accuracy_replaces_that_datasets_entry_only(tmp_path: Path) -> None:
+    path = _copy_model(tmp_path, {})
+    before = load_manifest(path)
+    label = before.accuracy[0].dataset
+    write_manifest(with_accuracy(before, Accuracy(dataset=label, accuracy=0.5, samples=10)), path)
+    write_manifest(
+        with_accuracy(load_manifest(path), Accuracy(dataset="new set", accuracy=0.25, samples=4)), path
+    )
+    after = {a.dataset: (a.accuracy, a.samples) for a in load_manifest(path).accuracy}
+    assert after[label] == (0.5, 10)
+    assert after["new set"] == (0.25, 4)
+    assert len(after) == len({a.dataset for a in before.accuracy}) + 1
+    assert EmotionClassifier(ClassifierConfig(model=str(path))).crop_margin == before.input.crop_margin
 
 
 def test_model_given_as_onnx_path_uses_the_manifest_beside_it(tmp_path: Path) -> None:
