@@ -71,7 +71,7 @@ def write_choice(model: str, chosen: MarginScore, samples: int) -> None:
     manifest = load_manifest(path)
     entry = Accuracy(dataset=WILD_DATASET, accuracy=round(chosen.overall, 4), samples=samples)
     spec = manifest.input.model_copy(update={"crop_margin": chosen.margin})
-    write_manifest(with_accuracy(manifest, entry).model_copy(update={"input": spec}), path)
+    write_manifest(with_accuracy(manifest.model_copy(update={"input": spec}), entry), path)
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userin
 # already masked, and the host after it must survive).
 _KEY_VALUE_SECRET = re.compile(
     r"(?P<key>\b(?:password|passwd|pass|pwd|pw|secret|token|api[_-]?key|auth)\b\s*[=:]\s*)"
-    r"(?!\*\*\*@)(?P<value>'[^']*'|\"[^\"]*\"|[^\s&;,]+)",
+    rf"(?!{re.escape(MASK)}@)(?P<value>'[^']*'|\"[^\"]*\"|[^\s&;,]+)",
     re.IGNORECASE,
 )
 # in a URL's query string, any key that merely contains a secret-looking word (loginpass, camPwd, sig)
