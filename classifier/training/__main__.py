@@ -7,6 +7,9 @@ export: ``python -m moodstream.classifier.training export OUT_DIR/best.pt classi
 recover: ``python -m moodstream.classifier.training recover classifier/models/vgg-fer-v2.onnx /tmp/v2.pt
         --data /tmp/fer2013 --out-dir /tmp/run --width 32 --standardize`` rebuilds a checkpoint (best.pt
         layout) from a shipped graph, so that ``train --init-from /tmp/v2.pt`` continues from it.
+average: ``python -m moodstream.classifier.training average RUN/epoch_0*.pt --out RUN/averaged.pt
+        --data /tmp/fer2013`` averages the weights of a run's snapshots (``--keep-snapshots``) and
+        re-measures their batch norms on training faces; export reads the result like best.pt.
 """
 
 from __future__ import annotations
@@ -79,10 +82,20 @@ def main(argv: list[str] | None = None) -> int:
         "--faces", type=int, default=4096, help="training faces the batch-norm statistics are measured on"
     )
     add_config_flags(recover)
+    average = commands.add_parser("average", help="average the weights of a run's epoch snapshots")
+    average.add_argument("snapshots", type=Path, nargs="+", help="epoch_NNN.pt files of one run (2 or more)")
+    average.add_argument("--out", type=Path, required=True, help="checkpoint to write (best.pt layout)")
+    average.add_argument("--data", type=Path, required=True, help="fer2013.csv or the FER-2013 folder root")
+    average.add_argument(
+        "--faces", type=int, default=8192, help="training faces the batch-norm statistics are measured on"
+    )
+    average.add_argument("--seed", type=int, default=0, help="seed of the random choice of faces")
     args = vars(parser.parse_args(argv))
     command = args.pop("command")
     if command == "recover":
         return _recover(args)
+    if command == "average":
+        return _average(args)
     if command == "export":
         from moodstream.classifier.training.export import export_checkpoint
 
@@ -119,6 +132,23 @@ def _recover(args: dict[str, typing.Any]) -> int:
     chosen = np.random.default_rng(config.seed).choice(len(images), min(faces, len(images)), replace=False)
     recover_checkpoint(graph, config, images[np.sort(chosen)], out)
     print(f"wrote {out} from {graph}")
+    return 0
+
+
+def _average(args: dict[str, typing.Any]) -> int:
+    """The average command: the mean of ``args['snapshots']``, batch norms re-measured, to ``args['out']``."""
+    import numpy as np
+
+    from moodstream.classifier.training.average import average_snapshots
+    from moodstream.classifier.training.data import load_fer
+
+    if args["faces"] < 1:
+        raise SystemExit(f"--faces must be at least 1, got {args['faces']}")
+    images, _ = load_fer(args["data"], "train")
+    count = min(args["faces"], len(images))
+    chosen = np.sort(np.random.default_rng(args["seed"]).choice(len(images), count, replace=False))
+    average_snapshots(args["snapshots"], images[chosen], args["out"])
+    print(f"wrote {args['out']}: mean of {len(args['snapshots'])} snapshots, batch norms on {count} faces")
     return 0
 
 

@@ -55,6 +55,16 @@ class TrainConfig(BaseModel):
         description="Wall-clock training budget; the LR schedule ends (and training stops) at whichever of "
         "epochs or this budget comes first. 0 = epochs only.",
     )
+    lr_schedule: Literal["cosine", "constant"] = Field(
+        default="cosine",
+        description="After the warm-up: cosine decay to 0 over the run, or the peak LR throughout (the "
+        "sampling phase of weight averaging: keep snapshots, then `average` them).",
+    )
+    keep_snapshots: bool = Field(
+        default=False,
+        description="Also write the network after every epoch as epoch_NNN.pt (best.pt layout), the inputs "
+        "of `python -m moodstream.classifier.training average`.",
+    )
     label_smoothing: float = Field(default=0.1, ge=0.0, lt=1.0, description="Cross-entropy label smoothing.")
     class_weighting: Literal["none", "inverse_sqrt", "inverse"] = Field(
         default="inverse_sqrt",

@@ -174,6 +174,12 @@ def _run_source(config: TrainConfig, state: dict[str, Any]) -> str:
     if "recovered_from" in state:
         return f"recovered from {state['recovered_from']}"
     started = f", started from {Path(config.init_from).name}" if config.init_from else ""
+    if "averaged_epochs" in state:
+        epochs = ", ".join(str(e) for e in state["averaged_epochs"])
+        return (
+            f"weights of epochs {epochs} averaged (SWA, {config.lr_schedule} LR {config.lr}), batch norms "
+            f"re-measured on {state['batch_norm_faces']} training faces, seed {config.seed}{started}"
+        )
     return f"best validation epoch {state['best_epoch']}, seed {config.seed}{started}"
 
 

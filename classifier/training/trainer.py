@@ -1,7 +1,8 @@
 """The training loop: SGD, warm-up + cosine LR, class-weighted loss, resumable checkpoints, early stopping.
 
 Checkpoints in ``out_dir``: ``last.pt`` (after every epoch: model, optimiser, schedule, RNG, counters;
-what ``resume`` continues from) and ``best.pt`` (the best validation accuracy so far; what export reads).
+what ``resume`` continues from), ``best.pt`` (the best validation accuracy so far; what export reads)
+and, with ``keep_snapshots``, ``epoch_NNN.pt`` after every epoch (what ``average`` reads).
 ``history.jsonl`` gets one line per epoch.
 """
 
@@ -60,10 +61,13 @@ def build_model(config: TrainConfig) -> VggFer:
 
 
 def learning_rate(config: TrainConfig, progress: float, step: int, steps_per_epoch: int) -> float:
-    """Linear warm-up over ``warmup_epochs``, then cosine decay to 0 as ``progress`` goes 0 -> 1."""
+    """Linear warm-up over ``warmup_epochs``, then cosine decay to 0 as ``progress`` goes 0 -> 1
+    (``lr_schedule="cosine"``) or the peak LR until the run ends (``"constant"``)."""
     warmup = config.warmup_epochs * steps_per_epoch
     if step < warmup:
         return config.lr * (step + 1) / warmup
+    if config.lr_schedule == "constant":
+        return config.lr
     return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
@@ -213,13 +217,11 @@ class Trainer:
         tmp = self.out / "last.pt.tmp"
         torch.save(checkpoint, tmp)
         tmp.replace(self.out / "last.pt")
+        network = {key: checkpoint[key] for key in ("config", "model", "state")}
         if improved:
-            best = {
-                "config": checkpoint["config"],
-                "model": checkpoint["model"],
-                "state": checkpoint["state"],
-            }
-            torch.save(best, self.out / "best.pt")
+            torch.save(network, self.out / "best.pt")
+        if self.config.keep_snapshots:
+            torch.save(network, self.out / f"epoch_{state.epoch:03d}.pt")
 
     def _load(
         self, model: torch.nn.Module, optimiser: torch.optim.Optimizer, gen: torch.Generator

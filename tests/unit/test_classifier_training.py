@@ -286,3 +286,64 @@ def test_recovering_a_graph_of_another_shape_names_the_file(
     with pytest.raises(ModelFileError, match=words) as caught:
         unfold(net, graph, images)
     assert str(graph) in str(caught.value)
+
+
+def test_a_constant_lr_run_keeps_snapshots_that_average_into_an_exportable_network(
+    tiny_fer: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "swa"
+    run = ["train", "--data", str(tiny_fer), "--out-dir", str(out), "--width", "4", "--fc-width", "8"]
+    flags = ["--epochs", "3", "--batch-size", "8", "--lr", "0.01", "--warmup-epochs", "0"]
+    assert training_main([*run, *flags, "--lr-schedule", "constant", "--keep-snapshots"]) == 0
+    snapshots = sorted(out.glob("epoch_*.pt"))
+    assert [p.name for p in snapshots] == ["epoch_001.pt", "epoch_002.pt", "epoch_003.pt"]
+    states = [torch.load(p, weights_only=False)["model"] for p in snapshots]
+    assert not torch.equal(states[0]["features.0.weight"], states[2]["features.0.weight"])  # it trained
+
+    averaged = tmp_path / "averaged.pt"
+    args = ["average", *map(str, snapshots), "--out", str(averaged), "--data", str(tiny_fer), "--faces", "28"]
+    assert training_main(args) == 0
+    result = torch.load(averaged, weights_only=False)
+    mean = sum(s["features.0.weight"] for s in states) / 3
+    torch.testing.assert_close(result["model"]["features.0.weight"], mean, atol=1e-6, rtol=0)
+    # Batch norms re-measured on the 28 faces (and mirrors), not the mean of the snapshots' statistics.
+    mean_stat = sum(s["features.1.running_mean"] for s in states) / 3
+    assert not torch.allclose(result["model"]["features.1.running_mean"], mean_stat)
+    assert result["state"]["averaged_epochs"] == [1, 2, 3]
+
+    manifest = export_checkpoint(averaged, tmp_path / "m", "tiny-swa")
+    assert "epochs 1, 2, 3 averaged" in manifest.source and "constant LR 0.01" in manifest.source
+    images, _ = load_fer(tiny_fer, "validation")
+    clf = EmotionClassifier(ClassifierConfig(model=str(tmp_path / "m" / "tiny-swa.json")))
+    expected = _checkpoint_probabilities(averaged, images)
+    np.testing.assert_allclose(clf.predict(list(images)), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        ("one", "needs at least 2 snapshots, got 1"),
+        ("not-a-checkpoint", "is not a training checkpoint"),
+        ("other-width", "expected {'width': 4"),
+    ],
+)
+def test_averaging_snapshots_that_do_not_fit_together_names_the_file(
+    tiny_fer: Path, tmp_path: Path, case: str, words: str
+) -> None:
+    from moodstream.classifier.errors import ModelFileError
+    from moodstream.classifier.training.average import average_snapshots
+
+    first = _tiny_run(tiny_fer, tmp_path / "a", 0)
+    second = tmp_path / "second.pt"
+    if case == "not-a-checkpoint":
+        second.write_bytes(b"not a checkpoint")
+    elif case == "other-width":
+        config = TrainConfig(data=str(tiny_fer), out_dir=str(tmp_path), width=8, fc_width=8)
+        torch.save({"config": config.model_dump(), "model": VggFer(width=8, fc_width=8).state_dict()}, second)
+    paths = [first] if case == "one" else [first, second]
+    images, _ = load_fer(tiny_fer, "train")
+    with pytest.raises(ModelFileError, match=words.replace("{", r"\{")) as caught:
+        average_snapshots(paths, images, tmp_path / "out.pt")
+    if case != "one":
+        assert str(second) in str(caught.value)
+    assert not (tmp_path / "out.pt").exists()  # nothing half-written
