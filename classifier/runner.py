@@ -134,6 +134,9 @@ def _open_session(path: Path, manifest: ModelManifest, config: ClassifierConfig)
     options = ort.SessionOptions()
     options.intra_op_num_threads = config.intra_op_threads
     options.log_severity_level = 3
+    # Idle pool threads sleep instead of spinning: the classifier shares the cores with the detector and
+    # the stage's own numpy work, and spinning workers doubled its CPU per face at batch 1 (MODELS.md).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(path), options, providers=choose_providers(config.providers))
     except (RuntimeError, ValueError) as exc:
