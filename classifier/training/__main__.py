@@ -20,6 +20,8 @@ import types
 import typing
 from pathlib import Path
 
+import numpy as np
+
 from moodstream.classifier.training.config import TrainConfig
 
 
@@ -119,36 +121,37 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _training_faces(data: Path, count: int, seed: int) -> np.ndarray:
+    """``count`` training faces of ``data`` chosen at random with ``seed`` (all when fewer), in file
+    order: (N, 48, 48) uint8, what batch norms are measured on."""
+    from moodstream.classifier.training.data import load_fer
+
+    images, _ = load_fer(data, "train")
+    chosen = np.random.default_rng(seed).choice(len(images), min(count, len(images)), replace=False)
+    return images[np.sort(chosen)]
+
+
 def _recover(args: dict[str, typing.Any]) -> int:
     """The recover command: checkpoint of ``args['graph']`` built as the config flags describe."""
-    import numpy as np
-
-    from moodstream.classifier.training.data import load_fer
     from moodstream.classifier.training.recover import recover_checkpoint
 
     graph, out, faces = args.pop("graph"), args.pop("out"), args.pop("faces")
     config = TrainConfig(**{k: v for k, v in args.items() if v is not None})
-    images, _ = load_fer(Path(config.data), "train")
-    chosen = np.random.default_rng(config.seed).choice(len(images), min(faces, len(images)), replace=False)
-    recover_checkpoint(graph, config, images[np.sort(chosen)], out)
+    recover_checkpoint(graph, config, _training_faces(Path(config.data), faces, config.seed), out)
     print(f"wrote {out} from {graph}")
     return 0
 
 
 def _average(args: dict[str, typing.Any]) -> int:
     """The average command: the mean of ``args['snapshots']``, batch norms re-measured, to ``args['out']``."""
-    import numpy as np
-
     from moodstream.classifier.training.average import average_snapshots
-    from moodstream.classifier.training.data import load_fer
 
     if args["faces"] < 1:
         raise SystemExit(f"--faces must be at least 1, got {args['faces']}")
-    images, _ = load_fer(args["data"], "train")
-    count = min(args["faces"], len(images))
-    chosen = np.sort(np.random.default_rng(args["seed"]).choice(len(images), count, replace=False))
-    average_snapshots(args["snapshots"], images[chosen], args["out"])
-    print(f"wrote {args['out']}: mean of {len(args['snapshots'])} snapshots, batch norms on {count} faces")
+    faces = _training_faces(args["data"], args["faces"], args["seed"])
+    average_snapshots(args["snapshots"], faces, args["out"])
+    count = len(args["snapshots"])
+    print(f"wrote {args['out']}: mean of {count} snapshots, batch norms on {len(faces)} faces")
     return 0
 
 

@@ -67,6 +67,7 @@ def remeasure_batch_norms(net: VggFer, faces: np.ndarray, batch: int = 256) -> N
     """Replace every batch norm's running mean and variance by their values over ``faces``
     ((N, 48, 48) uint8 training faces) and their mirror images, in place; leaves ``net`` in eval mode."""
     norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # cumulative average over all batches
@@ -75,8 +76,8 @@ def remeasure_batch_norms(net: VggFer, faces: np.ndarray, batch: int = 256) -> N
         x = normalise(faces[start : start + batch])
         net(x)
         net(torch.flip(x, dims=[3]))
-    for norm in norms:
-        norm.momentum = 0.1
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
     net.eval()
 
 
