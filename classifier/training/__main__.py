@@ -123,8 +123,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _training_faces(data: Path, count: int, seed: int) -> np.ndarray:
     """``count`` training faces of ``data`` chosen at random with ``seed`` (all when fewer), in file
-    order: (N, 48, 48) uint8, what batch norms are measured on."""
+    order: (N, 48, 48) uint8, what batch norms are measured on. ``count`` < 1 is a usage error."""
     from moodstream.classifier.training.data import load_fer
+
+    if count < 1:
+        raise SystemExit(f"--faces must be at least 1, got {count}")
 
     images, _ = load_fer(data, "train")
     chosen = np.random.default_rng(seed).choice(len(images), min(count, len(images)), replace=False)
@@ -146,8 +149,6 @@ def _average(args: dict[str, typing.Any]) -> int:
     """The average command: the mean of ``args['snapshots']``, batch norms re-measured, to ``args['out']``."""
     from moodstream.classifier.training.average import average_snapshots
 
-    if args["faces"] < 1:
-        raise SystemExit(f"--faces must be at least 1, got {args['faces']}")
     faces = _training_faces(args["data"], args["faces"], args["seed"])
     average_snapshots(args["snapshots"], faces, args["out"])
     count = len(args["snapshots"])

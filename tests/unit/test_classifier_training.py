@@ -288,6 +288,22 @@ def test_recovering_a_graph_of_another_shape_names_the_file(
     assert str(graph) in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("command", "operands"),
+    [
+        ("recover", ["{tmp}/graph.onnx", "{tmp}/out.pt", "--out-dir", "{tmp}/run", "--width", "4"]),
+        ("average", ["{tmp}/a.pt", "{tmp}/b.pt", "--out", "{tmp}/out.pt"]),
+    ],
+)
+def test_both_batch_norm_commands_reject_zero_faces_by_name(
+    tiny_fer: Path, tmp_path: Path, command: str, operands: list[str]
+) -> None:
+    args = [command, *(o.format(tmp=tmp_path) for o in operands), "--data", str(tiny_fer), "--faces", "0"]
+    with pytest.raises(SystemExit, match="--faces must be at least 1, got 0"):
+        training_main(args)
+    assert not (tmp_path / "out.pt").exists()
+
+
 def test_a_constant_lr_run_keeps_snapshots_that_average_into_an_exportable_network(
     tiny_fer: Path, tmp_path: Path
 ) -> None:
