@@ -54,6 +54,16 @@ def tempered_probabilities(views: np.ndarray, temperature: float) -> np.ndarray:
     return result
 
 
+def fuse_logit_views(views: np.ndarray) -> np.ndarray:
+    """(V, N, K) logits of V views (and networks) -> (1, N, K): their mean, the one view a graph that
+    fuses logits before its temperature and softmax divides by T (``tempered_probabilities`` of it is
+    softmax(mean logits / T))."""
+    if views.ndim != 3:
+        raise ValueError(f"expected (V, N, K) logits, got shape {views.shape}")
+    fused: np.ndarray = views.mean(axis=0, keepdims=True)
+    return fused
+
+
 def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """Mean -log p(true class) of (N, K) probabilities (clipped at 1e-12)."""
     _check_probabilities(probabilities, labels)

@@ -1,9 +1,10 @@
 """Edits of an exported FER probability graph: its temperature and its logits (export-time, ``onnx``).
 
 The VGG graphs end in ``Softmax(Div(logits, T))`` (then, with flip averaging, a mean over the face and
-its mirror). These helpers find that division, read or replace ``T`` (graph constant and the
-``moodstream.temperature`` metadata together), and run the graph up to its logits, so that a rewritten
-graph (quantised, say) can have its temperature fitted again.
+its mirror; a graph that fuses logits takes that mean before the division, so its "logits" are the
+fused ones, one view per face). These helpers find that division, read or replace ``T`` (graph
+constant and the ``moodstream.temperature`` metadata together), and run the graph up to its logits, so
+that a rewritten graph (quantised, say) can have its temperature fitted again.
 """
 
 from __future__ import annotations

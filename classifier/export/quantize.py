@@ -181,9 +181,10 @@ def refit_temperature(
 ) -> Calibration:
     """Fit the temperature of the graph at ``path`` on the folder split ``split_dir`` and write it there.
 
-    Same objective as the float export (NLL of the mean over views of softmax(logits / T)); ``objective``
-    is its wording for the manifest (None: worded from the number of views). Returns the manifest's
-    calibration block (ECE at T = 1 and at the fitted T).
+    Same objective as the float export (NLL of the graph output, fitted on the logits that the graph
+    divides by T: per view, or already fused); ``objective`` is its wording for the manifest (None:
+    worded from the number of views; ``quantize_model`` passes the source manifest's wording). Returns
+    the manifest's calibration block (ECE at T = 1 and at the fitted T).
     """
     images, labels = load_split(split_dir, (spec.width, spec.height), spec.color)
     model = onnx.load(str(path))
@@ -247,6 +248,7 @@ def quantize_model(
             refit_on,
             source.input,
             refit_label or str(Path(refit_on.resolve().parent.name) / refit_on.name),
+            source.calibration.objective if source.calibration is not None else None,
         )
     faces_from = Path(calibration_data.resolve().parent.name) / calibration_data.name
     recipe = (

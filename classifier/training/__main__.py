@@ -3,7 +3,8 @@
 train:  every TrainConfig field is a flag (``--data``, ``--out-dir``, ``--width``, ``--epochs``, ...), plus
         ``--resume`` to continue from ``OUT_DIR/last.pt``.
 export: ``python -m moodstream.classifier.training export OUT_DIR/best.pt classifier/models --name vgg-fer-v2
-        [--calibrate /tmp/fer2013/validation] [--no-flip-tta]``; several checkpoints make one ensemble graph.
+        [--calibrate /tmp/fer2013/validation] [--no-flip-tta] [--fusion logits]``; several checkpoints
+        make one ensemble graph.
 recover: ``python -m moodstream.classifier.training recover classifier/models/vgg-fer-v2.onnx /tmp/v2.pt
         --data /tmp/fer2013 --out-dir /tmp/run --width 32 --standardize`` rebuilds a checkpoint (best.pt
         layout) from a shipped graph, so that ``train --init-from /tmp/v2.pt`` continues from it.
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moodstream.classifier.training.config import TrainConfig
+from moodstream.classifier.training.config import FUSIONS, TrainConfig
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="override the run's horizontal-flip averaging in the exported graph",
     )
+    export.add_argument(
+        "--fusion",
+        choices=FUSIONS,
+        default="probabilities",
+        help="combine views (face, mirror) and networks by the mean of their probabilities (default) or "
+        "by the softmax of the mean of their logits",
+    )
     recover = commands.add_parser("recover", help="rebuild a checkpoint from a shipped VGG-FER ONNX graph")
     recover.add_argument("graph", type=Path, help="the .onnx file (batch norms folded into its convolutions)")
     recover.add_argument("out", type=Path, help="checkpoint to write (best.pt layout)")
@@ -108,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             args["calibrate"],
             args["flip_tta"],
             args["calibration_label"],
+            args["fusion"],
         )
         print(f"wrote {args['out_dir'] / manifest.file} sha256={manifest.sha256}")
         if manifest.calibration is not None:

@@ -6,6 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+FUSIONS = ("probabilities", "logits")
+"""How an exported graph combines its views (face, mirror) and an ensemble's networks: the mean of their
+softmaxes, or the softmax of the mean of their logits (their geometric mean, renormalised)."""
+
 
 class TrainConfig(BaseModel):
     """A training run: data, network size, optimiser, schedule, stopping and output."""

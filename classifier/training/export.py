@@ -20,6 +20,7 @@ from moodstream.classifier.calibration import (
     TEMPERATURE_METADATA_KEY,
     expected_calibration_error,
     fit_temperature,
+    fuse_logit_views,
     tempered_probabilities,
 )
 from moodstream.classifier.dataset import load_split
@@ -43,6 +44,8 @@ CALIBRATION_OBJECTIVE = "NLL of the graph output: mean over views (face, mirror)
 ENSEMBLE_OBJECTIVE = (
     "NLL of the graph output: mean over networks and views (face, mirror) of softmax(logits / T)"
 )
+FUSED_OBJECTIVE = "NLL of the graph output: softmax(mean over {what} of logits / T)"
+"""Wording for a graph that fuses logits; ``what`` names the views ("views (face, mirror)", ...)."""
 
 
 def load_checkpoint(checkpoint: Path) -> tuple[TrainConfig, VggFer, dict[str, Any]]:
@@ -72,15 +75,21 @@ def view_logits(net: torch.nn.Module, images: np.ndarray, flip_tta: bool, batch:
 
 
 def calibrate(
-    nets: Sequence[torch.nn.Module], flip_tta: bool, split_dir: Path, label: str | None = None
+    nets: Sequence[torch.nn.Module],
+    flip_tta: bool,
+    split_dir: Path,
+    label: str | None = None,
+    fusion: str = "probabilities",
 ) -> Calibration:
     """Fit the temperature of the graph output of ``nets`` (one network, or an ensemble's members) on the
-    folder split ``split_dir`` (<emotion>/*.jpg).
+    folder split ``split_dir`` (<emotion>/*.jpg), for the graph's ``fusion`` of views and networks.
 
     ``label`` names the split in the manifest (default: the folder's last two path parts).
     """
     images, labels = load_split(split_dir)
     views = np.concatenate([view_logits(net, images, flip_tta) for net in nets])
+    if fusion == "logits":
+        views = fuse_logit_views(views)
     temperature = fit_temperature(views, labels)
     before = expected_calibration_error(tempered_probabilities(views, 1.0), labels)
     after = expected_calibration_error(tempered_probabilities(views, temperature), labels)
@@ -88,10 +97,20 @@ def calibrate(
         temperature=round(temperature, 6),
         fitted_on=label or str(Path(split_dir.parent.name) / split_dir.name),
         samples=len(labels),
-        objective=CALIBRATION_OBJECTIVE if len(nets) == 1 else ENSEMBLE_OBJECTIVE,
+        objective=_objective(len(nets), flip_tta, fusion),
         ece_before=round(before, 6),
         ece_after=round(after, 6),
     )
+
+
+def _objective(networks: int, flip_tta: bool, fusion: str) -> str:
+    """The manifest's wording of what the temperature was fitted to, for this graph."""
+    if fusion != "logits" or (networks == 1 and not flip_tta):
+        return CALIBRATION_OBJECTIVE if networks == 1 else ENSEMBLE_OBJECTIVE
+    views = "views (face, mirror)" if flip_tta else "networks"
+    if networks > 1 and flip_tta:
+        views = "networks and views (face, mirror)"
+    return FUSED_OBJECTIVE.format(what=views)
 
 
 def write_graph_metadata(path: Path, properties: dict[str, str]) -> None:
@@ -109,6 +128,7 @@ def export_checkpoint(
     calibrate_on: Path | None = None,
     flip_tta: bool | None = None,
     calibration_label: str | None = None,
+    fusion: str = "probabilities",
 ) -> ModelManifest:
     """Write ``out_dir/NAME.onnx`` ((N, 1, 48, 48) float32 -> (N, 7) probabilities) and ``NAME.json``.
 
@@ -117,7 +137,8 @@ def export_checkpoint(
     averaging; with ``calibrate_on`` (a folder split) also the fitted temperature. Raises ValueError when
     the exported file exceeds MAX_MODEL_BYTES, DatasetError for a bad calibration folder. ``flip_tta``
     overrides the run's choice of flip averaging (None keeps it); ``calibration_label`` names the
-    calibration split.
+    calibration split; ``fusion`` ("probabilities" or "logits", see ``Probabilities``) says how views
+    and networks are combined.
     """
     paths = [checkpoint] if isinstance(checkpoint, Path) else list(checkpoint)
     loaded = [load_checkpoint(path) for path in paths]
@@ -127,10 +148,10 @@ def export_checkpoint(
         config = config.model_copy(update={"flip_tta": flip_tta})
     calibration = None
     if calibrate_on is not None:
-        calibration = calibrate(nets, config.flip_tta, calibrate_on, calibration_label)
+        calibration = calibrate(nets, config.flip_tta, calibrate_on, calibration_label, fusion)
     temperature = calibration.temperature if calibration is not None else 1.0
     onnx_path = out_dir / f"{name}.onnx"
-    graph = Probabilities(nets, config.flip_tta, temperature)
+    graph = Probabilities(nets, config.flip_tta, temperature, fusion)
     export_onnx(graph, torch.zeros(1, 1, 48, 48), onnx_path, "probabilities")
     if calibration is not None:
         write_graph_metadata(onnx_path, {TEMPERATURE_METADATA_KEY: repr(calibration.temperature)})
@@ -147,7 +168,7 @@ def export_checkpoint(
         ),
         output="probabilities",
         labels=EMOTIONS,
-        architecture=_architecture([c for c, _, _ in loaded], config.flip_tta),
+        architecture=_architecture([c for c, _, _ in loaded], config.flip_tta, fusion),
         source=_source([(c, s) for c, _, s in loaded]),
         license="MIT (moodstream); trained on FER-2013, which is for research use only",
         calibration=calibration,
@@ -183,7 +204,7 @@ def _run_source(config: TrainConfig, state: dict[str, Any]) -> str:
     return f"best validation epoch {state['best_epoch']}, seed {config.seed}{started}"
 
 
-def _architecture(configs: list[TrainConfig], flip_tta: bool) -> str:
+def _architecture(configs: list[TrainConfig], flip_tta: bool, fusion: str = "probabilities") -> str:
     """One-line description of the exported graph (one network or an ensemble) for the manifest."""
     lines = []
     for config in configs:
@@ -193,5 +214,5 @@ def _architecture(configs: list[TrainConfig], flip_tta: bool) -> str:
             f"flip TTA {flip_tta}{extras}"
         )
     if len(lines) == 1:
-        return lines[0]
-    return f"ensemble of {len(lines)} (probabilities averaged in the graph): " + "; ".join(lines)
+        return lines[0] + (", views fused by the mean of their logits" if fusion == "logits" else "")
+    return f"ensemble of {len(lines)} ({fusion} averaged in the graph): " + "; ".join(lines)

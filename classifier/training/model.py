@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from moodstream.classifier.training.config import FUSIONS
+
 BLOCKS: tuple[tuple[int, int], ...] = ((1, 2), (2, 2), (4, 3), (8, 3), (8, 3))
 """(width multiplier, number of 3x3 convolutions) for each of VGG16's five blocks."""
 
@@ -92,21 +94,30 @@ class Probabilities(nn.Module):
 
     With ``flip_tta`` the faces and their mirror images go through each network as one batch of 2N (one
     pass, cheaper at batch 1 than two). With several networks (an ensemble of separately trained runs on
-    the same input) their logits are stacked before the one division by the temperature and the one
-    softmax, and the mean is taken over every (network, view) pair: M networks x V views = M*V rows of N.
+    the same input) their logits are stacked: M networks x V views = M*V rows of N. ``fusion``
+    "probabilities" divides every row by the temperature, applies the softmax and takes the mean over
+    the M*V rows; "logits" takes the mean of the M*V rows' logits first, then one division by the
+    temperature and one softmax.
     """
 
     def __init__(
-        self, net: nn.Module | Sequence[nn.Module], flip_tta: bool, temperature: float = 1.0
+        self,
+        net: nn.Module | Sequence[nn.Module],
+        flip_tta: bool,
+        temperature: float = 1.0,
+        fusion: str = "probabilities",
     ) -> None:
         super().__init__()
         members = [net] if isinstance(net, nn.Module) else list(net)
         if not members:
             raise ValueError("Probabilities needs at least one network")
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         self.net = members[0]
         self.others = nn.ModuleList(members[1:])
         self.flip_tta = flip_tta
         self.temperature = temperature
+        self.fusion = fusion
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, H, W) normalised faces -> (N, classes) probabilities."""
@@ -116,5 +127,8 @@ class Probabilities(nn.Module):
             logits = torch.cat([logits, *(other(views) for other in self.others)])
         if not self.flip_tta and not len(self.others):
             return torch.softmax(logits / self.temperature, dim=1)
-        both = torch.softmax(logits / self.temperature, dim=1)
-        return both.reshape(-1, x.shape[0], both.shape[1]).mean(dim=0)
+        if self.fusion == "logits":
+            fused = logits.reshape(-1, x.shape[0], logits.shape[1]).mean(dim=0)
+            return torch.softmax(fused / self.temperature, dim=1)
+        each = torch.softmax(logits / self.temperature, dim=1)
+        return each.reshape(-1, x.shape[0], each.shape[1]).mean(dim=0)

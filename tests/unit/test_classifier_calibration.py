@@ -8,6 +8,7 @@ import pytest
 from moodstream.classifier.calibration import (
     expected_calibration_error,
     fit_temperature,
+    fuse_logit_views,
     negative_log_likelihood,
     tempered_probabilities,
 )
@@ -45,6 +46,17 @@ def test_fitted_temperature_recovers_the_one_labels_were_drawn_with() -> None:
 def test_tempered_probabilities_average_the_views() -> None:
     views = np.array([[[2.0, 0.0]], [[0.0, 2.0]]])  # face and mirror disagree symmetrically
     np.testing.assert_allclose(tempered_probabilities(views, 1.0), [[0.5, 0.5]])
+
+
+def test_fused_logit_views_are_the_mean_view_and_reject_a_flat_array() -> None:
+    views = np.array([[[3.0, 0.0]], [[1.0, 0.0]]])  # the face is sure, the mirror less so
+    fused = fuse_logit_views(views)
+    np.testing.assert_allclose(fused, [[[2.0, 0.0]]])
+    expected = np.exp(2.0) / (np.exp(2.0) + 1.0)  # softmax of the mean logits, not the mean of softmaxes
+    np.testing.assert_allclose(tempered_probabilities(fused, 1.0)[0, 0], expected)
+    assert tempered_probabilities(views, 1.0)[0, 0] < expected
+    with pytest.raises(ValueError, match=r"expected \(V, N, K\) logits"):
+        fuse_logit_views(np.zeros((3, 7)))
 
 
 @pytest.mark.parametrize(

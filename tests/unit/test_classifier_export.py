@@ -17,7 +17,7 @@ pytest.importorskip("onnx", reason="export needs the train extra (onnx)")
 from moodstream.classifier import ClassifierConfig, EmotionClassifier, ManifestError  # noqa: E402
 from moodstream.classifier.calibration import TEMPERATURE_METADATA_KEY  # noqa: E402
 from moodstream.classifier.training.__main__ import main as training_main  # noqa: E402
-from moodstream.classifier.training.config import TrainConfig  # noqa: E402
+from moodstream.classifier.training.config import FUSIONS, TrainConfig  # noqa: E402
 from moodstream.classifier.training.export import write_graph_metadata  # noqa: E402
 from moodstream.classifier.training.model import Probabilities, VggFer  # noqa: E402
 from moodstream.classifier.training.trainer import TrainState, normalise  # noqa: E402
@@ -26,14 +26,19 @@ from moodstream.schemas.labels import EMOTIONS  # noqa: E402
 MAX_ABS_DIFF = 1e-4
 
 
-def _checkpoint(path: Path) -> VggFer:
-    """A tiny standardising VggFer (seeded init, BN statistics off 0/1) saved the way train saves best.pt."""
+def _checkpoint(path: Path, scale: float = 1.0) -> VggFer:
+    """A tiny standardising VggFer (seeded init, BN statistics off 0/1) saved the way train saves best.pt;
+    ``scale`` multiplies its dense layers (spreads the logits, so that faces and mirrors disagree)."""
     torch.manual_seed(0)
     net = VggFer(width=4, fc_width=8, standardize=True)
-    for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 2.0)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+            if isinstance(module, torch.nn.Linear):
+                module.weight.mul_(scale)
+                module.bias.mul_(scale)
     config = TrainConfig(data="unused", out_dir="unused", width=4, fc_width=8, standardize=True)
     torch.save(
         {"config": config.model_dump(), "model": net.state_dict(), "state": vars(TrainState(best_epoch=1))},
@@ -80,6 +85,35 @@ def test_onnx_matches_torch_with_flip_averaging_and_temperature(exported: tuple[
         untempered = Probabilities(net, flip_tta=True)(normalise(crops)).numpy()
     if abs(calibration["temperature"] - 1.0) > 0.05:
         assert float(np.abs(got - untempered).max()) > MAX_ABS_DIFF
+
+
+def test_a_logit_fusing_export_matches_torch_and_says_what_its_temperature_was_fitted_to(
+    tmp_path: Path,
+) -> None:
+    net = _checkpoint(tmp_path / "best.pt", scale=8.0)
+    args = ["export", str(tmp_path / "best.pt"), str(tmp_path / "models"), "--name", "fused"]
+    split = str(_split(tmp_path / "validation"))
+    assert training_main([*args, "--fusion", "logits", "--calibrate", split]) == 0
+    manifest = json.loads((tmp_path / "models" / "fused.json").read_text())
+    calibration = manifest["calibration"]
+    assert calibration["objective"].endswith("softmax(mean over views (face, mirror) of logits / T)")
+    assert "fused by the mean of their logits" in manifest["architecture"]
+
+    crops = np.random.default_rng(2).integers(0, 256, (16, 48, 48), dtype=np.uint8)
+    temperature = calibration["temperature"]
+    with torch.no_grad():
+        fused = Probabilities(net, True, temperature, fusion="logits")(normalise(crops)).numpy()
+        at_one = [Probabilities(net, True, 1.0, fusion=f)(normalise(crops)).numpy() for f in FUSIONS]
+    got = EmotionClassifier(ClassifierConfig(model=str(tmp_path / "models" / "fused.json"))).predict(
+        list(crops)
+    )
+    assert float(np.abs(got - fused).max()) <= MAX_ABS_DIFF
+    assert float(np.abs(at_one[0] - at_one[1]).max()) > MAX_ABS_DIFF  # the two fusions really differ
+
+
+def test_an_unknown_fusion_is_refused() -> None:
+    with pytest.raises(ValueError, match="fusion must be one of"):
+        Probabilities(VggFer(width=4, fc_width=8), True, fusion="median")
 
 
 def _copy(exported: tuple[Path, VggFer], tmp_path: Path, edit: dict[str, Any]) -> Path:

@@ -51,6 +51,11 @@ SAME_TOP_CLASS = 0.9
 """Tolerances of the INT8 graph against the float one on 64 faces the calibration never saw (measured on
 the tiny random network, whose probabilities vary by 0.09 (std) from face to face: max |dp| 0.15, mean
 0.011, same top class on 97 %; the shipped vgg-fer-v2-int8 on PublicTest: max 0.04, same top class 99.5 %)."""
+OBJECTIVES = {
+    "probabilities": "NLL of the graph output: mean over views (face, mirror) of softmax(logits / T)",
+    "logits": "NLL of the graph output: softmax(mean over views (face, mirror) of logits / T)",
+}
+"""The export's wording of each fusion's calibration objective, which the quantised manifest keeps."""
 SPEC = InputSpec(name="input", width=48, height=48, color="gray", layout="NCHW", mean=0.5, std=0.25)
 
 
@@ -79,11 +84,16 @@ def _split(root: Path, per_class: int, seed: int) -> Path:
 
 
 def _float_model(
-    folder: Path, temperature: float | None = TEMPERATURE, width: int = 4, scale: float = 8.0
+    folder: Path,
+    temperature: float | None = TEMPERATURE,
+    width: int = 4,
+    scale: float = 8.0,
+    fusion: str = "probabilities",
 ) -> Path:
     """A tiny calibrated flip-averaging VggFer graph + schema-2 manifest in ``folder``; the manifest path.
 
     With ``temperature=None``: a schema-1 graph ending in a plain softmax (no flip, no temperature).
+    ``fusion`` is how the graph combines the face and its mirror (``Probabilities``).
     """
     torch.manual_seed(0)
     net = VggFer(width=width, fc_width=16, standardize=True).eval()
@@ -98,7 +108,7 @@ def _float_model(
                 module.bias.mul_(scale)
     graph: torch.nn.Module = torch.nn.Sequential(net, torch.nn.Softmax(dim=1))
     if temperature is not None:
-        graph = Probabilities(net, flip_tta=True, temperature=temperature)
+        graph = Probabilities(net, flip_tta=True, temperature=temperature, fusion=fusion)
     path = folder / "tiny.onnx"
     export_onnx(graph, torch.zeros(1, 1, 48, 48), path, "probabilities")
     calibration = None
@@ -108,7 +118,7 @@ def _float_model(
             temperature=temperature,
             fitted_on="test",
             samples=7,
-            objective="NLL",
+            objective=OBJECTIVES[fusion],
             ece_before=0.1,
             ece_after=0.05,
         )
@@ -210,6 +220,27 @@ def test_set_temperature_changes_the_graph_output_as_softmax_of_logits_over_t(tm
     scaled = np.exp(views / 2.5 - (views / 2.5).max(axis=2, keepdims=True))
     expected = (scaled / scaled.sum(axis=2, keepdims=True)).mean(axis=0)
     assert np.abs(probabilities - expected).max() <= 1e-5
+
+
+def test_a_logit_fusing_graph_refits_its_temperature_on_the_fused_logits(tmp_path: Path) -> None:
+    source = _float_model(tmp_path, fusion="logits")
+    train = _split(tmp_path / "train", per_class=10, seed=1)
+    validation = _split(tmp_path / "validation", per_class=4, seed=3)
+    quantize_model(str(source), tmp_path / "out", "fused-int8", train, QuantizeOptions(faces=70), validation)
+    manifest = json.loads((tmp_path / "out" / "fused-int8.json").read_text())
+    assert manifest["calibration"]["objective"] == OBJECTIVES["logits"]  # the source's wording
+    model = onnx.load(str(tmp_path / "out" / "fused-int8.onnx"))
+    from moodstream.classifier.preprocess import crops_to_tensor
+
+    faces = crops_to_tensor(list(_faces(6, seed=5)), SPEC)
+    views = logit_views(model, faces)
+    assert views.shape == (1, 6, 7)  # the division by T comes after the mean over face and mirror
+    temperature = manifest["calibration"]["temperature"]
+    scaled = np.exp(views[0] / temperature - (views[0] / temperature).max(axis=1, keepdims=True))
+    got = EmotionClassifier(ClassifierConfig(model=str(tmp_path / "out" / "fused-int8.json"))).predict(
+        list(_faces(6, seed=5))
+    )
+    np.testing.assert_allclose(got, scaled / scaled.sum(axis=1, keepdims=True), atol=1e-5)
 
 
 BAD_INPUTS: list[tuple[str, dict[str, Any], type[Exception], str]] = [
