@@ -14,6 +14,8 @@ from moodstream.classifier.errors import ModelFileError
 MODELS_DIR: Final[Path] = Path(__file__).resolve().parent / "models"
 
 SHIPPED_MODELS: Final[dict[str, str]] = {
+    "vgg-fer-v4-int8": "vgg-fer-v4-int8.json",
+    "vgg-fer-v4": "vgg-fer-v4.json",
     "vgg-fer-v3-int8": "vgg-fer-v3-int8.json",
     "vgg-fer-v3": "vgg-fer-v3.json",
     "vgg-fer-v2-int8": "vgg-fer-v2-int8.json",
