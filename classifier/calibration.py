@@ -54,6 +54,20 @@ def tempered_probabilities(views: np.ndarray, temperature: float) -> np.ndarray:
     return result
 
 
+def objective_wording(networks: int, flip_tta: bool, fusion: str = "probabilities") -> str:
+    """The manifest's wording of what a temperature was fitted to (``calibration.objective``), for a graph
+    of ``networks`` networks, with or without face-and-mirror views, fusing them by ``fusion``
+    ("probabilities": mean of the softmaxes; "logits": softmax of the mean logits)."""
+    rows = [f"{networks} networks"] if networks > 1 else []
+    rows += ["views (face, mirror)"] if flip_tta else []
+    if not rows:
+        return "NLL of the graph output: softmax(logits / T)"
+    what = " and ".join(rows)
+    if fusion == "logits":
+        return f"NLL of the graph output: softmax(mean over {what} of logits / T)"
+    return f"NLL of the graph output: mean over {what} of softmax(logits / T)"
+
+
 def fuse_logit_views(views: np.ndarray) -> np.ndarray:
     """(V, N, K) logits of V views (and networks) -> (1, N, K): their mean, the one view a graph that
     fuses logits before its temperature and softmax divides by T (``tempered_probabilities`` of it is

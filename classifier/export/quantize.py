@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from moodstream.classifier.calibration import (
     expected_calibration_error,
     fit_temperature,
+    objective_wording,
     tempered_probabilities,
 )
 from moodstream.classifier.dataset import load_split, read_image, scan_split
@@ -192,8 +193,8 @@ def refit_temperature(
     temperature = round(fit_temperature(views, labels), 6)
     set_temperature(model, temperature)
     onnx.save(model, str(path))
-    if objective is None:
-        objective = _objective(len(views))
+    if objective is None:  # worded from the views: 1 a plain softmax, 2 per network (face, mirror)
+        objective = objective_wording(max(len(views) // 2, 1), len(views) > 1)
     return Calibration(
         temperature=temperature,
         fitted_on=label,
@@ -201,19 +202,6 @@ def refit_temperature(
         objective=objective,
         ece_before=round(expected_calibration_error(tempered_probabilities(views, 1.0), labels), 6),
         ece_after=round(expected_calibration_error(tempered_probabilities(views, temperature), labels), 6),
-    )
-
-
-def _objective(views: int) -> str:
-    """The calibration objective's wording for a graph with ``views`` softmaxes averaged per face (1: a
-    plain softmax; 2: face and mirror; more: an ensemble's networks, each with face and mirror)."""
-    if views == 1:
-        return "NLL of the graph output: softmax(logits / T)"
-    if views == 2:
-        return "NLL of the graph output: mean over views (face, mirror) of softmax(logits / T)"
-    return (
-        f"NLL of the graph output: mean over {views // 2} networks and views (face, mirror) of "
-        "softmax(logits / T)"
     )
 
 

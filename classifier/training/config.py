@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FUSIONS = ("probabilities", "logits")
+Fusion = Literal["probabilities", "logits"]
+FUSIONS: tuple[Fusion, ...] = get_args(Fusion)
 """How an exported graph combines its views (face, mirror) and an ensemble's networks: the mean of their
 softmaxes, or the softmax of the mean of their logits (their geometric mean, renormalised)."""
 

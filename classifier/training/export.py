@@ -21,6 +21,7 @@ from moodstream.classifier.calibration import (
     expected_calibration_error,
     fit_temperature,
     fuse_logit_views,
+    objective_wording,
     tempered_probabilities,
 )
 from moodstream.classifier.dataset import load_split
@@ -32,7 +33,7 @@ from moodstream.classifier.manifest import (
     ModelManifest,
     write_manifest,
 )
-from moodstream.classifier.training.config import TrainConfig
+from moodstream.classifier.training.config import Fusion, TrainConfig
 from moodstream.classifier.training.model import Probabilities, VggFer
 from moodstream.classifier.training.trainer import INPUT_MEAN, INPUT_STD, build_model, normalise
 from moodstream.common.checksums import file_sha256
@@ -40,12 +41,6 @@ from moodstream.schemas.labels import EMOTIONS
 
 MAX_MODEL_BYTES = 30 * 1024 * 1024
 """Largest ONNX file we ship in the repository."""
-CALIBRATION_OBJECTIVE = "NLL of the graph output: mean over views (face, mirror) of softmax(logits / T)"
-ENSEMBLE_OBJECTIVE = (
-    "NLL of the graph output: mean over networks and views (face, mirror) of softmax(logits / T)"
-)
-FUSED_OBJECTIVE = "NLL of the graph output: softmax(mean over {what} of logits / T)"
-"""Wording for a graph that fuses logits; ``what`` names the views ("views (face, mirror)", ...)."""
 
 
 def load_checkpoint(checkpoint: Path) -> tuple[TrainConfig, VggFer, dict[str, Any]]:
@@ -79,7 +74,7 @@ def calibrate(
     flip_tta: bool,
     split_dir: Path,
     label: str | None = None,
-    fusion: str = "probabilities",
+    fusion: Fusion = "probabilities",
 ) -> Calibration:
     """Fit the temperature of the graph output of ``nets`` (one network, or an ensemble's members) on the
     folder split ``split_dir`` (<emotion>/*.jpg), for the graph's ``fusion`` of views and networks.
@@ -97,20 +92,10 @@ def calibrate(
         temperature=round(temperature, 6),
         fitted_on=label or str(Path(split_dir.parent.name) / split_dir.name),
         samples=len(labels),
-        objective=_objective(len(nets), flip_tta, fusion),
+        objective=objective_wording(len(nets), flip_tta, fusion),
         ece_before=round(before, 6),
         ece_after=round(after, 6),
     )
-
-
-def _objective(networks: int, flip_tta: bool, fusion: str) -> str:
-    """The manifest's wording of what the temperature was fitted to, for this graph."""
-    if fusion != "logits" or (networks == 1 and not flip_tta):
-        return CALIBRATION_OBJECTIVE if networks == 1 else ENSEMBLE_OBJECTIVE
-    views = "views (face, mirror)" if flip_tta else "networks"
-    if networks > 1 and flip_tta:
-        views = "networks and views (face, mirror)"
-    return FUSED_OBJECTIVE.format(what=views)
 
 
 def write_graph_metadata(path: Path, properties: dict[str, str]) -> None:
@@ -128,7 +113,7 @@ def export_checkpoint(
     calibrate_on: Path | None = None,
     flip_tta: bool | None = None,
     calibration_label: str | None = None,
-    fusion: str = "probabilities",
+    fusion: Fusion = "probabilities",
 ) -> ModelManifest:
     """Write ``out_dir/NAME.onnx`` ((N, 1, 48, 48) float32 -> (N, 7) probabilities) and ``NAME.json``.
 
@@ -204,7 +189,7 @@ def _run_source(config: TrainConfig, state: dict[str, Any]) -> str:
     return f"best validation epoch {state['best_epoch']}, seed {config.seed}{started}"
 
 
-def _architecture(configs: list[TrainConfig], flip_tta: bool, fusion: str = "probabilities") -> str:
+def _architecture(configs: list[TrainConfig], flip_tta: bool, fusion: Fusion = "probabilities") -> str:
     """One-line description of the exported graph (one network or an ensemble) for the manifest."""
     lines = []
     for config in configs:

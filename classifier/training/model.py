@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from moodstream.classifier.training.config import FUSIONS
+from moodstream.classifier.training.config import FUSIONS, Fusion
 
 BLOCKS: tuple[tuple[int, int], ...] = ((1, 2), (2, 2), (4, 3), (8, 3), (8, 3))
 """(width multiplier, number of 3x3 convolutions) for each of VGG16's five blocks."""
@@ -105,7 +105,7 @@ class Probabilities(nn.Module):
         net: nn.Module | Sequence[nn.Module],
         flip_tta: bool,
         temperature: float = 1.0,
-        fusion: str = "probabilities",
+        fusion: Fusion = "probabilities",
     ) -> None:
         super().__init__()
         members = [net] if isinstance(net, nn.Module) else list(net)

@@ -10,6 +10,7 @@ from moodstream.classifier.calibration import (
     fit_temperature,
     fuse_logit_views,
     negative_log_likelihood,
+    objective_wording,
     tempered_probabilities,
 )
 
@@ -71,3 +72,38 @@ def test_fused_logit_views_are_the_mean_view_and_reject_a_flat_array() -> None:
 def test_bad_shapes_raise_value_error(probabilities: np.ndarray, labels: np.ndarray) -> None:
     with pytest.raises(ValueError, match="expected"):
         expected_calibration_error(probabilities, labels)
+
+
+WORDINGS: list[tuple[int, bool, str, str]] = [
+    (1, False, "probabilities", "NLL of the graph output: softmax(logits / T)"),
+    (
+        1,
+        True,
+        "probabilities",
+        "NLL of the graph output: mean over views (face, mirror) of softmax(logits / T)",
+    ),
+    (1, True, "logits", "NLL of the graph output: softmax(mean over views (face, mirror) of logits / T)"),
+    (
+        2,
+        True,
+        "probabilities",
+        "NLL of the graph output: mean over 2 networks and views (face, mirror) of softmax(logits / T)",
+    ),
+    (3, False, "logits", "NLL of the graph output: softmax(mean over 3 networks of logits / T)"),
+]
+
+
+@pytest.mark.parametrize(("networks", "flip", "fusion", "wording"), WORDINGS)
+def test_objective_wording_names_what_the_temperature_was_fitted_to(
+    networks: int, flip: bool, fusion: str, wording: str
+) -> None:
+    assert objective_wording(networks, flip, fusion) == wording
+
+
+@pytest.mark.parametrize(("name", "fusion"), [("vgg-fer-v2", "probabilities"), ("vgg-fer-v4", "logits")])
+def test_shipped_manifests_use_the_same_wording(name: str, fusion: str) -> None:
+    from moodstream.classifier import load_manifest
+    from moodstream.classifier.registry import resolve_manifest_path
+
+    calibration = load_manifest(resolve_manifest_path(name)).calibration
+    assert calibration is not None and calibration.objective == objective_wording(1, True, fusion)
