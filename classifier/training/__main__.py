@@ -22,6 +22,7 @@ import typing
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
 from moodstream.classifier.training.config import FUSIONS, TrainConfig
 
@@ -41,6 +42,19 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=name, choices=typing.get_args(annotation), help=field.description)
         else:
             parser.add_argument(flag, dest=name, type=annotation, help=field.description)  # type: ignore[arg-type]
+
+
+def config_from_flags(flags: dict[str, typing.Any]) -> TrainConfig:
+    """The TrainConfig of the parsed config flags (None = not given); a missing or invalid flag exits
+    with a usage error naming the flag and what it expects, not a pydantic traceback."""
+    try:
+        return TrainConfig(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"--{'.'.join(str(part) for part in e['loc']).replace('_', '-')}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise SystemExit(f"invalid training flags: {problems}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     from moodstream.classifier.training.trainer import Trainer
 
     resume = args.pop("resume")
-    config = TrainConfig(**{k: v for k, v in args.items() if v is not None})
+    config = config_from_flags(args)
     Trainer(config, resume=resume).run()
     return 0
 
@@ -148,7 +162,7 @@ def _recover(args: dict[str, typing.Any]) -> int:
     from moodstream.classifier.training.recover import recover_checkpoint
 
     graph, out, faces = args.pop("graph"), args.pop("out"), args.pop("faces")
-    config = TrainConfig(**{k: v for k, v in args.items() if v is not None})
+    config = config_from_flags(args)
     recover_checkpoint(graph, config, _training_faces(Path(config.data), faces, config.seed), out)
     print(f"wrote {out} from {graph}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -234,6 +235,62 @@ def test_an_ensemble_exports_as_one_graph_averaging_its_members(tiny_fer: Path, 
     images, _ = load_fer(tiny_fer, "validation")
     expected = (_checkpoint_probabilities(first, images) + _checkpoint_probabilities(second, images)) / 2
     np.testing.assert_allclose(clf.predict(list(images)), expected, atol=1e-4)
+
+
+def _checkpoint_logits(checkpoint: Path, images: np.ndarray) -> np.ndarray:
+    """A checkpoint's logits of the faces and of their mirror images: (2, N, 7)."""
+    saved = torch.load(checkpoint, weights_only=False)
+    net = VggFer(width=4, fc_width=8).eval()
+    net.load_state_dict(saved["model"])
+    with torch.no_grad():
+        x = normalise(images)
+        return torch.stack([net(x), net(torch.flip(x, dims=[3]))]).numpy()
+
+
+def test_an_ensemble_fused_by_logits_is_the_softmax_of_all_views_mean_logits(
+    tiny_fer: Path, tmp_path: Path
+) -> None:
+    first, second = _tiny_run(tiny_fer, tmp_path / "a", 0), _tiny_run(tiny_fer, tmp_path / "b", 1)
+    out = tmp_path / "m"
+    assert (
+        training_main(["export", str(first), str(second), str(out), "--name", "duo", "--fusion", "logits"])
+        == 0
+    )
+    manifest = json.loads((out / "duo.json").read_text())
+    assert manifest["architecture"].startswith("ensemble of 2 (logits averaged in the graph)")
+    images, _ = load_fer(tiny_fer, "validation")
+    mean_logits = np.concatenate(
+        [_checkpoint_logits(first, images), _checkpoint_logits(second, images)]
+    ).mean(0)
+    expected = torch.softmax(torch.from_numpy(mean_logits), 1).numpy()
+    clf = EmotionClassifier(ClassifierConfig(model=str(out / "duo.json")))
+    np.testing.assert_allclose(clf.predict(list(images)), expected, atol=1e-4)
+    # Not the mean of the members' probabilities: the two fusions differ on these faces.
+    assert (
+        np.abs(
+            expected
+            - (_checkpoint_probabilities(first, images) + _checkpoint_probabilities(second, images)) / 2
+        ).max()
+        > 1e-4
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--data", "d"], "--out-dir: Field required"),
+        (["recover", "g.onnx", "o.pt", "--width", "4"], "--data: Field required; --out-dir: Field required"),
+        (["train", "--data", "d", "--out-dir", "x", "--width", "1000"], "--width: Input should be less than"),
+        (
+            ["train", "--data", "d", "--out-dir", "x", "--epochs", "0"],
+            "--epochs: Input should be greater than",
+        ),
+    ],
+    ids=["train without out-dir", "recover without data and out-dir", "width too large", "zero epochs"],
+)
+def test_bad_training_flags_are_usage_errors_naming_the_flag(args: list[str], message: str) -> None:
+    with pytest.raises(SystemExit, match="invalid training flags: .*" + re.escape(message)):
+        training_main(args)
 
 
 def test_a_shipped_graph_recovers_into_a_checkpoint_a_run_can_start_from(
