@@ -215,15 +215,19 @@ def _tiny_run(tiny_fer: Path, out: Path, seed: int) -> Path:
     return out / "best.pt"
 
 
-def _checkpoint_probabilities(checkpoint: Path, images: np.ndarray) -> np.ndarray:
-    """What a checkpoint's network gives: softmax averaged with the mirrored face, temperature 1."""
+def _checkpoint_logits(checkpoint: Path, images: np.ndarray) -> np.ndarray:
+    """A checkpoint's logits of the faces and of their mirror images: (2, N, 7)."""
     saved = torch.load(checkpoint, weights_only=False)
     net = VggFer(width=4, fc_width=8).eval()
     net.load_state_dict(saved["model"])
     with torch.no_grad():
         x = normalise(images)
-        both = torch.softmax(net(x), 1) + torch.softmax(net(torch.flip(x, dims=[3])), 1)
-    return (both / 2).numpy()
+        return torch.stack([net(x), net(torch.flip(x, dims=[3]))]).numpy()
+
+
+def _checkpoint_probabilities(checkpoint: Path, images: np.ndarray) -> np.ndarray:
+    """What a checkpoint's network gives: softmax averaged with the mirrored face, temperature 1."""
+    return torch.softmax(torch.from_numpy(_checkpoint_logits(checkpoint, images)), 2).mean(0).numpy()
 
 
 def test_an_ensemble_exports_as_one_graph_averaging_its_members(tiny_fer: Path, tmp_path: Path) -> None:
@@ -235,16 +239,6 @@ def test_an_ensemble_exports_as_one_graph_averaging_its_members(tiny_fer: Path, 
     images, _ = load_fer(tiny_fer, "validation")
     expected = (_checkpoint_probabilities(first, images) + _checkpoint_probabilities(second, images)) / 2
     np.testing.assert_allclose(clf.predict(list(images)), expected, atol=1e-4)
-
-
-def _checkpoint_logits(checkpoint: Path, images: np.ndarray) -> np.ndarray:
-    """A checkpoint's logits of the faces and of their mirror images: (2, N, 7)."""
-    saved = torch.load(checkpoint, weights_only=False)
-    net = VggFer(width=4, fc_width=8).eval()
-    net.load_state_dict(saved["model"])
-    with torch.no_grad():
-        x = normalise(images)
-        return torch.stack([net(x), net(torch.flip(x, dims=[3]))]).numpy()
 
 
 def test_an_ensemble_fused_by_logits_is_the_softmax_of_all_views_mean_logits(
