@@ -44,17 +44,21 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=name, type=annotation, help=field.description)  # type: ignore[arg-type]
 
 
-def config_from_flags(flags: dict[str, typing.Any]) -> TrainConfig:
-    """The TrainConfig of the parsed config flags (None = not given); a missing or invalid flag exits
-    with a usage error naming the flag and what it expects, not a pydantic traceback."""
+def config_from_flags(
+    flags: dict[str, typing.Any],
+    parser: argparse.ArgumentParser,
+    defaults: dict[str, typing.Any] | None = None,
+) -> TrainConfig:
+    """The TrainConfig of the parsed config flags (None = not given) over ``defaults``; a missing or
+    invalid flag is a usage error of ``parser`` (exit 2) naming each flag and what it expects."""
+    given = {k: v for k, v in flags.items() if v is not None}
     try:
-        return TrainConfig(**{k: v for k, v in flags.items() if v is not None})
+        return TrainConfig(**{**(defaults or {}), **given})
     except ValidationError as error:
         problems = "; ".join(
-            f"--{'.'.join(str(part) for part in e['loc']).replace('_', '-')}: {e['msg']}"
-            for e in error.errors()
+            f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in error.errors()
         )
-        raise SystemExit(f"invalid training flags: {problems}") from None
+        parser.error(f"invalid training flags: {problems}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(parser.parse_args(argv))
     command = args.pop("command")
     if command == "recover":
-        return _recover(args)
+        return _recover(args, recover)
     if command == "average":
         return _average(args)
     if command == "export":
@@ -139,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     from moodstream.classifier.training.trainer import Trainer
 
     resume = args.pop("resume")
-    config = config_from_flags(args)
+    config = config_from_flags(args, train)
     Trainer(config, resume=resume).run()
     return 0
 
@@ -157,12 +161,12 @@ def _training_faces(data: Path, count: int, seed: int) -> np.ndarray:
     return images[np.sort(chosen)]
 
 
-def _recover(args: dict[str, typing.Any]) -> int:
+def _recover(args: dict[str, typing.Any], parser: argparse.ArgumentParser) -> int:
     """The recover command: checkpoint of ``args['graph']`` built as the config flags describe."""
     from moodstream.classifier.training.recover import recover_checkpoint
 
     graph, out, faces = args.pop("graph"), args.pop("out"), args.pop("faces")
-    config = config_from_flags(args)
+    config = config_from_flags(args, parser)
     recover_checkpoint(graph, config, _training_faces(Path(config.data), faces, config.seed), out)
     print(f"wrote {out} from {graph}")
     return 0

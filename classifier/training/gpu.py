@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import ValidationError
 
-from moodstream.classifier.training.__main__ import add_config_flags
+from moodstream.classifier.training.__main__ import add_config_flags, config_from_flags
 from moodstream.classifier.training.augment import augment
 from moodstream.classifier.training.config import TrainConfig
 from moodstream.classifier.training.data import class_weights, limit_per_class, load_fer
@@ -209,14 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         device = choose_device(args.pop("device"))
     except ValueError as exc:
         parser.error(str(exc))
-    given = {k: v for k, v in args.items() if v is not None}
-    try:
-        config = TrainConfig(**{**RECIPE, **given})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()
-        )
-        parser.error(problems)
+    config = config_from_flags(args, parser, RECIPE)
     if device.type == "cpu":
         print(
             "no GPU: training on the CPU (slow; the recipe is meant for a GPU)", file=sys.stderr, flush=True

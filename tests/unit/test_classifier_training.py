@@ -230,8 +230,17 @@ def _checkpoint_probabilities(checkpoint: Path, images: np.ndarray) -> np.ndarra
     return torch.softmax(torch.from_numpy(_checkpoint_logits(checkpoint, images)), 2).mean(0).numpy()
 
 
-def test_an_ensemble_exports_as_one_graph_averaging_its_members(tiny_fer: Path, tmp_path: Path) -> None:
-    first, second = _tiny_run(tiny_fer, tmp_path / "a", 0), _tiny_run(tiny_fer, tmp_path / "b", 1)
+@pytest.fixture(scope="module")
+def two_runs(tiny_fer: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """best.pt of two one-epoch runs with different seeds: the members of an ensemble."""
+    root = tmp_path_factory.mktemp("two-runs")
+    return _tiny_run(tiny_fer, root / "a", 0), _tiny_run(tiny_fer, root / "b", 1)
+
+
+def test_an_ensemble_exports_as_one_graph_averaging_its_members(
+    tiny_fer: Path, two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    first, second = two_runs
     assert training_main(["export", str(first), str(second), str(tmp_path / "m"), "--name", "duo"]) == 0
     manifest = json.loads((tmp_path / "m" / "duo.json").read_text())
     assert manifest["architecture"].startswith("ensemble of 2") and "seed 1" in manifest["source"]
@@ -242,9 +251,9 @@ def test_an_ensemble_exports_as_one_graph_averaging_its_members(tiny_fer: Path, 
 
 
 def test_an_ensemble_fused_by_logits_is_the_softmax_of_all_views_mean_logits(
-    tiny_fer: Path, tmp_path: Path
+    tiny_fer: Path, two_runs: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    first, second = _tiny_run(tiny_fer, tmp_path / "a", 0), _tiny_run(tiny_fer, tmp_path / "b", 1)
+    first, second = two_runs
     out = tmp_path / "m"
     assert (
         training_main(["export", str(first), str(second), str(out), "--name", "duo", "--fusion", "logits"])
@@ -282,15 +291,19 @@ def test_an_ensemble_fused_by_logits_is_the_softmax_of_all_views_mean_logits(
     ],
     ids=["train without out-dir", "recover without data and out-dir", "width too large", "zero epochs"],
 )
-def test_bad_training_flags_are_usage_errors_naming_the_flag(args: list[str], message: str) -> None:
-    with pytest.raises(SystemExit, match="invalid training flags: .*" + re.escape(message)):
+def test_bad_training_flags_are_usage_errors_naming_the_flag(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
         training_main(args)
+    assert stopped.value.code == 2
+    assert re.search("invalid training flags: .*" + re.escape(message), capsys.readouterr().err)
 
 
 def test_a_shipped_graph_recovers_into_a_checkpoint_a_run_can_start_from(
-    tiny_fer: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_fer: Path, two_runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    best = _tiny_run(tiny_fer, tmp_path / "a", 0)
+    best = two_runs[0]
     export_checkpoint(best, tmp_path / "m", "tiny")
     recovered = tmp_path / "recovered.pt"
     shape = ["--data", str(tiny_fer), "--out-dir", str(tmp_path / "b"), "--width", "4", "--fc-width", "8"]
@@ -314,12 +327,12 @@ def test_a_shipped_graph_recovers_into_a_checkpoint_a_run_can_start_from(
     [("Relu", "expected 13 Conv and 3 Gemm nodes"), ("Conv", "does not fit")],
 )
 def test_recovering_a_graph_of_another_shape_names_the_file(
-    tiny_fer: Path, tmp_path: Path, graph_nodes: str, words: str
+    tiny_fer: Path, two_runs: tuple[Path, Path], tmp_path: Path, graph_nodes: str, words: str
 ) -> None:
     from moodstream.classifier.errors import ModelFileError
     from moodstream.classifier.training.recover import unfold
 
-    best = _tiny_run(tiny_fer, tmp_path / "a", 0)
+    best = two_runs[0]
     export_checkpoint(best, tmp_path / "m", "tiny")
     graph = tmp_path / "m" / "tiny.onnx"
     if graph_nodes == "Relu":  # a graph with a Conv node removed
@@ -395,12 +408,12 @@ def test_a_constant_lr_run_keeps_snapshots_that_average_into_an_exportable_netwo
     ],
 )
 def test_averaging_snapshots_that_do_not_fit_together_names_the_file(
-    tiny_fer: Path, tmp_path: Path, case: str, words: str
+    tiny_fer: Path, two_runs: tuple[Path, Path], tmp_path: Path, case: str, words: str
 ) -> None:
     from moodstream.classifier.errors import ModelFileError
     from moodstream.classifier.training.average import average_snapshots
 
-    first = _tiny_run(tiny_fer, tmp_path / "a", 0)
+    first = two_runs[0]
     second = tmp_path / "second.pt"
     if case == "not-a-checkpoint":
         second.write_bytes(b"not a checkpoint")
